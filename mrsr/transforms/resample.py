@@ -1,0 +1,110 @@
+"""Interpolation on the sample grid of the k-space degradation.
+
+The degradation (see ``mrsr.transforms.kspace``) places LR sample ``m`` at HR position ``m * N / n``
+(``m * s`` for a factor ``s`` that divides the matrix), not at the centre of an HR block. Every
+interpolation in mrsr (baselines, the global residual of the networks) therefore samples the LR
+signal at LR coordinate ``j * n / N`` for output sample ``j``. ``F.interpolate(...,
+align_corners=False)`` samples at ``(j + 0.5) * n / N - 0.5`` instead, half an LR pixel off.
+
+All functions here are plain torch, TorchScript-compatible and device/dtype agnostic.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["interp_matrix", "resize_axis", "upsample_aligned"]
+
+
+def _keys_cubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
+    """Keys' cubic convolution kernel (a = -0.5, as MATLAB's imresize and most SR baselines)."""
+    x = x.abs()
+    near = ((a + 2.0) * x - (a + 3.0)) * x * x + 1.0
+    far = ((a * x - 5.0 * a) * x + 8.0 * a) * x - 4.0 * a
+    return torch.where(x <= 1.0, near, torch.where(x < 2.0, far, torch.zeros_like(x)))
+
+
+def interp_matrix(
+    n_in: int, n_out: int, mode: str = "cubic", device: torch.device | None = None, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Matrix ``W`` (n_out, n_in) with ``y = W @ x`` sampling ``x`` at coordinates ``j * n_in / n_out``.
+
+    Edges are replicated (clamped taps), so a constant signal stays constant.
+
+    Args:
+        n_in: number of input samples.
+        n_out: number of output samples.
+        mode: ``"cubic"`` (Keys, a=-0.5), ``"linear"`` or ``"nearest"``.
+        device: device of the matrix.
+        dtype: dtype of the matrix.
+
+    >>> interp_matrix(2, 4, "linear").tolist()
+    [[1.0, 0.0], [0.5, 0.5], [0.0, 1.0], [0.0, 1.0]]
+    """
+    if n_in < 1 or n_out < 1:
+        raise ValueError("interp_matrix needs positive sizes, got n_in=" + str(n_in) + ", n_out=" + str(n_out))
+    coord = torch.arange(n_out, device=device, dtype=torch.float64) * (float(n_in) / float(n_out))
+    base = torch.floor(coord)
+    frac = coord - base
+    weights = torch.zeros(n_out, n_in, device=device, dtype=torch.float64)
+    if mode == "nearest":
+        idx = torch.clamp(torch.floor(coord + 0.5), 0, n_in - 1).long()
+        weights.scatter_(1, idx[:, None], torch.ones_like(coord)[:, None])
+        return weights.to(dtype)
+    if mode == "linear":
+        offsets = [0, 1]
+    elif mode == "cubic":
+        offsets = [-1, 0, 1, 2]
+    else:
+        raise ValueError("Unknown interpolation mode " + mode + "; use 'cubic', 'linear' or 'nearest'.")
+    for k in offsets:
+        idx = torch.clamp(base + k, 0, n_in - 1).long()
+        if mode == "linear":
+            w = 1.0 - (frac - k).abs()
+        else:
+            w = _keys_cubic(frac - k)
+        weights.scatter_add_(1, idx[:, None], w[:, None])
+    return weights.to(dtype)
+
+
+def resize_axis(x: torch.Tensor, size: int, dim: int, mode: str = "cubic") -> torch.Tensor:
+    """Resample ``x`` along ``dim`` to ``size`` samples on the degradation's grid convention.
+
+    Args:
+        x: tensor of any shape, floating point.
+        size: output length along ``dim``.
+        dim: the axis to resample.
+        mode: see :func:`interp_matrix`.
+
+    Returns:
+        ``x`` with ``x.shape[dim] == size``.
+    """
+    n_in = x.shape[dim]
+    if n_in == size:
+        return x
+    w = interp_matrix(n_in, size, mode, device=x.device, dtype=x.dtype)
+    moved = torch.movedim(x, dim, -1)
+    return torch.movedim(torch.matmul(moved, w.t()), -1, dim)
+
+
+def upsample_aligned(x: torch.Tensor, scale: int, mode: str = "cubic") -> torch.Tensor:
+    """Upsample the two last axes of ``x`` (B, C, h, w) to (B, C, scale*h, scale*w).
+
+    Output pixel ``j`` samples the input at ``j / scale``, matching the k-space degradation, so
+    ``upsample_aligned(lr, s)`` overlays the HR image the LR was made from.
+
+    Args:
+        x: (B, C, h, w) tensor.
+        scale: integer upsampling factor.
+        mode: see :func:`interp_matrix`.
+
+    Returns:
+        (B, C, scale*h, scale*w) tensor.
+
+    >>> upsample_aligned(torch.ones(1, 1, 3, 5), 2).shape
+    torch.Size([1, 1, 6, 10])
+    """
+    h, w = x.shape[-2], x.shape[-1]
+    wh = interp_matrix(h, h * scale, mode, device=x.device, dtype=x.dtype)
+    ww = interp_matrix(w, w * scale, mode, device=x.device, dtype=x.dtype)
+    return torch.matmul(torch.matmul(wh, x), ww.t())
