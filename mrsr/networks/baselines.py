@@ -1,0 +1,71 @@
+"""Interpolation baselines that run through the same inference path as the networks.
+
+Both sample the LR slice where the k-space degradation put it (LR sample ``m`` at HR position
+``m * N / n``, see DATA.md), so they are not handicapped by a half-pixel shift.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mrsr.transforms.kspace import fourier_resize
+from mrsr.transforms.resample import resize_axis
+
+__all__ = ["ZeroFill", "Bicubic"]
+
+
+class _Interpolation(nn.Module):
+    """Shared interface: (B, C, h, w) -> (B, 1, round(s*h), round(s*w)), centre channel only."""
+
+    def __init__(self, spatial_dims: int = 2, in_channels: int = 1, out_channels: int = 1, scale: float = 2.0) -> None:
+        super().__init__()
+        if spatial_dims != 2:
+            raise ValueError(f"{type(self).__name__} works on 2D slices (spatial_dims=2), got {spatial_dims}.")
+        if out_channels != 1:
+            raise ValueError(f"{type(self).__name__} produces one channel, got out_channels={out_channels}.")
+        if not scale >= 1:
+            raise ValueError(f"scale must be >= 1, got {scale}.")
+        self.in_channels, self.scale = in_channels, float(scale)
+
+    def output_size(self, h: int, w: int) -> tuple[int, int]:
+        return int(round(h * self.scale)), int(round(w * self.scale))
+
+    def centre(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.shape[1] // 2
+        return x[:, c : c + 1].float()
+
+
+class ZeroFill(_Interpolation):
+    """Sinc interpolation by zero-padding k-space: the exact inverse grid of the degradation.
+
+    Args:
+        spatial_dims: must be 2.
+        in_channels: channels of the input (the centre one is used).
+        out_channels: must be 1.
+        scale: upsampling factor (any value >= 1).
+
+    >>> ZeroFill(scale=2)(torch.rand(2, 1, 5, 6)).shape
+    torch.Size([2, 1, 10, 12])
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fourier_resize(self.centre(x), self.output_size(x.shape[2], x.shape[3]), (2, 3))
+
+
+class Bicubic(_Interpolation):
+    """Cubic convolution (Keys, a = -0.5) sampled at the degradation's positions.
+
+    Args:
+        spatial_dims: must be 2.
+        in_channels: channels of the input (the centre one is used).
+        out_channels: must be 1.
+        scale: upsampling factor (any value >= 1).
+
+    >>> Bicubic(scale=3)(torch.rand(1, 3, 4, 4)).shape
+    torch.Size([1, 1, 12, 12])
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out_h, out_w = self.output_size(x.shape[2], x.shape[3])
+        return resize_axis(resize_axis(self.centre(x), out_h, 2), out_w, 3)

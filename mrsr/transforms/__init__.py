@@ -1,0 +1,17 @@
+"""MONAI-style transforms of mrsr: k-space degradation, slice stacking, intensity normalisation."""
+
+from .intensity import RobustNormalize, RobustNormalized, RobustNormalizeD, RobustNormalizeDict
+from .kspace import (
+    KSpaceTruncate,
+    KSpaceTruncated,
+    KSpaceTruncateD,
+    KSpaceTruncateDict,
+    RandKSpaceTruncate,
+    RandKSpaceTruncated,
+    RandKSpaceTruncateD,
+    RandKSpaceTruncateDict,
+    fourier_resize,
+    truncated_size,
+)
+from .resample import interp_matrix, resize_axis, upsample_aligned
+from .slicestack import SliceStack, SliceStackd, SliceStackD, SliceStackDict

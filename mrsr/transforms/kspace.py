@@ -1,0 +1,414 @@
+"""Low-resolution simulation by k-space truncation (DATA.md's degradation convention).
+
+An MR scanner's low-resolution image is a smaller piece of k-space. ``fourier_resize`` keeps the
+central ``n`` of ``N`` Fourier samples along each degraded axis (or zero-pads ``n`` back to ``N``),
+inverse transforms on the new grid and rescales by ``n / N`` so intensities are preserved. LR
+sample ``m`` then lies at HR position ``m * N / n`` (``m * s`` when ``s`` divides ``N``): the LR
+affine keeps the origin and multiplies the spacing by ``N / n``.
+
+The truncation is Hermitian-symmetric: an even-length grid's Nyquist bin is split half and half
+between ``+n/2`` and ``-n/2``. A real image therefore stays real on every grid, each axis is a
+real-to-real ``rfft``/``irfft`` pair, and zero-filling (the inverse grid) of a truncated image is
+exactly the low-passed original.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform, RandomizableTransform, Transform
+from monai.utils import convert_to_dst_type, convert_to_tensor
+
+__all__ = [
+    "fourier_resize",
+    "kspace_window",
+    "truncated_size",
+    "KSpaceTruncate",
+    "KSpaceTruncated",
+    "KSpaceTruncateD",
+    "KSpaceTruncateDict",
+    "RandKSpaceTruncate",
+    "RandKSpaceTruncated",
+    "RandKSpaceTruncateD",
+    "RandKSpaceTruncateDict",
+]
+
+WINDOWS = ("none", "hamming", "tukey")
+
+
+def truncated_size(size: int, factor: float) -> int:
+    """Number of k-space samples kept when an axis of ``size`` samples is degraded by ``factor``.
+
+    ``round(size / factor)`` (halves round up), at least 1.
+
+    >>> truncated_size(256, 3), truncated_size(62, 4), truncated_size(128, 2)
+    (85, 16, 64)
+    """
+    if factor <= 0 or not math.isfinite(factor):
+        raise ValueError(f"Degradation factors must be positive and finite, got {factor}.")
+    return max(1, int(math.floor(size / factor + 0.5)))
+
+
+def kspace_window(n: int, kind: str = "none", alpha: float = 0.5, device=None, dtype=torch.float32) -> torch.Tensor:
+    """Weights of the ``n // 2 + 1`` non-negative frequencies kept on an ``n``-sample grid.
+
+    Args:
+        n: kept width of k-space.
+        kind: ``"none"`` (box), ``"hamming"`` or ``"tukey"``.
+        alpha: Tukey taper fraction (0 = box, 1 = Hann).
+        device: device of the weights.
+        dtype: dtype of the weights.
+    """
+    k = torch.arange(n // 2 + 1, device=device, dtype=torch.float64)
+    r = k / (n / 2.0)  # 0 at DC, 1 at the edge of the kept band
+    if kind in ("none", None):
+        w = torch.ones_like(r)
+    elif kind == "hamming":
+        w = 0.54 + 0.46 * torch.cos(math.pi * r)
+    elif kind == "tukey":
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"Tukey alpha must lie in [0, 1], got {alpha}.")
+        flat = 1.0 - alpha
+        taper = 0.5 * (1.0 + torch.cos(math.pi * (r - flat) / max(alpha, 1e-12)))
+        w = torch.where(r <= flat, torch.ones_like(r), taper)
+    else:
+        raise ValueError(f"Unknown k-space window {kind!r}; choose one of {WINDOWS}.")
+    return w.to(dtype)
+
+
+def _resize_last(x: torch.Tensor, n_out: int, window: torch.Tensor | None) -> torch.Tensor:
+    """Fourier-resize the last axis of a real tensor from N to ``n_out`` samples."""
+    n_in = x.shape[-1]
+    spec = torch.fft.rfft(x, dim=-1)
+    keep = min(n_in, n_out) // 2 + 1
+    spec = spec[..., :keep]
+    if n_out > n_in and n_in % 2 == 0:
+        # the input's Nyquist bin stood for +N/2 and -N/2 at once: split it between them
+        spec = spec.clone()
+        spec[..., -1] *= 0.5
+    if window is not None:
+        spec = spec * window[:keep].to(spec.real.dtype)
+    return torch.fft.irfft(spec, n=n_out, dim=-1) * (n_out / n_in)
+
+
+def fourier_resize(
+    x: torch.Tensor,
+    sizes: Sequence[int],
+    dims: Sequence[int],
+    window: str = "none",
+    alpha: float = 0.5,
+) -> torch.Tensor:
+    """Resize a real tensor along ``dims`` by cropping (or zero-padding) centred k-space.
+
+    Cropping is the k-space degradation, zero-padding is sinc interpolation (the ``zerofill``
+    baseline); both put output sample ``j`` at input coordinate ``j * N / n``.
+
+    Args:
+        x: real tensor of any shape (float32 or float64; other dtypes are computed in float32).
+        sizes: output length for each of ``dims``.
+        dims: the axes to resize.
+        window: taper applied to the kept band when cropping: ``"none"``, ``"hamming"`` or ``"tukey"``.
+        alpha: Tukey taper fraction.
+
+    Returns:
+        Real tensor of x's dtype (floating) with ``out.shape[d] == size`` for each pair.
+
+    >>> y = fourier_resize(torch.ones(4, 6), [2, 3], [0, 1])
+    >>> y.shape, round(float(y.mean()), 6)
+    (torch.Size([2, 3]), 1.0)
+    """
+    if len(sizes) != len(dims):
+        raise ValueError(f"fourier_resize needs one size per dim, got sizes={list(sizes)} dims={list(dims)}.")
+    out = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    for size, dim in zip(sizes, dims):
+        size = int(size)
+        if size < 1:
+            raise ValueError(f"Output sizes must be at least 1, got {size}.")
+        n_in = out.shape[dim]
+        if size == n_in and window in ("none", None):
+            continue
+        win = None
+        if window not in ("none", None):
+            win = kspace_window(min(size, n_in), window, alpha, device=out.device, dtype=out.dtype)
+        out = torch.movedim(_resize_last(torch.movedim(out, dim, -1), size, win), -1, dim)
+    return out.contiguous()
+
+
+def _spatial_factors(factor: float | Sequence[float], axes: Sequence[int]) -> list[float]:
+    factors = [float(factor)] * len(axes) if np.isscalar(factor) else [float(f) for f in factor]  # type: ignore[union-attr]
+    if len(factors) != len(axes):
+        raise ValueError(f"Give one factor or one per axis: {len(factors)} factors for axes {list(axes)}.")
+    for f in factors:
+        if not math.isfinite(f) or f < 1.0:
+            raise ValueError(f"Degradation factors must be >= 1 (got {f}): a factor below 1 would upsample.")
+    return factors
+
+
+def _foreground_mean(x: torch.Tensor) -> torch.Tensor:
+    """Mean of the voxels above the image mean: the signal level that ``snr`` refers to."""
+    mag = x.abs()
+    fg = mag[mag > mag.mean()]
+    return fg.mean() if fg.numel() else mag.mean()
+
+
+class KSpaceTruncate(Transform):
+    """Simulate a low-resolution MR acquisition by keeping the centre of k-space.
+
+    The image is channel-first (C, *spatial). Along each of ``axes`` the central
+    ``round(N / factor)`` k-space samples are kept (see :func:`fourier_resize`); with
+    ``grid="reduced"`` the result is the true LR matrix and a MetaTensor's affine gets its columns
+    for those axes multiplied by ``N / n`` (origin kept: LR sample ``m`` lies at HR sample
+    ``m * N / n``); with ``grid="same"`` the LR data is zero-filled back to the input matrix and
+    the affine is unchanged. Optional Rician noise is added as complex Gaussian noise on the
+    acquisition (LR) grid before the magnitude is taken; the noise is zero-filled with the signal
+    on the same grid, as a scanner's would be. MONAI's ``RandRicianNoise`` acts on the output
+    grid after the fact, which is why it is not used here.
+
+    Args:
+        factor: one degradation factor (>= 1, need not divide the matrix) or one per axis.
+        axes: spatial axes to degrade (0-based, channel excluded). ``(0, 1)``: in-plane for a
+            volume stored slice-last; ``(2,)``: thick slices; ``(0, 1, 2)``: 3D.
+        grid: ``"reduced"`` (true LR matrix) or ``"same"`` (zero-filled to the input matrix).
+        window: ``"none"``, ``"hamming"`` or ``"tukey"`` taper of the kept band (less ringing, more blur).
+        alpha: Tukey taper fraction.
+        snr: Rician noise level as mean foreground signal / noise sigma (foreground: voxels above the
+            image mean); ``None`` for no noise.
+        magnitude: return the magnitude (MR images are magnitudes); ``False`` keeps the signed real
+            image, which is what makes the degradation exactly invertible on its band.
+        seed: seed of the noise generator.
+
+    >>> img = torch.rand(1, 32, 32, 8)
+    >>> KSpaceTruncate(factor=2, axes=(0, 1))(img).shape
+    torch.Size([1, 16, 16, 8])
+    """
+
+    backend = [torch.Tensor, np.ndarray]
+
+    def __init__(
+        self,
+        factor: float | Sequence[float] = 2.0,
+        axes: Sequence[int] = (0, 1),
+        grid: str = "reduced",
+        window: str = "none",
+        alpha: float = 0.5,
+        snr: float | None = None,
+        magnitude: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        if grid not in ("reduced", "same"):
+            raise ValueError(f"grid must be 'reduced' or 'same', got {grid!r}.")
+        if window not in WINDOWS:
+            raise ValueError(f"Unknown k-space window {window!r}; choose one of {WINDOWS}.")
+        if snr is not None and not snr > 0:
+            raise ValueError(f"snr must be positive, got {snr}.")
+        self.axes = tuple(int(a) for a in axes)
+        if len(set(self.axes)) != len(self.axes) or any(a < 0 for a in self.axes):
+            raise ValueError(f"axes must be distinct non-negative spatial axes, got {list(axes)}.")
+        self.factors = _spatial_factors(factor, self.axes)
+        self.grid, self.window, self.alpha, self.snr, self.magnitude = grid, window, alpha, snr, magnitude
+        self.generator = torch.Generator()
+        self.set_seed(seed)
+
+    def set_seed(self, seed: int | None) -> KSpaceTruncate:
+        """Re-seed the noise generator (``None``: a fresh random seed)."""
+        self.generator.manual_seed(int(torch.seed() if seed is None else seed) % (2**63))
+        return self
+
+    def lr_shape(self, spatial_shape: Sequence[int]) -> list[int]:
+        """The reduced-grid spatial shape for an input of ``spatial_shape``."""
+        shape = list(spatial_shape)
+        for a, f in zip(self.axes, self.factors):
+            if a >= len(shape):
+                raise ValueError(f"Axis {a} does not exist in an image with {len(shape)} spatial axes.")
+            n = truncated_size(shape[a], f)
+            if n < 2:
+                raise ValueError(
+                    f"Axis {a} has {shape[a]} samples: a factor of {f:g} would leave {n}; use a factor of at most {shape[a] / 2:g}."
+                )
+            shape[a] = n
+        return shape
+
+    def _noise_like(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
+        noise = torch.randn(x.shape, generator=self.generator, dtype=x.dtype)
+        return noise.to(x.device) * sigma
+
+    def __call__(self, img: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """Degrade ``img`` (C, *spatial); returns the same type (MetaTensor with the new affine)."""
+        x = convert_to_tensor(img, track_meta=False)
+        if not torch.is_floating_point(x) or x.dtype in (torch.float16, torch.bfloat16):
+            x = x.float()
+        spatial = list(x.shape[1:])
+        lr_shape = self.lr_shape(spatial)
+        dims = [a + 1 for a in self.axes]
+        lr = fourier_resize(x, [lr_shape[a] for a in self.axes], dims, self.window, self.alpha)
+        imag = None
+        if self.snr is not None:
+            sigma = _foreground_mean(lr) / self.snr
+            imag = self._noise_like(lr, sigma)
+            lr = lr + self._noise_like(lr, sigma)
+        if self.grid == "same":
+            lr = fourier_resize(lr, [spatial[a] for a in self.axes], dims)
+            if imag is not None:
+                imag = fourier_resize(imag, [spatial[a] for a in self.axes], dims)
+        if imag is not None:
+            lr = torch.sqrt(lr * lr + imag * imag)
+        elif self.magnitude:
+            lr = lr.abs()
+        return self._with_meta(lr, img, spatial)
+
+    def _with_meta(self, out: torch.Tensor, img, spatial: list[int]):
+        if isinstance(img, MetaTensor):
+            meta = dict(img.meta)
+            affine = img.affine.clone().to(torch.float64)
+            if self.grid == "reduced":
+                for a in self.axes:
+                    affine[:-1, a] *= spatial[a] / out.shape[a + 1]
+            meta["affine"] = affine
+            meta["spatial_shape"] = np.asarray(out.shape[1:])
+            return MetaTensor(out, meta=meta)
+        return convert_to_dst_type(out, img, dtype=out.dtype)[0]
+
+
+def _output_keys(keys: tuple[Hashable, ...], output_keys: KeysCollection | None) -> tuple[Hashable, ...]:
+    if output_keys is None:
+        return keys
+    out = (output_keys,) if isinstance(output_keys, (str, int)) else tuple(output_keys)
+    if len(out) != len(keys):
+        raise ValueError(f"output_keys must match keys one to one, got {list(out)} for {list(keys)}.")
+    return out
+
+
+class KSpaceTruncated(MapTransform):
+    """Dictionary version of :class:`KSpaceTruncate`.
+
+    Args:
+        keys: keys of the images to degrade.
+        output_keys: where to store each degraded image (e.g. ``"lr"`` to keep the HR ``"image"``);
+            ``None`` degrades in place.
+        allow_missing_keys: do not raise if a key is missing.
+        kwargs: the arguments of :class:`KSpaceTruncate`.
+
+    >>> d = KSpaceTruncated("image", output_keys="lr", factor=2)({"image": torch.rand(1, 8, 8, 4)})
+    >>> d["image"].shape, d["lr"].shape
+    (torch.Size([1, 8, 8, 4]), torch.Size([1, 4, 4, 4]))
+    """
+
+    backend = KSpaceTruncate.backend
+
+    def __init__(
+        self, keys: KeysCollection, output_keys: KeysCollection | None = None, allow_missing_keys: bool = False, **kwargs
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.output_keys = _output_keys(self.keys, output_keys)
+        self.truncate = KSpaceTruncate(**kwargs)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key, out_key in self.key_iterator(d, self.output_keys):
+            d[out_key] = self.truncate(d[key])
+        return d
+
+
+class RandKSpaceTruncate(RandomizableTransform):
+    """Randomised k-space truncation for training: factor jitter, random window, random noise level.
+
+    Each call draws a factor uniformly from ``factor_range`` (the same for every axis), a window
+    from ``windows`` and, if ``snr_range`` is given, an SNR uniformly from it; with probability
+    ``1 - prob`` the image is returned unchanged.
+
+    Args:
+        factor_range: (low, high) of the degradation factor, both >= 1.
+        axes: spatial axes to degrade.
+        grid: ``"reduced"`` or ``"same"``.
+        windows: windows to choose from.
+        snr_range: (low, high) of the SNR, or ``None`` for no noise.
+        prob: probability of degrading.
+        magnitude: see :class:`KSpaceTruncate`.
+
+    >>> t = RandKSpaceTruncate((2.0, 2.0), windows=("hamming",), snr_range=(20, 40)).set_random_state(0)
+    >>> t(torch.rand(1, 16, 16, 4)).shape
+    torch.Size([1, 8, 8, 4])
+    """
+
+    backend = KSpaceTruncate.backend
+
+    def __init__(
+        self,
+        factor_range: tuple[float, float] = (2.0, 2.0),
+        axes: Sequence[int] = (0, 1),
+        grid: str = "reduced",
+        windows: Sequence[str] = ("none",),
+        snr_range: tuple[float, float] | None = None,
+        prob: float = 1.0,
+        magnitude: bool = True,
+    ) -> None:
+        RandomizableTransform.__init__(self, prob)
+        if not 1.0 <= factor_range[0] <= factor_range[1]:
+            raise ValueError(f"factor_range must be (low, high) with 1 <= low <= high, got {factor_range}.")
+        if snr_range is not None and not 0 < snr_range[0] <= snr_range[1]:
+            raise ValueError(f"snr_range must be (low, high) with 0 < low <= high, got {snr_range}.")
+        for w in windows:
+            if w not in WINDOWS:
+                raise ValueError(f"Unknown k-space window {w!r}; choose from {WINDOWS}.")
+        self.factor_range, self.axes, self.grid = factor_range, tuple(axes), grid
+        self.windows, self.snr_range, self.magnitude = tuple(windows), snr_range, magnitude
+        self.params: dict = {}
+
+    def randomize(self, data=None) -> None:
+        super().randomize(None)
+        snr = None if self.snr_range is None else float(self.R.uniform(*self.snr_range))
+        self.params = {
+            "factor": float(self.R.uniform(*self.factor_range)),
+            "window": self.windows[self.R.randint(len(self.windows))],
+            "snr": snr,
+            "seed": int(self.R.randint(2**31 - 1)),
+        }
+
+    def __call__(self, img: torch.Tensor | np.ndarray, randomize: bool = True) -> torch.Tensor | np.ndarray:
+        if randomize:
+            self.randomize()
+        if not self._do_transform:
+            return img
+        return KSpaceTruncate(axes=self.axes, grid=self.grid, magnitude=self.magnitude, **self.params)(img)
+
+
+class RandKSpaceTruncated(RandomizableTransform, MapTransform):
+    """Dictionary version of :class:`RandKSpaceTruncate`; every key gets the same draw.
+
+    Args:
+        keys: keys of the images to degrade.
+        output_keys: where to store each degraded image; ``None`` degrades in place.
+        allow_missing_keys: do not raise if a key is missing.
+        kwargs: the arguments of :class:`RandKSpaceTruncate`.
+    """
+
+    backend = KSpaceTruncate.backend
+
+    def __init__(
+        self, keys: KeysCollection, output_keys: KeysCollection | None = None, allow_missing_keys: bool = False, **kwargs
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, kwargs.get("prob", 1.0))
+        self.output_keys = _output_keys(self.keys, output_keys)
+        self.truncate = RandKSpaceTruncate(**kwargs)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self.truncate.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        self.truncate.randomize()
+        for key, out_key in self.key_iterator(d, self.output_keys):
+            d[out_key] = self.truncate(d[key], randomize=False)
+        return d
+
+
+KSpaceTruncateD = KSpaceTruncateDict = KSpaceTruncated
+RandKSpaceTruncateD = RandKSpaceTruncateDict = RandKSpaceTruncated
