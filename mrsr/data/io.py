@@ -63,7 +63,8 @@ def load_volume(path: str | os.PathLike, orientation: str | None = None) -> Meta
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
-            img = LoadImage(reader=reader, image_only=True, ensure_channel_first=True, dtype=np.float32)(str(path))
+            # the reader is given per call so LoadImage does not fall back to other readers on bad input
+            img = LoadImage(image_only=True, ensure_channel_first=True, dtype=np.float32)(str(path), reader=reader)
     except MrsrError:
         raise
     except Exception as err:  # nibabel/zlib/gzip/OS errors for damaged files come in many types

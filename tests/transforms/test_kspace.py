@@ -1,0 +1,181 @@
+"""The k-space degradation: exact maths against an independent numpy reference, geometry, options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from monai.data import MetaTensor
+
+from mrsr.transforms import (
+    KSpaceTruncate,
+    KSpaceTruncated,
+    RandKSpaceTruncate,
+    RandKSpaceTruncated,
+    fourier_resize,
+    truncated_size,
+)
+
+
+def numpy_lowpass(x: np.ndarray, kept: dict[int, int]) -> np.ndarray:
+    """Independent reference: full complex FFT, keep |k| < n/2, split the aliased Nyquist pair evenly."""
+    spec = np.fft.fftn(x)
+    for axis, n in kept.items():
+        size = x.shape[axis]
+        k = np.fft.fftfreq(size) * size
+        spec = np.moveaxis(spec, axis, -1)
+        weight = (np.abs(k) < n / 2).astype(float)
+        if n % 2 == 0:
+            plus, minus = np.flatnonzero(k == n / 2), np.flatnonzero(k == -n / 2)
+            nyquist = (spec[..., plus].sum(-1) + spec[..., minus].sum(-1)) / 2  # what n samples can hold
+            spec = spec * weight
+            for idx in (plus, minus):
+                if idx.size:
+                    spec[..., idx[0]] = nyquist / 2
+        else:
+            spec = spec * weight
+        spec = np.moveaxis(spec, -1, axis)
+    out = np.fft.ifftn(spec)
+    assert np.abs(out.imag).max() < 1e-9 * max(1.0, np.abs(out.real).max())
+    return out.real
+
+
+@pytest.mark.parametrize("factors", [{0: 2.0, 1: 2.0}, {0: 3.0, 1: 4.0}, {2: 2.0}, {0: 2.5, 1: 2.5, 2: 3.0}])
+def test_zerofill_of_degraded_equals_lowpassed_original(t1_volume, factors):
+    hr = t1_volume[0].double()  # real data, float64 for exactness
+    axes = list(factors)
+    kept = {a: truncated_size(hr.shape[a], f) for a, f in factors.items()}
+    lr = fourier_resize(hr, [kept[a] for a in axes], axes)
+    zerofill = fourier_resize(lr, [hr.shape[a] for a in axes], axes)
+    reference = numpy_lowpass(hr.numpy(), kept)
+    np.testing.assert_allclose(zerofill.numpy(), reference, atol=1e-9 * reference.max())
+
+
+def test_same_grid_equals_zerofill_of_reduced_grid_float32(t1_volume):
+    signed = dict(factor=2, axes=(0, 1), magnitude=False)
+    lr = KSpaceTruncate(grid="reduced", **signed)(t1_volume)
+    same = KSpaceTruncate(grid="same", **signed)(t1_volume)
+    reference = numpy_lowpass(t1_volume[0].double().numpy(), {0: 64, 1: 64})
+    assert same.shape == t1_volume.shape and lr.shape == (1, 64, 64, 62)
+    np.testing.assert_allclose(same[0].numpy(), reference, atol=2e-5 * reference.max())
+    np.testing.assert_allclose(fourier_resize(lr, [128, 128], [1, 2])[0].numpy(), reference, atol=2e-5 * reference.max())
+    # the magnitude (the default) is the absolute value of the same image
+    mag = KSpaceTruncate(factor=2, axes=(0, 1))(t1_volume)
+    np.testing.assert_allclose(mag.numpy(), np.abs(lr.numpy()), atol=1e-6)
+
+
+@pytest.mark.parametrize("factor", [2, 4])
+def test_lr_sample_m_lies_at_hr_position_m_times_s(t1_volume, factor):
+    """Numerically: the LR samples are the band-limited HR image sampled at HR positions m*s."""
+    signed = dict(factor=factor, axes=(0, 1), magnitude=False)
+    lr = KSpaceTruncate(**signed)(t1_volume)
+    bandlimited_hr = KSpaceTruncate(grid="same", **signed)(t1_volume)
+    np.testing.assert_allclose(lr[0].numpy(), bandlimited_hr[0, ::factor, ::factor].numpy(), atol=1e-4)
+    # the LR affine says the same thing in world coordinates: origin kept, spacing x s
+    m = torch.tensor([5.0, 7.0, 11.0, 1.0], dtype=torch.float64)
+    hr_index = m.clone()
+    hr_index[:2] *= factor
+    np.testing.assert_allclose((lr.affine @ m).numpy(), (t1_volume.affine @ hr_index).numpy(), atol=1e-9)
+
+
+def test_non_dividing_factor_and_odd_sizes():
+    img = MetaTensor(torch.rand(1, 256, 31, 5), affine=torch.diag(torch.tensor([1.0, 1.5, 4.0, 1.0])))
+    lr = KSpaceTruncate(factor=3, axes=(0, 1))(img)
+    assert lr.shape == (1, 85, 10, 5)  # round(256/3) = 85, round(31/3) = 10
+    np.testing.assert_allclose(lr.affine.diagonal()[:3].numpy(), [256 / 85, 1.5 * 31 / 10, 4.0])
+    lr = KSpaceTruncate(factor=2.5, axes=(2,))(img)
+    assert lr.shape == (1, 256, 31, 2)
+    assert truncated_size(62, 4) == 16 and truncated_size(7, 2) == 4
+
+
+def test_through_plane_and_3d_update_only_their_axes(t1_volume):
+    thick = KSpaceTruncate(factor=2, axes=(2,))(t1_volume)
+    assert thick.shape == (1, 128, 128, 31)
+    np.testing.assert_allclose(thick.affine[:, :2].numpy(), t1_volume.affine[:, :2].numpy())
+    np.testing.assert_allclose(thick.affine[:, 2].numpy()[:3], 2 * t1_volume.affine[:3, 2].numpy())
+    cube = KSpaceTruncate(factor=(2, 4, 2), axes=(0, 1, 2))(t1_volume)
+    assert cube.shape == (1, 64, 32, 31)
+    np.testing.assert_allclose(cube.affine[:, 3].numpy(), t1_volume.affine[:, 3].numpy())
+
+
+def test_windows_trade_ringing_for_blur(t1_volume):
+    def total_variation(x):
+        return float((x[0, 1:] - x[0, :-1]).abs().sum() + (x[0, :, 1:] - x[0, :, :-1]).abs().sum())
+
+    box = KSpaceTruncate(factor=2, grid="same")(t1_volume)
+    hamming = KSpaceTruncate(factor=2, grid="same", window="hamming")(t1_volume)
+    tukey = KSpaceTruncate(factor=2, grid="same", window="tukey", alpha=0.5)(t1_volume)
+    assert total_variation(hamming) < total_variation(tukey) < total_variation(box)
+    tukey0 = KSpaceTruncate(factor=2, grid="same", window="tukey", alpha=0.0)(t1_volume)
+    np.testing.assert_allclose(tukey0.numpy(), box.numpy(), atol=1e-5)
+    # a window keeps the DC term: the mean of the signed image is unchanged
+    signed = [KSpaceTruncate(factor=2, window=w, magnitude=False)(t1_volume) for w in ("none", "hamming")]
+    assert float(signed[1].mean()) == pytest.approx(float(signed[0].mean()), rel=1e-4)
+
+
+def test_rician_noise_level_and_seed(t1_volume):
+    snr = 20.0
+    noisy = KSpaceTruncate(factor=2, snr=snr, seed=3)(t1_volume)
+    again = KSpaceTruncate(factor=2, snr=snr, seed=3)(t1_volume)
+    other = KSpaceTruncate(factor=2, snr=snr, seed=4)(t1_volume)
+    clean = KSpaceTruncate(factor=2)(t1_volume)
+    assert torch.equal(noisy, again) and not torch.equal(noisy, other)
+    fg = clean[clean > clean.mean()].mean()
+    sigma = float(fg) / snr
+    # where the clean LR is ~0 the magnitude is Rayleigh: mean sigma * sqrt(pi / 2)
+    background = noisy[clean < 0.002 * float(clean.max())]
+    assert background.numel() > 1000
+    assert float(background.mean()) == pytest.approx(sigma * np.sqrt(np.pi / 2), rel=0.1)
+
+
+def test_numpy_in_numpy_out_and_dtype():
+    x = np.random.default_rng(0).random((1, 16, 12, 3))
+    y = KSpaceTruncate(factor=2)(x)
+    assert isinstance(y, np.ndarray) and y.shape == (1, 8, 6, 3) and y.dtype == np.float64
+    z = KSpaceTruncate(factor=2)(torch.as_tensor(x, dtype=torch.float32))
+    np.testing.assert_allclose(z.numpy(), y, atol=1e-5)
+    assert KSpaceTruncate(factor=2)(torch.zeros(1, 8, 8, 2, dtype=torch.uint8)).dtype == torch.float32
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu(t1_volume):
+    cpu = KSpaceTruncate(factor=2, window="hamming")(t1_volume)
+    gpu = KSpaceTruncate(factor=2, window="hamming")(t1_volume.cuda())
+    assert gpu.device.type == "cuda"
+    np.testing.assert_allclose(gpu.cpu().numpy(), cpu.numpy(), atol=1e-3)
+
+
+def test_dictionary_versions_keep_hr_and_share_the_draw(t1_volume):
+    d = KSpaceTruncated("image", output_keys="lr", factor=2)({"image": t1_volume})
+    assert d["image"] is t1_volume and d["lr"].shape == (1, 64, 64, 62)
+    rand = RandKSpaceTruncated(["a", "b"], factor_range=(2.0, 3.0), snr_range=(10, 30), windows=("none", "hamming"))
+    rand.set_random_state(7)
+    out = rand({"a": t1_volume, "b": t1_volume.clone()})
+    assert torch.equal(out["a"], out["b"])  # one draw for every key
+    rand.set_random_state(7)
+    assert torch.equal(rand({"a": t1_volume, "b": t1_volume})["a"], out["a"])  # deterministic under a seed
+    t = RandKSpaceTruncate(factor_range=(2.0, 4.0)).set_random_state(1)
+    shapes = {tuple(t(t1_volume).shape) for _ in range(6)}
+    assert len(shapes) > 1  # the factor is jittered
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(factor=0.5), ">= 1"),
+        (dict(factor=2, grid="half"), "grid"),
+        (dict(factor=2, window="kaiser"), "window"),
+        (dict(factor=2, snr=0), "snr"),
+        (dict(factor=(2, 2), axes=(0,)), "one per axis"),
+    ],
+)
+def test_bad_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        KSpaceTruncate(**kwargs)
+
+
+def test_matrix_too_small_for_the_factor():
+    with pytest.raises(ValueError, match="would leave 1"):
+        KSpaceTruncate(factor=4, axes=(2,))(torch.rand(1, 8, 8, 5))
+    with pytest.raises(ValueError, match="does not exist"):
+        KSpaceTruncate(factor=2, axes=(3,))(torch.rand(1, 8, 8, 5))

@@ -1,0 +1,50 @@
+"""Interpolation on the degradation's sample grid."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mrsr.transforms import interp_matrix, resize_axis, upsample_aligned
+
+
+@pytest.mark.parametrize("mode", ["cubic", "linear", "nearest"])
+@pytest.mark.parametrize("n_in, n_out", [(8, 16), (5, 15), (85, 256), (7, 7)])
+def test_rows_sum_to_one_and_grid_points_are_exact(mode, n_in, n_out):
+    w = interp_matrix(n_in, n_out, mode, dtype=torch.float64)
+    torch.testing.assert_close(w.sum(1), torch.ones(n_out, dtype=torch.float64))
+    if n_out % n_in == 0:
+        s = n_out // n_in
+        torch.testing.assert_close(w[::s], torch.eye(n_in, dtype=torch.float64))  # output j*s is input j
+
+
+def test_cubic_reproduces_a_ramp_away_from_the_edges():
+    x = torch.arange(20, dtype=torch.float64)
+    y = resize_axis(x, 60, 0)
+    j = torch.arange(60, dtype=torch.float64)
+    torch.testing.assert_close(y[3:-6], (j / 3)[3:-6])
+
+
+def test_align_corners_false_would_be_shifted():
+    """Why we do not use F.interpolate: it samples half an LR pixel off the degradation's grid."""
+    x = torch.arange(16, dtype=torch.float32).reshape(1, 1, 4, 4)
+    ours = upsample_aligned(x, 2, "linear")
+    torch.testing.assert_close(ours[..., ::2, ::2], x)
+    theirs = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+    assert not torch.allclose(theirs[..., ::2, ::2], x)
+
+
+def test_torchscript_autocast_and_channels_last():
+    x = torch.rand(2, 3, 7, 9)
+    scripted = torch.jit.script(upsample_aligned)
+    torch.testing.assert_close(scripted(x, 3), upsample_aligned(x, 3))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert upsample_aligned(x, 2).dtype == torch.bfloat16
+    y = upsample_aligned(x.to(memory_format=torch.channels_last), 2)
+    torch.testing.assert_close(y, upsample_aligned(x, 2))
+
+
+def test_bad_mode():
+    with pytest.raises(ValueError, match="Unknown interpolation mode"):
+        interp_matrix(4, 8, "lanczos")

@@ -1,0 +1,41 @@
+"""SliceStack: neighbouring slices as channels."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mrsr.transforms import SliceStack, SliceStackd
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2])
+@pytest.mark.parametrize("k", [0, 1, 2])
+def test_channels_are_shifted_slices(t1_volume, axis, k):
+    out = SliceStack(k=k, axis=axis)(t1_volume)
+    assert out.shape == (2 * k + 1, *t1_volume.shape[1:])
+    vol = t1_volume[0].movedim(axis, 0)
+    stacked = out.movedim(axis + 1, 1)
+    n = vol.shape[0]
+    for c in range(2 * k + 1):
+        for i in (0, 1, n // 2, n - 1):
+            assert torch.equal(stacked[c, i], vol[min(max(i + c - k, 0), n - 1)])
+    assert torch.equal(out[k], t1_volume[0])  # the centre channel is the volume itself
+
+
+def test_numpy_and_dictionary():
+    x = np.arange(12.0).reshape(1, 1, 3, 4)
+    out = SliceStack(k=1, axis=2)(x)
+    assert isinstance(out, np.ndarray) and out.shape == (3, 1, 3, 4)
+    np.testing.assert_array_equal(out[0, 0, 0], [0, 0, 1, 2])
+    d = SliceStackd("image", k=1, axis=2)({"image": torch.as_tensor(x)})
+    assert d["image"].shape == (3, 1, 3, 4)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="single-channel"):
+        SliceStack(1)(torch.zeros(2, 4, 4, 4))
+    with pytest.raises(ValueError, match="does not exist"):
+        SliceStack(1, axis=3)(torch.zeros(1, 4, 4, 4))
+    with pytest.raises(ValueError, match="k >= 0"):
+        SliceStack(-1)
