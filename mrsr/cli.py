@@ -128,7 +128,7 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     return 0
 
 
-def get_predictor(name: str, scale: float):
+def get_predictor(name: str, scale: float | tuple[float, float]):
     """An interpolation baseline by name (networks join through the registry)."""
     from mrsr.networks.baselines import Bicubic, ZeroFill
 
@@ -143,8 +143,12 @@ def super_resolve_file(args: argparse.Namespace):
     from mrsr.inference import super_resolve
     from mrsr.transforms import RobustNormalize
 
-    predictor = get_predictor(args.network, args.scale)
     lr = load_volume(args.input)
+    scale = args.scale
+    if args.size:  # land exactly on the requested matrix
+        in_plane = [n for a, n in enumerate(lr.shape[1:]) if a != args.slice_axis]
+        scale = (args.size[0] / in_plane[0], args.size[1] / in_plane[1])
+    predictor = get_predictor(args.network, scale)
     normalise = RobustNormalize()
     x = normalise(lr)
     sr = super_resolve(
@@ -175,7 +179,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mrsr.metrics import evaluate, format_report
 
     if args.json:
-        check_output_path(args.json, args.overwrite, inputs=(args.sr, args.hr))
+        check_output_path(args.json, args.overwrite, inputs=(args.sr, args.hr), volume=False)
     sr, hr = load_volume(args.sr), load_volume(args.hr)
     if sr.shape != hr.shape:
         raise ValueError(f"SR shape {tuple(sr.shape[1:])} differs from HR shape {tuple(hr.shape[1:])}; resample one onto the other's grid first.")
@@ -216,7 +220,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     results, volumes = {}, {}
     for name in BASELINE_NETWORKS:
         _say(f"[3/4] super-resolving with {name}")
-        sr = super_resolve(lr, get_predictor(name, args.scale), args.scale, device=args.device, out_size=hr.shape[1:3])
+        exact = (hr.shape[1] / lr.shape[1], hr.shape[2] / lr.shape[2])  # lands on the HR matrix for any factor
+        sr = super_resolve(lr, get_predictor(name, exact), args.scale, device=args.device, out_size=hr.shape[1:3])
         volumes[name] = sr
         results[name] = evaluate(sr, hr, border=int(round(args.scale)))
     _say("[4/4] writing volumes, metrics and the panel")

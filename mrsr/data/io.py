@@ -93,8 +93,14 @@ def _as_volume(img: MetaTensor, path: Path) -> MetaTensor:
     return img.float()
 
 
-def check_output_path(out: str | os.PathLike, overwrite: bool = False, inputs: tuple = ()) -> Path:
+def check_output_path(out: str | os.PathLike, overwrite: bool = False, inputs: tuple = (), volume: bool = True) -> Path:
     """Validate an output path before any work is done.
+
+    Args:
+        out: the output path.
+        overwrite: whether an existing output may be replaced.
+        inputs: paths the output must not replace.
+        volume: the output is a volume (a NIfTI file name or a DICOM folder name).
 
     Raises:
         MrsrError: the output is an input, exists without ``overwrite``, has an unknown format, or
@@ -107,9 +113,9 @@ def check_output_path(out: str | os.PathLike, overwrite: bool = False, inputs: t
             raise MrsrError(f"The output {out} would overwrite the input {inp}; choose another output path.")
     if out.exists() and not overwrite:
         raise MrsrError(f"{out} exists; pass --overwrite to replace it or choose another output path.")
-    if out.exists() and out.is_dir() != (not is_nifti_path(out)):
+    if volume and out.exists() and out.is_dir() != (not is_nifti_path(out)):
         raise MrsrError(f"{out} exists and is a {'folder' if out.is_dir() else 'file'}; choose another output path.")
-    if not is_nifti_path(out) and out.suffix and out.suffix.lower() not in (".dcm",):
+    if volume and not is_nifti_path(out) and out.suffix and out.suffix.lower() not in (".dcm",):
         raise MrsrError(f"{out}: unknown output format; use a .nii/.nii.gz file name or a folder name for DICOM.")
     parent = out.parent
     try:

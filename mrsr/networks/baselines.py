@@ -18,18 +18,21 @@ __all__ = ["ZeroFill", "Bicubic"]
 class _Interpolation(nn.Module):
     """Shared interface: (B, C, h, w) -> (B, 1, round(s*h), round(s*w)), centre channel only."""
 
-    def __init__(self, spatial_dims: int = 2, in_channels: int = 1, out_channels: int = 1, scale: float = 2.0) -> None:
+    def __init__(
+        self, spatial_dims: int = 2, in_channels: int = 1, out_channels: int = 1, scale: float | tuple[float, float] = 2.0
+    ) -> None:
         super().__init__()
         if spatial_dims != 2:
             raise ValueError(f"{type(self).__name__} works on 2D slices (spatial_dims=2), got {spatial_dims}.")
         if out_channels != 1:
             raise ValueError(f"{type(self).__name__} produces one channel, got out_channels={out_channels}.")
-        if not scale >= 1:
-            raise ValueError(f"scale must be >= 1, got {scale}.")
-        self.in_channels, self.scale = in_channels, float(scale)
+        scales = (scale, scale) if isinstance(scale, (int, float)) else tuple(scale)
+        if len(scales) != 2 or not all(s >= 1 for s in scales):
+            raise ValueError(f"scale must be >= 1 (one value or one per in-plane axis), got {scale}.")
+        self.in_channels, self.scales = in_channels, (float(scales[0]), float(scales[1]))
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:
-        return int(round(h * self.scale)), int(round(w * self.scale))
+        return int(round(h * self.scales[0])), int(round(w * self.scales[1]))
 
     def centre(self, x: torch.Tensor) -> torch.Tensor:
         c = x.shape[1] // 2
@@ -43,7 +46,8 @@ class ZeroFill(_Interpolation):
         spatial_dims: must be 2.
         in_channels: channels of the input (the centre one is used).
         out_channels: must be 1.
-        scale: upsampling factor (any value >= 1).
+        scale: upsampling factor (any value >= 1), or one per in-plane axis (e.g. 128 / 43 to land on
+            a 128 matrix exactly).
 
     >>> ZeroFill(scale=2)(torch.rand(2, 1, 5, 6)).shape
     torch.Size([2, 1, 10, 12])
@@ -60,7 +64,8 @@ class Bicubic(_Interpolation):
         spatial_dims: must be 2.
         in_channels: channels of the input (the centre one is used).
         out_channels: must be 1.
-        scale: upsampling factor (any value >= 1).
+        scale: upsampling factor (any value >= 1), or one per in-plane axis (e.g. 128 / 43 to land on
+            a 128 matrix exactly).
 
     >>> Bicubic(scale=3)(torch.rand(1, 3, 4, 4)).shape
     torch.Size([1, 1, 12, 12])

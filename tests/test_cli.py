@@ -1,0 +1,144 @@
+"""The mrsr command: real runs through subprocesses, every bad input as one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from mrsr.cli import main
+from mrsr.data import load_volume, sample_path
+from tests.conftest import CT5N, MR700, PYDICOM_FILES
+
+
+def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run([sys.executable, "-m", "mrsr", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+def test_degrade_infer_evaluate_pipeline(tmp_path):
+    lr, sr, report = tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz", tmp_path / "m.json"
+    assert run("degrade", str(sample_path()), "-o", str(lr), "--scale", "2").returncode == 0
+    done = run("infer", str(lr), "-o", str(sr), "--network", "zerofill", "--scale", "2", "--device", "cpu")
+    assert done.returncode == 0, done.stderr
+    hr_img, sr_img = load_volume(sample_path()), load_volume(sr)
+    assert sr_img.shape == hr_img.shape and torch.allclose(sr_img.affine, hr_img.affine)
+    done = run("evaluate", "--sr", str(sr), "--hr", str(sample_path()), "--json", str(report), "--border", "2")
+    assert done.returncode == 0 and "PSNR" in done.stdout and "border 2" in done.stdout
+    scores = json.loads(report.read_text())
+    assert 25 < scores["psnr"] < 60 and 0.5 < scores["ssim"] < 1
+
+
+def test_demo_writes_volumes_metrics_and_panel(tmp_path):
+    done = run("demo", "-o", str(tmp_path / "demo"))
+    assert done.returncode == 0, done.stderr
+    names = sorted(p.name for p in (tmp_path / "demo").iterdir())
+    assert names == ["hr.nii.gz", "lr.nii.gz", "metrics.json", "panel.png", "sr_bicubic.nii.gz", "sr_zerofill.nii.gz"]
+    assert (tmp_path / "demo" / "panel.png").read_bytes()[:4] == b"\x89PNG"
+    metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
+    assert metrics["zerofill"]["psnr"] > 25 and "| zerofill |" in done.stdout
+    again = run("demo", "-o", str(tmp_path / "demo"))
+    assert again.returncode == 2 and "--overwrite" in again.stderr
+
+
+def test_dicom_in_dicom_out(tmp_path):
+    out = tmp_path / "sr_series"
+    done = run("infer", str(CT5N), "-o", str(out), "--network", "bicubic", "--scale", "2")
+    assert done.returncode == 0, done.stderr
+    src, sr = load_volume(CT5N), load_volume(out)
+    assert sr.shape == (1, 32, 32, 5)
+    torch.testing.assert_close(sr.affine[:, 2:], src.affine[:, 2:])
+    torch.testing.assert_close(sr.affine[:, :2], src.affine[:, :2] / 2)
+
+
+def test_bad_input_is_one_line_exit_2_without_traceback(tmp_path):
+    done = run("infer", str(tmp_path / "missing.nii.gz"), "-o", str(tmp_path / "out.nii.gz"))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().count("\n") == 0 and "No such file" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+    loud = run("infer", str(tmp_path / "missing.nii.gz"), "-o", str(tmp_path / "out.nii.gz"), "--traceback")
+    assert "Traceback" in loud.stderr
+
+
+@pytest.mark.parametrize("command", ["degrade", "infer", "evaluate", "demo", "networks"])
+def test_help_explains_every_option(command):
+    done = run(command, "--help")
+    assert done.returncode == 0 and "usage: mrsr" in done.stdout
+
+
+def _nan_volume(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    data = np.ones((8, 8, 4), np.float32)
+    data[1, 1, 1] = np.nan
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "nan.nii.gz")
+    return tmp_path / "nan.nii.gz"
+
+
+def _two_series(tmp_path):
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    for src in (CT5N, MR700):
+        for p in src.iterdir():
+            shutil.copy(p, folder / f"{src.name}_{p.name}")
+    return folder
+
+
+def _no_images(tmp_path):
+    folder = tmp_path / "noimg"
+    folder.mkdir()
+    shutil.copy(PYDICOM_FILES / "rtplan.dcm", folder)
+    return folder
+
+
+def _truncated(tmp_path):
+    path = tmp_path / "cut.nii.gz"
+    path.write_bytes(sample_path().read_bytes()[:4000])
+    return path
+
+
+def _blocker(tmp_path):
+    (tmp_path / "file").write_text("x")
+    return tmp_path / "file"
+
+
+BAD = [
+    ("missing file", lambda t: ["infer", str(t / "nope.nii.gz"), "-o", str(t / "o.nii.gz")], "No such file"),
+    ("truncated", lambda t: ["infer", str(_truncated(t)), "-o", str(t / "o.nii.gz")], "truncated"),
+    ("no images", lambda t: ["infer", str(_no_images(t)), "-o", str(t / "o.nii.gz")], "no images"),
+    ("two series", lambda t: ["infer", str(_two_series(t)), "-o", str(t / "o.nii.gz")], "2 DICOM series"),
+    ("non-image dicom", lambda t: ["degrade", str(PYDICOM_FILES / "rtplan.dcm"), "-o", str(t / "o.nii.gz")], "without an image"),
+    ("nan", lambda t: ["degrade", str(_nan_volume(t)), "-o", str(t / "o.nii.gz")], "NaN/Inf"),
+    ("scale below 1", lambda t: ["degrade", str(sample_path()), "-o", str(t / "o.nii.gz"), "--scale", "0.5"], ">= 1"),
+    ("too small", lambda t: ["degrade", str(sample_path()), "-o", str(t / "o.nii.gz"), "--scale", "50", "--axes", "2"], "would leave"),
+    ("output is input", lambda t: ["degrade", str(sample_path()), "-o", str(sample_path()), "--overwrite"], "overwrite the input"),
+    ("unwritable folder", lambda t: ["degrade", str(sample_path()), "-o", str(_blocker(t) / "o.nii.gz")], "Cannot create"),
+    ("existing output", lambda t: ["degrade", str(sample_path()), "-o", str(_blocker(t))], "exists"),
+    ("unknown network", lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--network", "magic"], "Unknown network"),
+    ("shape mismatch", lambda t: ["evaluate", "--sr", str(CT5N), "--hr", str(sample_path())], "differs"),
+    ("non-parallel to nifti", lambda t: ["infer", str(MR700), "-o", str(t / "o.nii.gz")], "not parallel"),
+]
+
+
+@pytest.mark.parametrize("name, argv, message", BAD, ids=[b[0] for b in BAD])
+def test_every_bad_input(tmp_path, capsys, name, argv, message):
+    before = sorted(p.name for p in tmp_path.rglob("*"))
+    args = argv(tmp_path)
+    made = sorted(p.name for p in tmp_path.rglob("*"))
+    try:
+        code = main(args)
+    except SystemExit as stop:  # argparse's own usage errors
+        code = stop.code
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 or err.splitlines()[0].startswith("usage:")
+    assert sorted(p.name for p in tmp_path.rglob("*")) == made  # nothing partial left behind
+    assert before == [] or before == made
+    assert sample_path().exists()
