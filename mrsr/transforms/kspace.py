@@ -14,6 +14,7 @@ exactly the low-passed original.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 
@@ -96,6 +97,37 @@ def _resize_last(x: torch.Tensor, n_out: int, window: torch.Tensor | None) -> to
     return torch.fft.irfft(spec, n=n_out, dim=-1) * (n_out / n_in)
 
 
+# Up to this many samples an axis is resized by one real matrix product (BLAS, batched over the
+# other axes, no copies) instead of FFTs: the truncation is a real linear map, and for clinical
+# matrix sizes the product is several times faster than the FFT pair on the CPU and on a GPU.
+MATMUL_MAX_SIZE = 512
+
+
+@functools.lru_cache(maxsize=64)
+def _resize_matrix_cpu(n_in: int, n_out: int, window: str, alpha: float) -> torch.Tensor:
+    """The (n_out, n_in) real matrix of :func:`_resize_last`, made by resizing the identity."""
+    win = None if window in ("none", None) else kspace_window(min(n_in, n_out), window, alpha, dtype=torch.float64)
+    return _resize_last(torch.eye(n_in, dtype=torch.float64), n_out, win).t().contiguous()
+
+
+def _resize_matrix(n_in: int, n_out: int, window: str, alpha: float, like: torch.Tensor) -> torch.Tensor:
+    return _resize_matrix_cpu(n_in, n_out, window, float(alpha)).to(device=like.device, dtype=like.dtype)
+
+
+def _resize_dim(x: torch.Tensor, size: int, dim: int, window: str, alpha: float) -> torch.Tensor:
+    n_in = x.shape[dim]
+    if max(n_in, size) <= MATMUL_MAX_SIZE:
+        matrix = _resize_matrix(n_in, size, window, alpha, x)
+        before = int(np.prod(x.shape[:dim]))
+        after = int(np.prod(x.shape[dim + 1 :]))
+        out = torch.matmul(matrix, x.contiguous().reshape(before, n_in, after))
+        return out.reshape(*x.shape[:dim], size, *x.shape[dim + 1 :])
+    win = None
+    if window not in ("none", None):
+        win = kspace_window(min(size, n_in), window, alpha, device=x.device, dtype=x.dtype)
+    return torch.movedim(_resize_last(torch.movedim(x, dim, -1), size, win), -1, dim)
+
+
 def fourier_resize(
     x: torch.Tensor,
     sizes: Sequence[int],
@@ -106,7 +138,8 @@ def fourier_resize(
     """Resize a real tensor along ``dims`` by cropping (or zero-padding) centred k-space.
 
     Cropping is the k-space degradation, zero-padding is sinc interpolation (the ``zerofill``
-    baseline); both put output sample ``j`` at input coordinate ``j * N / n``.
+    baseline); both put output sample ``j`` at input coordinate ``j * N / n``. Axes of up to
+    ``MATMUL_MAX_SIZE`` samples use the equivalent real matrix, longer ones the FFT.
 
     Args:
         x: real tensor of any shape (float32 or float64; other dtypes are computed in float32).
@@ -125,17 +158,14 @@ def fourier_resize(
     if len(sizes) != len(dims):
         raise ValueError(f"fourier_resize needs one size per dim, got sizes={list(sizes)} dims={list(dims)}.")
     out = x if x.dtype in (torch.float32, torch.float64) else x.float()
-    for size, dim in zip(sizes, dims):
-        size = int(size)
+    # shrink first: the axes that get smaller are done before those that grow
+    for size, dim in sorted(zip(sizes, dims), key=lambda p: int(p[0]) / out.shape[p[1] % out.ndim]):
+        size, dim = int(size), dim % out.ndim
         if size < 1:
             raise ValueError(f"Output sizes must be at least 1, got {size}.")
-        n_in = out.shape[dim]
-        if size == n_in and window in ("none", None):
+        if size == out.shape[dim] and window in ("none", None):
             continue
-        win = None
-        if window not in ("none", None):
-            win = kspace_window(min(size, n_in), window, alpha, device=out.device, dtype=out.dtype)
-        out = torch.movedim(_resize_last(torch.movedim(out, dim, -1), size, win), -1, dim)
+        out = _resize_dim(out, size, dim, window, alpha)
     return out.contiguous()
 
 
