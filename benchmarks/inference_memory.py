@@ -47,7 +47,9 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=2)
     args = parser.parse_args()
     h, w = args.size
-    print(f"{args.network}, LR {h}x{w}xD -> SR {h * args.scale}x{w * args.scale}xD, slice batch 8, CPU, torch {torch.__version__}\n")
+    print(
+        f"{args.network}, LR {h}x{w}xD -> SR {h * args.scale}x{w * args.scale}xD, slice batch 8, CPU, torch {torch.__version__}\n"
+    )
     print("| slices D | input (MiB) | output (MiB) | peak RSS (MiB) | working memory (MiB) |")
     print("|---:|---:|---:|---:|---:|")
     for d in args.slices:

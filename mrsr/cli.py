@@ -51,29 +51,60 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"mrsr {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("degrade", help="simulate a low-resolution scan by k-space truncation",
-                       description="Keep the centre of k-space along the chosen axes (DATA.md's convention): the LR "
-                       "affine keeps the origin and multiplies the spacing by the factor.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "degrade",
+        help="simulate a low-resolution scan by k-space truncation",
+        description="Keep the centre of k-space along the chosen axes (DATA.md's convention): the LR "
+        "affine keeps the origin and multiplies the spacing by the factor.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("input", help="NIfTI file, DICOM file or DICOM series folder")
     p.add_argument("-o", "--output", required=True, help="output .nii/.nii.gz file or DICOM folder")
     p.add_argument("--scale", type=_positive_float, default=2.0, help="degradation factor (need not divide the matrix)")
-    p.add_argument("--axes", type=int, nargs="+", default=[0, 1], help="spatial axes to degrade: 0 1 in-plane, 2 thick slices, 0 1 2 3D")
-    p.add_argument("--grid", choices=("reduced", "same"), default="reduced", help="true LR matrix, or zero-filled back to the input matrix")
-    p.add_argument("--window", choices=("none", "hamming", "tukey"), default="none", help="k-space taper (less ringing, more blur)")
+    p.add_argument(
+        "--axes",
+        type=int,
+        nargs="+",
+        default=[0, 1],
+        help="spatial axes to degrade: 0 1 in-plane, 2 thick slices, 0 1 2 3D",
+    )
+    p.add_argument(
+        "--grid",
+        choices=("reduced", "same"),
+        default="reduced",
+        help="true LR matrix, or zero-filled back to the input matrix",
+    )
+    p.add_argument(
+        "--window", choices=("none", "hamming", "tukey"), default="none", help="k-space taper (less ringing, more blur)"
+    )
     p.add_argument("--snr", type=float, default=None, help="add Rician noise at this SNR (mean foreground / sigma)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise")
     _add_common(p)
 
-    p = sub.add_parser("infer", help="super-resolve a volume in-plane, slice by slice",
-                       description="Normalise, super-resolve every slice (2D or 2.5D) through MONAI's sliding-window "
-                       "inference at bounded memory, de-normalise and save with the upsampled affine.", formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "infer",
+        help="super-resolve a volume in-plane, slice by slice",
+        description="Normalise, super-resolve every slice (2D or 2.5D) through MONAI's sliding-window "
+        "inference at bounded memory, de-normalise and save with the upsampled affine.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("input", help="NIfTI file, DICOM file or DICOM series folder (the LR volume)")
     p.add_argument("-o", "--output", required=True, help="output .nii/.nii.gz file or DICOM folder")
     p.add_argument("--network", default="bicubic", help=f"what super-resolves: {', '.join(BASELINE_NETWORKS)}")
     p.add_argument("--scale", type=_positive_float, default=2.0, help="in-plane upsampling factor")
-    p.add_argument("--slice-axis", type=int, choices=(0, 1, 2), default=2, help="axis across slices; the other two are upsampled")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), help="in-plane output size (default: scale x input)")
-    p.add_argument("--roi", type=int, nargs=2, metavar=("H", "W"), help="tile size for sliding-window inference (default: whole slices)")
+    p.add_argument(
+        "--slice-axis", type=int, choices=(0, 1, 2), default=2, help="axis across slices; the other two are upsampled"
+    )
+    p.add_argument(
+        "--size", type=int, nargs=2, metavar=("H", "W"), help="in-plane output size (default: scale x input)"
+    )
+    p.add_argument(
+        "--roi",
+        type=int,
+        nargs=2,
+        metavar=("H", "W"),
+        help="tile size for sliding-window inference (default: whole slices)",
+    )
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap fraction")
     p.add_argument("--sw-batch-size", type=int, default=8, help="tiles per forward pass")
     p.add_argument("--slice-batch", type=int, default=8, help="slices per batch")
@@ -81,7 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--amp", action="store_true", help="mixed precision (fp16 on CUDA, bf16 on CPU)")
     _add_common(p)
 
-    p = sub.add_parser("evaluate", help="PSNR and SSIM of an SR volume against the HR volume", formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p = sub.add_parser(
+        "evaluate",
+        help="PSNR and SSIM of an SR volume against the HR volume",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("--sr", required=True, help="super-resolved volume")
     p.add_argument("--hr", required=True, help="reference volume on the same grid")
     p.add_argument("--json", help="also write the results to this JSON file")
@@ -91,8 +126,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", default="auto", help="foreground mask: auto, none, or a mask volume file")
     _add_common(p)
 
-    p = sub.add_parser("demo", help="degrade the bundled real T1 scan, super-resolve it, score it, draw a panel",
-                       description="Writes HR, LR and SR volumes (NIfTI), metrics.json and panel.png (LR | SR | HR | error).", formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+    p = sub.add_parser(
+        "demo",
+        help="degrade the bundled real T1 scan, super-resolve it, score it, draw a panel",
+        description="Writes HR, LR and SR volumes (NIfTI), metrics.json and panel.png (LR | SR | HR | error).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("-o", "--output", default="mrsr_demo", help="output folder")
     p.add_argument("--scale", type=_positive_float, default=2.0, help="in-plane factor")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
@@ -123,8 +162,10 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     truncate = KSpaceTruncate(args.scale, tuple(args.axes), args.grid, args.window, snr=args.snr, seed=args.seed)
     lr = truncate(img)
     save_volume(lr, args.output, args.overwrite)
-    _say(f"degraded {tuple(img.shape[1:])} -> {tuple(lr.shape[1:])} (axes {args.axes}, factor {args.scale:g}, "
-         f"grid {args.grid}, window {args.window}, snr {args.snr}); wrote {args.output}")  # fmt: skip
+    _say(
+        f"degraded {tuple(img.shape[1:])} -> {tuple(lr.shape[1:])} (axes {args.axes}, factor {args.scale:g}, "
+        f"grid {args.grid}, window {args.window}, snr {args.snr}); wrote {args.output}"
+    )
     return 0
 
 
@@ -152,10 +193,19 @@ def super_resolve_file(args: argparse.Namespace):
     normalise = RobustNormalize()
     x = normalise(lr)
     sr = super_resolve(
-        x, predictor, args.scale, slice_axis=args.slice_axis, roi_size=args.roi, overlap=args.overlap,
-        sw_batch_size=args.sw_batch_size, slice_batch=args.slice_batch, device=args.device, amp=args.amp,
-        out_size=args.size, progress=sys.stderr.isatty(),
-    )  # fmt: skip
+        x,
+        predictor,
+        args.scale,
+        slice_axis=args.slice_axis,
+        roi_size=args.roi,
+        overlap=args.overlap,
+        sw_batch_size=args.sw_batch_size,
+        slice_batch=args.slice_batch,
+        device=args.device,
+        amp=args.amp,
+        out_size=args.size,
+        progress=sys.stderr.isatty(),
+    )
     return lr, normalise.inverse(sr)
 
 
@@ -167,7 +217,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     lr, sr = super_resolve_file(args)
     save_volume(sr, args.output, args.overwrite)
-    _say(f"{args.network}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s; wrote {args.output}")
+    _say(
+        f"{args.network}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s; wrote {args.output}"
+    )
     return 0
 
 
@@ -182,7 +234,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         check_output_path(args.json, args.overwrite, inputs=(args.sr, args.hr), volume=False)
     sr, hr = load_volume(args.sr), load_volume(args.hr)
     if sr.shape != hr.shape:
-        raise ValueError(f"SR shape {tuple(sr.shape[1:])} differs from HR shape {tuple(hr.shape[1:])}; resample one onto the other's grid first.")
+        raise ValueError(
+            f"SR shape {tuple(sr.shape[1:])} differs from HR shape {tuple(hr.shape[1:])}; resample one onto the other's grid first."
+        )
     if not np.allclose(np.asarray(sr.affine), np.asarray(hr.affine), atol=1e-3):
         _say("warning: the SR and HR affines differ: the volumes do not overlay in world coordinates")
     mask = args.mask
@@ -232,7 +286,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
         for name, sr in volumes.items():
             save_volume(sr, tmp / f"sr_{name}.nii.gz")
         best = max(results, key=lambda n: results[n].psnr)
-        save_panel(lr, volumes[best], hr, tmp / "panel.png", title=f"{best}, x{args.scale:g} (PSNR {results[best].psnr:.2f} dB)")
+        save_panel(
+            lr,
+            volumes[best],
+            hr,
+            tmp / "panel.png",
+            title=f"{best}, x{args.scale:g} (PSNR {results[best].psnr:.2f} dB)",
+        )
         _write_json({n: r.as_dict() for n, r in results.items()}, tmp / "metrics.json")
         if out.exists():
             shutil.rmtree(out)
@@ -251,7 +311,13 @@ def cmd_networks(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"degrade": cmd_degrade, "infer": cmd_infer, "evaluate": cmd_evaluate, "demo": cmd_demo, "networks": cmd_networks}
+COMMANDS = {
+    "degrade": cmd_degrade,
+    "infer": cmd_infer,
+    "evaluate": cmd_evaluate,
+    "demo": cmd_demo,
+    "networks": cmd_networks,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -120,7 +120,11 @@ def super_resolve(
     out = torch.empty((depth, *size), dtype=torch.float32)
     if isinstance(predictor, torch.nn.Module):
         predictor = predictor.to(dev).eval()
-    autocast = torch.autocast(dev.type, dtype=torch.float16 if dev.type == "cuda" else torch.bfloat16) if amp else contextlib.nullcontext()
+    autocast = (
+        torch.autocast(dev.type, dtype=torch.float16 if dev.type == "cuda" else torch.bfloat16)
+        if amp
+        else contextlib.nullcontext()
+    )
     starts = range(0, depth, max(1, slice_batch))
     with torch.inference_mode(), autocast:
         for start in tqdm(starts, desc="super-resolving", unit="batch", disable=not progress, leave=False):

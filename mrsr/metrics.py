@@ -91,7 +91,9 @@ def evaluate(
     sr = torch.as_tensor(sr).float().squeeze(0) if sr.ndim == 4 else torch.as_tensor(sr).float()
     hr = torch.as_tensor(hr).float().squeeze(0) if hr.ndim == 4 else torch.as_tensor(hr).float()
     if sr.shape != hr.shape:
-        raise MrsrError(f"SR shape {tuple(sr.shape)} differs from HR shape {tuple(hr.shape)}; they must be on one grid.")
+        raise MrsrError(
+            f"SR shape {tuple(sr.shape)} differs from HR shape {tuple(hr.shape)}; they must be on one grid."
+        )
     if sr.ndim != 3:
         raise MrsrError(f"evaluate needs 3D volumes, got shape {tuple(sr.shape)}.")
     if data_range is None:
@@ -110,7 +112,9 @@ def evaluate(
     sr, hr = _crop(sr, border, slice_axis), _crop(hr, border, slice_axis)
     fg = _crop(fg, border, slice_axis) if fg is not None else None
     if min(s for a, s in enumerate(sr.shape) if a != slice_axis) < SSIM_WINDOW:
-        raise MrsrError(f"In-plane size {tuple(sr.shape)} after a border of {border} is below the SSIM window {SSIM_WINDOW}.")
+        raise MrsrError(
+            f"In-plane size {tuple(sr.shape)} after a border of {border} is below the SSIM window {SSIM_WINDOW}."
+        )
 
     psnr = float(PSNRMetric(max_val=data_range)(sr[None, None], hr[None, None]).mean())
     # slices as a batch of 2D images

@@ -18,7 +18,9 @@ from tests.conftest import CT5N, MR700, PYDICOM_FILES
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    return subprocess.run([sys.executable, "-m", "mrsr", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "mrsr", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300
+    )
 
 
 def test_degrade_infer_evaluate_pipeline(tmp_path):
@@ -66,9 +68,12 @@ def test_bad_input_is_one_line_exit_2_without_traceback(tmp_path):
 
 
 @pytest.mark.parametrize("command", ["degrade", "infer", "evaluate", "demo", "networks"])
-def test_help_explains_every_option(command):
-    done = run(command, "--help")
-    assert done.returncode == 0 and "usage: mrsr" in done.stdout
+def test_help_explains_every_option(command, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert stop.value.code == 0 and f"usage: mrsr {command}" in out
+    assert "--traceback" in out
 
 
 def _nan_volume(tmp_path):
@@ -113,14 +118,34 @@ BAD = [
     ("truncated", lambda t: ["infer", str(_truncated(t)), "-o", str(t / "o.nii.gz")], "truncated"),
     ("no images", lambda t: ["infer", str(_no_images(t)), "-o", str(t / "o.nii.gz")], "no images"),
     ("two series", lambda t: ["infer", str(_two_series(t)), "-o", str(t / "o.nii.gz")], "2 DICOM series"),
-    ("non-image dicom", lambda t: ["degrade", str(PYDICOM_FILES / "rtplan.dcm"), "-o", str(t / "o.nii.gz")], "without an image"),
+    (
+        "non-image dicom",
+        lambda t: ["degrade", str(PYDICOM_FILES / "rtplan.dcm"), "-o", str(t / "o.nii.gz")],
+        "without an image",
+    ),
     ("nan", lambda t: ["degrade", str(_nan_volume(t)), "-o", str(t / "o.nii.gz")], "NaN/Inf"),
     ("scale below 1", lambda t: ["degrade", str(sample_path()), "-o", str(t / "o.nii.gz"), "--scale", "0.5"], ">= 1"),
-    ("too small", lambda t: ["degrade", str(sample_path()), "-o", str(t / "o.nii.gz"), "--scale", "50", "--axes", "2"], "would leave"),
-    ("output is input", lambda t: ["degrade", str(sample_path()), "-o", str(sample_path()), "--overwrite"], "overwrite the input"),
-    ("unwritable folder", lambda t: ["degrade", str(sample_path()), "-o", str(_blocker(t) / "o.nii.gz")], "Cannot create"),
+    (
+        "too small",
+        lambda t: ["degrade", str(sample_path()), "-o", str(t / "o.nii.gz"), "--scale", "50", "--axes", "2"],
+        "would leave",
+    ),
+    (
+        "output is input",
+        lambda t: ["degrade", str(sample_path()), "-o", str(sample_path()), "--overwrite"],
+        "overwrite the input",
+    ),
+    (
+        "unwritable folder",
+        lambda t: ["degrade", str(sample_path()), "-o", str(_blocker(t) / "o.nii.gz")],
+        "Cannot create",
+    ),
     ("existing output", lambda t: ["degrade", str(sample_path()), "-o", str(_blocker(t))], "exists"),
-    ("unknown network", lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--network", "magic"], "Unknown network"),
+    (
+        "unknown network",
+        lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--network", "magic"],
+        "Unknown network",
+    ),
     ("shape mismatch", lambda t: ["evaluate", "--sr", str(CT5N), "--hr", str(sample_path())], "differs"),
     ("non-parallel to nifti", lambda t: ["infer", str(MR700), "-o", str(t / "o.nii.gz")], "not parallel"),
 ]

@@ -50,7 +50,9 @@ def test_blob_centroid_stays_put_in_world_coordinates(oblique_affine, scale, bas
     shift = np.linalg.norm(world_centroid(sr) - world_centroid(hr))
     assert shift < 0.05 * voxel
     # the same check catches the half-pixel error of align_corners=False
-    naive = F.interpolate(lr.as_tensor()[0].movedim(-1, 0)[:, None], scale_factor=scale, mode="bicubic", align_corners=False)
+    naive = F.interpolate(
+        lr.as_tensor()[0].movedim(-1, 0)[:, None], scale_factor=scale, mode="bicubic", align_corners=False
+    )
     naive = MetaTensor(naive[:, 0].movedim(0, -1)[None], affine=sr.affine)
     assert np.linalg.norm(world_centroid(naive) - world_centroid(hr)) > 0.2 * voxel
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import uuid
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -117,7 +116,7 @@ def _pixels(ds: Dataset, path: Path) -> np.ndarray:
     try:
         arr = ds.pixel_array
     except Exception as err:  # pixel handlers raise many types
-        raise MrsrError(f"Cannot decode the pixel data of {path} ({err}); install a decoder or convert it first.")
+        raise MrsrError(f"Cannot decode the pixel data of {path} ({err}); install a decoder or convert it first.") from None
     return pydicom.pixels.apply_modality_lut(arr, ds).astype(np.float32)
 
 
@@ -178,7 +177,7 @@ def _series_of(path: Path) -> tuple[list[tuple[Dataset, Path]], str]:
             for uid, v in series.items()
         )
         raise MrsrError(f"{path} holds {len(series)} DICOM series ({listing}); put one series per folder.")
-    (uid, items), = series.items()
+    ((uid, items),) = series.items()
     return items, uid
 
 
@@ -200,7 +199,9 @@ def _stack(slices: list[_Slice], source: Path) -> tuple[np.ndarray, np.ndarray, 
                 "give a folder with one image per slice position."
             )
         if len(gaps) and np.max(np.abs(gaps - gaps.mean())) > 0.05 * gaps.mean():
-            warnings.warn(f"Slice spacing in {source} is not uniform ({gaps.min():.3g}..{gaps.max():.3g} mm); using the mean.")
+            warnings.warn(
+                f"Slice spacing in {source} is not uniform ({gaps.min():.3g}..{gaps.max():.3g} mm); using the mean."
+            )
         step = float(gaps.mean()) if len(gaps) else (first.thickness or 1.0)
     else:
         # a radial or localizer set: in-plane processing only, each slice keeps its own plane

@@ -84,7 +84,9 @@ def _as_volume(img: MetaTensor, path: Path) -> MetaTensor:
         img = img.unsqueeze(-1)
     if img.ndim != 4 or img.shape[0] != 1:
         shape = tuple(img.shape[1:]) if img.shape[0] == 1 else tuple(img.shape)
-        raise MrsrError(f"{path} holds an image of shape {shape}; mrsr needs one 3D volume (extract a single volume first).")
+        raise MrsrError(
+            f"{path} holds an image of shape {shape}; mrsr needs one 3D volume (extract a single volume first)."
+        )
     if torch.is_complex(img):
         raise MrsrError(f"{path} holds complex values; give a magnitude image.")
     bad = int((~torch.isfinite(img)).sum())
@@ -148,7 +150,9 @@ def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = Fal
             if meta.get(SLICE_GEOMETRY_KEY) is not None:
                 raise MrsrError("This series' slices are not parallel (a radial or localizer set) and have no "
                                 "single affine; write a DICOM folder instead of NIfTI.")  # fmt: skip
-            tmp = tmp.with_name(tmp.name + "".join(Path(out.name).suffixes[-2:]) if out.name.endswith(".gz") else tmp.name + ".nii")
+            tmp = tmp.with_name(
+                tmp.name + "".join(Path(out.name).suffixes[-2:]) if out.name.endswith(".gz") else tmp.name + ".nii"
+            )
             writer = NibabelWriter(output_dtype=np.float32)
             writer.set_data_array(data, channel_dim=0)
             writer.affine = affine  # the data is already on this grid: no resampling (set_metadata would try)

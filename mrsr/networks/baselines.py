@@ -19,7 +19,11 @@ class _Interpolation(nn.Module):
     """Shared interface: (B, C, h, w) -> (B, 1, round(s*h), round(s*w)), centre channel only."""
 
     def __init__(
-        self, spatial_dims: int = 2, in_channels: int = 1, out_channels: int = 1, scale: float | tuple[float, float] = 2.0
+        self,
+        spatial_dims: int = 2,
+        in_channels: int = 1,
+        out_channels: int = 1,
+        scale: float | tuple[float, float] = 2.0,
     ) -> None:
         super().__init__()
         if spatial_dims != 2:

@@ -331,7 +331,11 @@ class KSpaceTruncated(MapTransform):
     backend = KSpaceTruncate.backend
 
     def __init__(
-        self, keys: KeysCollection, output_keys: KeysCollection | None = None, allow_missing_keys: bool = False, **kwargs
+        self,
+        keys: KeysCollection,
+        output_keys: KeysCollection | None = None,
+        allow_missing_keys: bool = False,
+        **kwargs,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.output_keys = _output_keys(self.keys, output_keys)
@@ -420,7 +424,11 @@ class RandKSpaceTruncated(RandomizableTransform, MapTransform):
     backend = KSpaceTruncate.backend
 
     def __init__(
-        self, keys: KeysCollection, output_keys: KeysCollection | None = None, allow_missing_keys: bool = False, **kwargs
+        self,
+        keys: KeysCollection,
+        output_keys: KeysCollection | None = None,
+        allow_missing_keys: bool = False,
+        **kwargs,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
         RandomizableTransform.__init__(self, kwargs.get("prob", 1.0))

@@ -77,7 +77,9 @@ def test_enhanced_multiframe_geometry_from_functional_groups():
     path = pydicom_testdata("eCT_Supplemental.dcm")
     img = load_volume(path)
     ds = pydicom.dcmread(path)
-    positions = [np.asarray(f.PlanePositionSequence[0].ImagePositionPatient, float) for f in ds.PerFrameFunctionalGroupsSequence]
+    positions = [
+        np.asarray(f.PlanePositionSequence[0].ImagePositionPatient, float) for f in ds.PerFrameFunctionalGroupsSequence
+    ]
     assert img.shape == (1, 512, 512, 2)
     world = (LPS @ img.affine.numpy() @ np.array([[0, 0, 0, 1], [0, 0, 1, 1]]).T)[:3].T
     np.testing.assert_allclose(sorted(map(tuple, world)), sorted(map(tuple, positions)), atol=1e-3)
@@ -110,7 +112,9 @@ def test_derived_series_carries_patient_and_study(tmp_path):
 
 def test_non_parallel_round_trip(tmp_path):
     src = load_volume(MR700)
-    out = write_dicom_series(src.numpy(), src.affine.numpy(), tmp_path / "radial", slice_geometry=src.meta[SLICE_GEOMETRY_KEY])
+    out = write_dicom_series(
+        src.numpy(), src.affine.numpy(), tmp_path / "radial", slice_geometry=src.meta[SLICE_GEOMETRY_KEY]
+    )
     back = load_volume(out)
     for a, b in zip(back.meta[SLICE_GEOMETRY_KEY], src.meta[SLICE_GEOMETRY_KEY]):
         np.testing.assert_allclose(a[0], b[0], atol=1e-4)

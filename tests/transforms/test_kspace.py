@@ -58,7 +58,9 @@ def test_same_grid_equals_zerofill_of_reduced_grid_float32(t1_volume):
     reference = numpy_lowpass(t1_volume[0].double().numpy(), {0: 64, 1: 64})
     assert same.shape == t1_volume.shape and lr.shape == (1, 64, 64, 62)
     np.testing.assert_allclose(same[0].numpy(), reference, atol=2e-5 * reference.max())
-    np.testing.assert_allclose(fourier_resize(lr, [128, 128], [1, 2])[0].numpy(), reference, atol=2e-5 * reference.max())
+    np.testing.assert_allclose(
+        fourier_resize(lr, [128, 128], [1, 2])[0].numpy(), reference, atol=2e-5 * reference.max()
+    )
     # the magnitude (the default) is the absolute value of the same image
     mag = KSpaceTruncate(factor=2, axes=(0, 1))(t1_volume)
     np.testing.assert_allclose(mag.numpy(), np.abs(lr.numpy()), atol=1e-6)
