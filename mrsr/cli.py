@@ -90,7 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("input", help="NIfTI file, DICOM file or DICOM series folder (the LR volume)")
     p.add_argument("-o", "--output", required=True, help="output .nii/.nii.gz file or DICOM folder")
-    p.add_argument("--network", default="bicubic", help=f"what super-resolves: {', '.join(BASELINE_NETWORKS)}")
+    p.add_argument(
+        "--network",
+        default="bicubic",
+        help="zerofill or bicubic (interpolation baselines), or a network: durn, wasa, iconet, msrn, casnet (needs --weights)",
+    )
+    p.add_argument("--weights", help="trained weights of the network (an mrsr weights file or a state_dict)")
+    p.add_argument("--preset", help="network preset for a bare state_dict (default or small)")
+    p.add_argument("--in-channels", type=int, help="network input channels for a bare state_dict (1, or 2k+1 for 2.5D)")
+    p.add_argument("--channels-last", action="store_true", help="run the network in channels_last memory format")
     p.add_argument("--scale", type=_positive_float, default=2.0, help="in-plane upsampling factor")
     p.add_argument(
         "--slice-axis", type=int, choices=(0, 1, 2), default=2, help="axis across slices; the other two are upsampled"
@@ -170,13 +178,41 @@ def cmd_degrade(args: argparse.Namespace) -> int:
 
 
 def get_predictor(name: str, scale: float | tuple[float, float]):
-    """An interpolation baseline by name (networks join through the registry)."""
+    """An interpolation baseline by name."""
     from mrsr.networks.baselines import Bicubic, ZeroFill
 
     table = {"zerofill": ZeroFill, "bicubic": Bicubic}
     if name not in table:
-        raise ValueError(f"Unknown network {name!r}; choose one of {', '.join(table)}.")
+        raise ValueError(f"Unknown baseline {name!r}; choose one of {', '.join(table)}.")
     return table[name](scale=scale)
+
+
+def build_predictor(args: argparse.Namespace, lr_shape: tuple[int, ...]):
+    """(predictor, in_channels, scale for super_resolve) for ``--network`` (and ``--weights``)."""
+    import torch
+
+    from mrsr.checkpoint import load_network
+    from mrsr.networks import SR_NETWORKS
+
+    name = (args.network or "").lower()
+    if name in BASELINE_NETWORKS:
+        scale = args.scale
+        if args.size:  # land exactly on the requested matrix
+            in_plane = [n for a, n in enumerate(lr_shape) if a != args.slice_axis]
+            scale = (args.size[0] / in_plane[0], args.size[1] / in_plane[1])
+        return get_predictor(name, scale), 1, args.scale
+    if name not in SR_NETWORKS:
+        raise ValueError(f"Unknown network {args.network!r}; choose one of {', '.join(BASELINE_NETWORKS + tuple(SR_NETWORKS))}.")
+    if not args.weights:
+        raise ValueError(f"--network {name} needs --weights FILE (a trained checkpoint); the baselines need none.")
+    if args.scale != int(args.scale):
+        raise ValueError(f"Networks upsample by an integer factor; got --scale {args.scale:g}.")
+    network, _, kwargs = load_network(
+        args.weights, name, preset=args.preset, scale=int(args.scale), in_channels=args.in_channels
+    )
+    if args.channels_last:
+        network = network.to(memory_format=torch.channels_last)
+    return network, int(kwargs.get("in_channels", 1)), float(kwargs.get("scale", args.scale))
 
 
 def super_resolve_file(args: argparse.Namespace):
@@ -185,18 +221,15 @@ def super_resolve_file(args: argparse.Namespace):
     from mrsr.transforms import RobustNormalize
 
     lr = load_volume(args.input)
-    scale = args.scale
-    if args.size:  # land exactly on the requested matrix
-        in_plane = [n for a, n in enumerate(lr.shape[1:]) if a != args.slice_axis]
-        scale = (args.size[0] / in_plane[0], args.size[1] / in_plane[1])
-    predictor = get_predictor(args.network, scale)
+    predictor, in_channels, scale = build_predictor(args, tuple(lr.shape[1:]))
     normalise = RobustNormalize()
     x = normalise(lr)
     sr = super_resolve(
         x,
         predictor,
-        args.scale,
+        scale,
         slice_axis=args.slice_axis,
+        in_channels=in_channels,
         roi_size=args.roi,
         overlap=args.overlap,
         sw_batch_size=args.sw_batch_size,

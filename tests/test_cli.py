@@ -58,6 +58,21 @@ def test_dicom_in_dicom_out(tmp_path):
     torch.testing.assert_close(sr.affine[:, :2], src.affine[:, :2] / 2)
 
 
+def test_network_with_weights_through_the_cli(tmp_path):
+    from mrsr.checkpoint import save_weights
+    from mrsr.networks import get_network, presets
+
+    kwargs = {**presets("msrn")["small"], "scale": 2, "in_channels": 3}
+    weights = save_weights(tmp_path / "msrn.pt", get_network("msrn", **kwargs), "msrn", kwargs)
+    lr, sr = tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz"
+    assert main(["degrade", str(sample_path()), "-o", str(lr)]) == 0
+    argv = ["infer", str(lr), "-o", str(sr), "--network", "msrn", "--weights", str(weights), "--device", "cpu"]
+    assert main(argv + ["--roi", "40", "40", "--channels-last"]) == 0
+    hr_img, sr_img = load_volume(sample_path()), load_volume(sr)
+    assert sr_img.shape == hr_img.shape and torch.allclose(sr_img.affine, hr_img.affine)
+    assert main(argv[:-4] + ["--device", "cpu"]) == 2  # no --weights: a clear error
+
+
 def test_bad_input_is_one_line_exit_2_without_traceback(tmp_path):
     done = run("infer", str(tmp_path / "missing.nii.gz"), "-o", str(tmp_path / "out.nii.gz"))
     assert done.returncode == 2 and "Traceback" not in done.stderr
@@ -105,6 +120,14 @@ def _no_images(tmp_path):
 def _truncated(tmp_path):
     path = tmp_path / "cut.nii.gz"
     path.write_bytes(sample_path().read_bytes()[:4000])
+    return path
+
+
+def _pickle(tmp_path):
+    import pickle
+
+    path = tmp_path / "w.pt"
+    path.write_bytes(pickle.dumps({"state_dict": print}))
     return path
 
 

@@ -1,0 +1,111 @@
+"""Network weights on disk: what was built, and its parameters, in one file.
+
+An mrsr weights file is a dict saved with ``torch.save``::
+
+    {"network": "msrn", "network_kwargs": {"scale": 2, "in_channels": 1, ...}, "state_dict": {...}}
+
+:func:`load_network` also accepts a bare ``state_dict`` (then the name and constructor arguments
+come from the caller). Files are always read with ``torch.load(..., weights_only=True)``: a
+weights file cannot run code.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from mrsr.errors import MrsrError
+
+__all__ = ["save_weights", "load_network"]
+
+
+def save_weights(path: str | os.PathLike, network: nn.Module, name: str, network_kwargs: dict[str, Any]) -> Path:
+    """Save ``network``'s weights with what rebuilds it, atomically.
+
+    Args:
+        path: the file to write.
+        network: the module.
+        name: its registry name (``mrsr.networks.available()``).
+        network_kwargs: the constructor arguments that built it (preset expanded).
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
+    try:
+        torch.save({"network": name, "network_kwargs": dict(network_kwargs), "state_dict": state}, tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise MrsrError(f"No such weights file: {path}")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise MrsrError(f"Cannot read weights {path}: not a (safe) PyTorch weights file ({first}).") from None
+    if not isinstance(content, dict):
+        raise MrsrError(f"{path} holds a {type(content).__name__}, not weights (a state_dict or an mrsr weights file).")
+    return content
+
+
+def load_network(
+    path: str | os.PathLike, name: str | None = None, preset: str | None = None, **overrides: Any
+) -> tuple[nn.Module, str, dict[str, Any]]:
+    """Build a network and load its weights.
+
+    Args:
+        path: an mrsr weights file or a bare ``state_dict``.
+        name: registry name; required for a bare state_dict, checked against an mrsr file.
+        preset: preset for a bare state_dict (ignored when the file says how it was built).
+        overrides: constructor arguments for a bare state_dict (e.g. ``scale``, ``in_channels``).
+
+    Returns:
+        (network in eval mode, its name, its constructor arguments).
+
+    Raises:
+        MrsrError: unreadable file, unknown or mismatched network, weights that do not fit.
+    """
+    from mrsr.networks import available, get_network
+
+    path = Path(path)
+    content = _read(path)
+    if "state_dict" in content:
+        file_name = content.get("network")
+        if name is not None and file_name is not None and name.lower() != str(file_name).lower():
+            raise MrsrError(f"{path} holds weights of {file_name!r}, not {name!r}; drop --network or pass the right file.")
+        name = name or file_name
+        kwargs = dict(content.get("network_kwargs", {}))
+        for key, value in overrides.items():
+            if key in kwargs and value is not None and kwargs[key] != value:
+                raise MrsrError(f"{path} was trained with {key}={kwargs[key]!r}, not {value!r}.")
+        state, preset = content["state_dict"], None
+    else:
+        state, kwargs = content, {k: v for k, v in overrides.items() if v is not None}
+    if name is None or name.lower() not in available():
+        raise MrsrError(f"Unknown network {name!r}; available: {', '.join(available())}.")
+    try:
+        network = get_network(name, preset=preset, **kwargs)
+    except (TypeError, ValueError) as err:
+        raise MrsrError(f"Cannot build {name!r} with {kwargs}: {err}") from None
+    try:
+        result = network.load_state_dict(state, strict=False)
+        mismatch = bool(result.missing_keys or result.unexpected_keys)
+    except RuntimeError:  # tensors of the wrong shape
+        mismatch, result = True, None
+    if mismatch:
+        counts = "" if result is None else f" ({len(result.missing_keys)} missing, {len(result.unexpected_keys)} unexpected tensors)"
+        raise MrsrError(
+            f"The weights in {path} do not fit {name!r} built with {kwargs or 'its defaults'}{counts}; "
+            "check --preset, --in-channels and --scale."
+        )
+    return network.eval(), name.lower(), kwargs
