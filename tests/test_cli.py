@@ -171,6 +171,16 @@ BAD = [
     ),
     ("shape mismatch", lambda t: ["evaluate", "--sr", str(CT5N), "--hr", str(sample_path())], "differs"),
     ("non-parallel to nifti", lambda t: ["infer", str(MR700), "-o", str(t / "o.nii.gz")], "not parallel"),
+    (
+        "network without weights",
+        lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--network", "durn"],
+        "--weights",
+    ),
+    (
+        "unsafe weights",
+        lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--network", "msrn", "--weights", str(_pickle(t))],
+        "safe",
+    ),
 ]
 
 
