@@ -38,7 +38,7 @@ from collections.abc import Callable
 from typing import Any
 
 import torch  # noqa: F401  (used by the doctest)
-import torch.nn as nn
+from torch import nn
 
 __all__ = [
     "register",

@@ -1,26 +1,22 @@
 """Shared fixtures of the network tests.
 
-``real_slice_pair``: a real LR/HR pair from the bundled T1 head MRI, degraded by k-space truncation
-(the project's degradation), for the short overfit tests of every network.
+- ``real_slice_pair``: factory of a real LR/HR pair from the bundled T1 head MRI, degraded by k-space
+  truncation (the project's degradation), for the short overfit tests of every network;
+- ``sr_checks``: the checks every SR network passes (shapes, gradients, determinism, TorchScript,
+  state_dict, bf16 autocast, channels_last, overfit), as a namespace of functions.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.util
-import os
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-if importlib.util.find_spec("mrsr") is None:  # repo not installed and no pytest pythonpath: use the checkout
-    sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir)))
+from mrsr.data import sample_path
+from mrsr.transforms.kspace import fourier_resize
 
-from mrsr.transforms.kspace import fourier_resize  # noqa: E402
-
-SAMPLE = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "mrsr", "data", "sample_t1_head.nii.gz")
 SLICE_INDEX = 31  # axial slice near the middle of the 62
 CROP_ORIGIN = (28, 24)  # top-left corner of the HR crop in the 128x128 slice: brain fills it
 CROP_SIZE = 64
@@ -31,7 +27,7 @@ def _volume() -> np.ndarray:
     """The sample volume (128, 128, 62) as float32 in [0, 1]: divided by its 99.5th percentile, clipped."""
     import nibabel as nib
 
-    vol = np.asarray(nib.load(os.path.abspath(SAMPLE)).dataobj, dtype=np.float32)
+    vol = np.asarray(nib.load(str(sample_path())).dataobj, dtype=np.float32)
     return np.clip(vol / np.percentile(vol, 99.5), 0.0, 1.0)
 
 
@@ -195,4 +191,41 @@ def sr_checks():
         check_bf16_autocast=check_bf16_autocast,
         check_channels_last=check_channels_last,
         check_overfit=check_overfit,
+        check_beats_cubic=check_beats_cubic,
+        check_default_preset_step=check_default_preset_step,
     )
+
+
+def check_beats_cubic(net: torch.nn.Module, lr_img: torch.Tensor, hr_img: torch.Tensor, scale: int, steps: int = 200):
+    """Overfit ``steps`` Adam steps; the best L1 of the last 10 must beat aligned cubic interpolation.
+
+    Returns:
+        (cubic L1, network L1).
+    """
+    from mrsr.transforms.resample import upsample_aligned
+
+    cubic = float((upsample_aligned(lr_img[:, lr_img.shape[1] // 2 :][:, :1], scale) - hr_img).abs().mean())
+    torch.manual_seed(0)
+    net.train()
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(steps):
+        loss = (net(lr_img) - hr_img).abs().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+    return cubic, min(losses[-10:])
+
+
+def check_default_preset_step(net: torch.nn.Module, in_channels: int, scale: int, size=(24, 20)) -> None:
+    """The paper-size network does one training step (forward, backward, Adam) on a small slice."""
+    net.train()
+    x = torch.rand(1, in_channels, *size)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-4)
+    y = net(x)
+    assert y.shape == (1, 1, scale * size[0], scale * size[1])
+    loss = (y - torch.rand_like(y)).abs().mean()
+    loss.backward()
+    opt.step()
+    assert torch.isfinite(loss)

@@ -200,3 +200,28 @@ def test_discriminator_default_size():
     assert sum(p.numel() for p in d.parameters()) == 2_763_713
     with pytest.raises(ValueError, match="spatial_dims=2"):
         PatchDiscriminator(spatial_dims=3)
+
+
+@pytest.mark.slow
+def test_default_preset_trains_one_step(sr_checks):
+    """The 326 M-parameter cascade on a 24x20 LR slice (48x40 HR, padded to 256x256)."""
+    torch.manual_seed(0)
+    sr_checks.check_default_preset_step(get_network("casnet", preset="default", scale=2, in_channels=3), 3, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scale", [2, 4])
+def test_overfit_beats_cubic_interpolation(sr_checks, real_slice_pair, scale):
+    lr, hr = real_slice_pair(scale)
+    torch.manual_seed(0)
+    cubic, net_l1 = sr_checks.check_beats_cubic(small(scale, 1), lr, hr, scale, steps=100)
+    assert net_l1 < cubic, f"network L1 {net_l1:.4f} vs cubic {cubic:.4f}"
+
+
+@pytest.mark.slow
+def test_discriminator_default_forward_features():
+    d = get_network("patch_discriminator", preset="default").eval()
+    with torch.no_grad():
+        logits, feats = d.forward_with_features(torch.rand(1, 1, 256, 256), torch.rand(1, 1, 256, 256))
+    assert logits.shape == (1, 1, 30, 30)
+    assert [f.shape[1] for f in feats] == [64, 128, 256, 512]

@@ -122,3 +122,19 @@ def test_default_preset_matches_constructor_defaults():
 def test_invalid_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         MSRN(**kwargs)
+
+
+@pytest.mark.slow
+def test_default_preset_trains_one_step(sr_checks):
+    torch.manual_seed(0)
+    sr_checks.check_default_preset_step(get_network("msrn", preset="default", scale=2, in_channels=3), 3, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scale", [2, 4])
+def test_overfit_beats_cubic_interpolation(sr_checks, real_slice_pair, scale):
+    """Longer overfit on the real slice: the small preset fits it better than aligned cubic interpolation."""
+    lr, hr = real_slice_pair(scale)
+    torch.manual_seed(0)
+    cubic, net_l1 = sr_checks.check_beats_cubic(small(scale, 1), lr, hr, scale, steps=200)
+    assert net_l1 < cubic, f"network L1 {net_l1:.4f} vs cubic {cubic:.4f}"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn as nn
+from torch import nn
 
-import mrsr.networks as networks
+from mrsr import networks
 from mrsr.networks import SR_NETWORKS, available, get_network, get_network_class, presets, register
 
 NAMES = ["durn", "wasa", "iconet", "msrn", "casnet", "patch_discriminator"]
@@ -82,7 +82,7 @@ def test_lazy_class_attributes():
     assert MSRN is get_network_class("msrn") and DURN is get_network_class("durn")
     assert CasNet.__name__ == "CasNet" and PatchDiscriminator.__name__ == "PatchDiscriminator"
     with pytest.raises(AttributeError):
-        networks.NoSuchNetwork  # noqa: B018
+        networks.NoSuchNetwork
 
 
 def test_register_decorator_and_lazy_string():
@@ -107,3 +107,14 @@ def test_register_decorator_and_lazy_string():
     finally:
         for key in ("tiny_test_net", "tiny_lazy_net", "tiny_broken_net"):
             networks._REGISTRY.pop(key, None)
+
+
+@pytest.mark.parametrize("name", ["durn", "msrn", "casnet"])
+def test_torch_export(name):
+    """torch.export (TorchScript's successor since torch 2.10 deprecated it) gives the eager output."""
+    torch.manual_seed(0)
+    net = get_network(name, preset="small", scale=3, in_channels=3).eval()
+    x = torch.rand(1, 3, 13, 17)
+    exported = torch.export.export(net, (x,))
+    with torch.no_grad():
+        torch.testing.assert_close(exported.module()(x), net(x))
