@@ -145,7 +145,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     _add_common(p)
 
-    p = sub.add_parser("networks", help="table of the SR networks: parameters, GFLOPs, CPU throughput")
+    p = sub.add_parser(
+        "networks",
+        help="table of the SR networks: parameters, GFLOPs, CPU throughput",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--networks", nargs="+", help="which networks (default: all)")
+    p.add_argument("--presets", nargs="+", default=["default", "small"], help="which presets")
+    p.add_argument("--scale", type=int, default=2, help="upsampling factor")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs (median reported)")
+    p.add_argument("--no-timing", action="store_true", help="parameters and GFLOPs only (fast)")
     p.add_argument("--traceback", action="store_true", help="show the Python traceback on errors")
     return parser
 
@@ -340,7 +349,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_networks(args: argparse.Namespace) -> int:
     from mrsr.networks.summary import main as summary
 
-    summary()
+    summary(
+        networks=args.networks,
+        presets=args.presets,
+        scale=args.scale,
+        repeats=args.repeats,
+        time_it=not args.no_timing,
+    )
     return 0
 
 
