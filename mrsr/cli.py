@@ -299,7 +299,7 @@ def _write_json(obj, path: Path) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from mrsr.data import load_volume, sample_path, save_volume
-    from mrsr.data.io import check_output_path
+    from mrsr.data.io import check_output_path, replace_path
     from mrsr.inference import super_resolve
     from mrsr.metrics import evaluate, format_report
     from mrsr.report import save_panel
@@ -308,7 +308,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     out = Path(args.output)
     if out.exists() and not args.overwrite:
         raise ValueError(f"{out} exists; pass --overwrite to replace it or choose another folder with -o.")
-    check_output_path(out / "x.nii.gz", overwrite=True)  # the parent must be creatable and writable
+    check_output_path(out, overwrite=True, volume=False)  # its parent must be creatable and writable
     _say(f"[1/4] loading the bundled sample {sample_path().name} (real T1 head MRI, Apache-2.0)")
     hr = RobustNormalize()(load_volume(sample_path()))
     _say(f"[2/4] degrading in-plane by k-space truncation, factor {args.scale:g}")
@@ -336,9 +336,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             title=f"{best}, x{args.scale:g} (PSNR {results[best].psnr:.2f} dB)",
         )
         _write_json({n: r.as_dict() for n, r in results.items()}, tmp / "metrics.json")
-        if out.exists():
-            shutil.rmtree(out)
-        os.rename(tmp, out)
+        replace_path(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(format_report(results))

@@ -46,6 +46,8 @@ def test_demo_writes_volumes_metrics_and_panel(tmp_path):
     assert metrics["zerofill"]["psnr"] > 25 and "| zerofill |" in done.stdout
     again = run("demo", "-o", str(tmp_path / "demo"))
     assert again.returncode == 2 and "--overwrite" in again.stderr
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--overwrite"]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # replaced whole, no temporary folders left
 
 
 def test_dicom_in_dicom_out(tmp_path):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .io import load_volume, save_volume  # noqa: E402
+from .io import load_volume, save_volume
 from .dicom import DicomReader, write_dicom_series
 
 __all__ = ["sample_path", "load_volume", "save_volume", "DicomReader", "write_dicom_series"]

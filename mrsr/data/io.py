@@ -24,7 +24,7 @@ from mrsr.errors import MrsrError
 
 from .dicom import DICOM_META_KEY, SLICE_GEOMETRY_KEY, DicomReader, is_dicom_file, write_dicom_series
 
-__all__ = ["load_volume", "save_volume", "is_nifti_path", "check_output_path"]
+__all__ = ["load_volume", "save_volume", "is_nifti_path", "check_output_path", "replace_path"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -159,7 +159,7 @@ def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = Fal
             writer.write(str(tmp), verbose=False)
         else:
             tmp = write_dicom_series(data, affine, tmp, meta.get(DICOM_META_KEY), meta.get(SLICE_GEOMETRY_KEY))
-        _replace(tmp, out)
+        replace_path(tmp, out)
     except OSError as err:
         raise MrsrError(f"Cannot write {out}: {err.strerror or err}.") from None
     finally:
@@ -168,7 +168,7 @@ def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = Fal
     return out
 
 
-def _replace(tmp: Path, out: Path) -> None:
+def replace_path(tmp: Path, out: Path) -> None:
     """Move ``tmp`` onto ``out``; an existing folder is set aside first and removed only on success."""
     if out.is_dir():
         old = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.old")
