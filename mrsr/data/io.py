@@ -150,9 +150,7 @@ def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = Fal
             if meta.get(SLICE_GEOMETRY_KEY) is not None:
                 raise MrsrError("This series' slices are not parallel (a radial or localizer set) and have no "
                                 "single affine; write a DICOM folder instead of NIfTI.")  # fmt: skip
-            tmp = tmp.with_name(
-                tmp.name + "".join(Path(out.name).suffixes[-2:]) if out.name.endswith(".gz") else tmp.name + ".nii"
-            )
+            tmp = tmp.with_name(tmp.name + (".nii.gz" if out.name.lower().endswith(".gz") else ".nii"))
             writer = NibabelWriter(output_dtype=np.float32)
             writer.set_data_array(data, channel_dim=0)
             writer.affine = affine  # the data is already on this grid: no resampling (set_metadata would try)
