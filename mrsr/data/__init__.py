@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .io import load_volume, save_volume
+from .io import LoadVolumed, load_volume, save_volume
 from .dicom import DicomReader, write_dicom_series
 
-__all__ = ["sample_path", "load_volume", "save_volume", "DicomReader", "write_dicom_series"]
+__all__ = ["sample_path", "load_volume", "LoadVolumed", "save_volume", "DicomReader", "write_dicom_series"]
 
 
 def sample_path() -> Path:

@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 from monai.data import MetaTensor, NibabelReader, NibabelWriter
-from monai.transforms import LoadImage, Orientation
+from monai.config import KeysCollection
+from monai.transforms import LoadImage, MapTransform, Orientation
 
 from mrsr.errors import MrsrError
 
 from .dicom import DICOM_META_KEY, SLICE_GEOMETRY_KEY, DicomReader, is_dicom_file, write_dicom_series
 
-__all__ = ["load_volume", "save_volume", "is_nifti_path", "check_output_path", "replace_path"]
+__all__ = ["load_volume", "LoadVolumed", "save_volume", "is_nifti_path", "check_output_path", "replace_path"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -77,6 +78,33 @@ def load_volume(path: str | os.PathLike, orientation: str | None = None) -> Meta
     if orientation:
         img = Orientation(axcodes=orientation)(img)
     return img
+
+
+
+class LoadVolumed(MapTransform):
+    """Dictionary transform: replace each path under ``keys`` by its volume, as :func:`load_volume`.
+
+    For MONAI pipelines and datalists (``{"image": path}``), e.g. in front of a ``CacheDataset``.
+
+    Args:
+        keys: keys holding file or DICOM folder paths.
+        orientation: optional axis codes to reorient to (see :func:`load_volume`).
+        allow_missing_keys: don't raise for keys missing from the data.
+
+    >>> from mrsr.data import sample_path
+    >>> LoadVolumed("image")({"image": sample_path()})["image"].shape
+    torch.Size([1, 128, 128, 62])
+    """
+
+    def __init__(self, keys: KeysCollection, orientation: str | None = None, allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.orientation = orientation
+
+    def __call__(self, data: dict) -> dict:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = load_volume(d[key], self.orientation)
+        return d
 
 
 def _as_volume(img: MetaTensor, path: Path) -> MetaTensor:

@@ -1,0 +1,150 @@
+"""The configuration of a training run: one dataclass, saved with the run and in every checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mrsr.errors import MrsrError
+
+__all__ = ["TrainConfig", "RESUME_MAY_CHANGE"]
+
+# what --resume may change: how long to run, where, and how fast/visibly; everything else must match
+RESUME_MAY_CHANGE = ("epochs", "iterations", "device", "amp", "num_workers", "progress", "data_root")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that defines a training run.
+
+    Args:
+        network: registry name (``mrsr.networks.available()``): durn, wasa, iconet, msrn or casnet.
+        manifest: MONAI datalist JSON (``data_manifests/``) with "training" and "validation" lists.
+        data_root: folder that relative paths in the manifest are relative to.
+        out: run folder: ``config.json``, ``checkpoint.pt`` (everything to resume), ``model_best.pt``
+            and ``model_last.pt`` (weights for ``mrsr infer --weights``), ``history.json``, ``tensorboard/``.
+        scale: SR factor (integer).
+        preset: network preset (``"small"``, ``"default"``) or ``None`` for the class defaults.
+        network_kwargs: constructor overrides (after the preset).
+        neighbours: k of 2.5D input (2k+1 channels); 0 for 2D.
+        patch_size: LR patch side; the HR patch is ``scale * patch_size``.
+        batch_size: patches per step on each rank.
+        samples_per_epoch: patches per epoch over all ranks (steps per epoch = this / (ranks * batch)).
+        epochs: epochs to train (ignored when ``iterations`` is given).
+        iterations: total optimiser steps; rounded up to whole epochs.
+        lr: Adam learning rate (generator and discriminator for MedGAN).
+        lr_schedule: ``"cosine"`` (to 1% of lr over the run, per step) or ``"constant"``.
+        weight_decay: Adam weight decay.
+        grad_clip: clip the gradient norm to this, or ``None``.
+        loss: loss options, passed to :func:`mrsr.losses.get_loss` (e.g. ``{"perceptual_weight": 0.1,
+            "vgg_weights": "vgg19.pth"}``).
+        windows, snr_range, factor_jitter, augment: see :class:`mrsr.engines.data.Degradation`.
+        background_weight: sampling weight of an empty slice (see :func:`mrsr.engines.data.slice_weights`).
+        slice_axis: the axis across which slices are taken.
+        val_every: validate every this many epochs (0: never).
+        val_roi: tile size (h, w) for validation inference, or ``None`` for whole slices.
+        seed: seed of the weights' initialisation and of every sample.
+        deterministic: deterministic algorithms (``torch.use_deterministic_algorithms``).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``; under torchrun each rank takes its
+            local GPU.
+        amp: mixed precision on CUDA (float16 with a gradient scaler); ignored on the CPU.
+        num_workers: DataLoader workers.
+        progress: console progress bar.
+    """
+
+    network: str
+    manifest: str
+    data_root: str | None = None
+    out: str | None = None
+    scale: int = 2
+    preset: str | None = "small"
+    network_kwargs: dict[str, Any] = field(default_factory=dict)
+    neighbours: int = 0
+    patch_size: int = 32
+    batch_size: int = 16
+    samples_per_epoch: int = 1600
+    epochs: int = 10
+    iterations: int | None = None
+    lr: float = 5e-4
+    lr_schedule: str = "cosine"
+    weight_decay: float = 0.0
+    grad_clip: float | None = None
+    loss: dict[str, Any] = field(default_factory=dict)
+    windows: tuple[str, ...] = ("none",)
+    snr_range: tuple[float, float] | None = None
+    factor_jitter: float = 1.0
+    augment: bool = True
+    background_weight: float = 0.1
+    slice_axis: int = 2
+    val_every: int = 1
+    val_roi: tuple[int, int] | None = None
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"
+    amp: bool = False
+    num_workers: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.windows = tuple(self.windows)
+        if self.snr_range is not None:
+            self.snr_range = tuple(self.snr_range)  # type: ignore[assignment]
+        if self.val_roi is not None:
+            self.val_roi = tuple(self.val_roi)  # type: ignore[assignment]
+        if self.out is None:
+            self.out = str(Path("runs") / f"{self.network}_x{self.scale}")
+        for name in ("scale", "patch_size", "batch_size", "samples_per_epoch", "epochs"):
+            if not int(getattr(self, name)) >= 1:
+                raise MrsrError(f"{name} must be a positive integer, got {getattr(self, name)}.")
+        if self.iterations is not None and not self.iterations >= 1:
+            raise MrsrError(f"iterations must be a positive integer, got {self.iterations}.")
+        if self.neighbours < 0:
+            raise MrsrError(f"neighbours must be >= 0 (0: 2D), got {self.neighbours}.")
+        if self.lr_schedule not in ("cosine", "constant"):
+            raise MrsrError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}.")
+        if not self.lr > 0:
+            raise MrsrError(f"The learning rate must be positive, got {self.lr}.")
+        if self.slice_axis not in (0, 1, 2):
+            raise MrsrError(f"slice_axis must be 0, 1 or 2, got {self.slice_axis}.")
+
+    @property
+    def in_channels(self) -> int:
+        """Network input channels: 2k+1."""
+        return 2 * self.neighbours + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Build from a dict (``config.json``, a checkpoint); unknown keys are an error."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise MrsrError(f"Unknown training option(s): {', '.join(unknown)}.")
+        return cls(**data)
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write as JSON, atomically."""
+        path = Path(path)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        os.replace(tmp, path)
+
+    def resumed_with(self, new: TrainConfig) -> TrainConfig:
+        """This (saved) config, with what ``new`` may change on ``--resume`` taken from it.
+
+        Raises:
+            MrsrError: ``new`` differs in anything else (the network, the data, the loss ...).
+        """
+        saved, asked = self.to_dict(), new.to_dict()
+        changed = [k for k in saved if k not in RESUME_MAY_CHANGE and k != "out" and saved[k] != asked[k]]
+        if changed:
+            detail = ", ".join(f"{k}: {saved[k]!r} -> {asked[k]!r}" for k in changed)
+            raise MrsrError(f"--resume must keep the run's settings; these differ from the saved run: {detail}.")
+        merged = dict(saved, **{k: asked[k] for k in RESUME_MAY_CHANGE})
+        return TrainConfig.from_dict(merged)

@@ -1,0 +1,288 @@
+"""Training and validation data: cached HR volumes, random LR/HR patch pairs, whole-volume pairs.
+
+The HR volumes of a manifest are loaded and normalised once (MONAI ``CacheDataset``). Training
+samples are drawn from them on the fly: a slice (background slices down-weighted) with its 2k+1
+neighbours, a random flip/transpose of the whole slice, the k-space degradation of the whole slice
+(never of a crop: a crop's FFT would add edge ringing the scanner never makes), then an LR patch
+and the HR patch that lies exactly under it (LR sample m at HR sample m*s, DATA.md).
+
+Every random choice of sample ``g`` comes from ``numpy.random.default_rng([seed, g])``, and the
+sampler numbers samples ``epoch * samples_per_epoch + i``. A sample is therefore the same whatever
+the worker, the process or the number of ranks that draws it, which is what makes ``--resume``
+exact and a 2-rank run equal to a 1-rank run with twice the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from monai.data import CacheDataset, MetaTensor
+from monai.transforms import Compose
+from torch.utils.data import Dataset, DistributedSampler
+
+from mrsr.data.io import LoadVolumed
+from mrsr.errors import MrsrError
+from mrsr.metrics import foreground_mask
+from mrsr.transforms import KSpaceTruncate, RobustNormalized, fourier_resize, truncated_size
+from mrsr.transforms.kspace import WINDOWS, _foreground_mean
+
+__all__ = [
+    "Degradation",
+    "load_hr_volumes",
+    "slice_weights",
+    "PairedPatchDataset",
+    "VolumePairDataset",
+    "SampleSampler",
+]
+
+
+@dataclass
+class Degradation:
+    """How training LR patches are made from HR slices (k-space truncation, DATA.md).
+
+    Args:
+        windows: k-space windows drawn uniformly per sample (``"none"``, ``"hamming"``, ``"tukey"``).
+        snr_range: (low, high) Rician SNR drawn per sample, or ``None`` for no noise.
+        factor_jitter: the kept k-space band is ``N / f`` with ``f`` uniform in ``[s, s * factor_jitter]``
+            while the LR matrix stays ``N / s``: scans a little blurrier than nominal. 1: no jitter.
+        augment: random transpose and flips of the whole HR slice before degradation, so LR and HR
+            get the same geometric transform and the sample alignment is kept.
+    """
+
+    windows: tuple[str, ...] = ("none",)
+    snr_range: tuple[float, float] | None = None
+    factor_jitter: float = 1.0
+    augment: bool = True
+
+    def __post_init__(self) -> None:
+        self.windows = tuple(self.windows)
+        bad = [w for w in self.windows if w not in WINDOWS]
+        if bad or not self.windows:
+            raise MrsrError(f"Unknown k-space window(s) {bad or '(none given)'}; choose from {', '.join(WINDOWS)}.")
+        if self.snr_range is not None:
+            self.snr_range = (float(self.snr_range[0]), float(self.snr_range[1]))
+            if not 0 < self.snr_range[0] <= self.snr_range[1]:
+                raise MrsrError(f"The SNR range must be (low, high) with 0 < low <= high, got {self.snr_range}.")
+        if not self.factor_jitter >= 1.0:
+            raise MrsrError(f"factor_jitter must be >= 1 (1: none), got {self.factor_jitter}.")
+
+
+def load_hr_volumes(
+    datalist: Sequence[dict], orientation: str | None = None, num_workers: int = 0, progress: bool = True
+) -> CacheDataset:
+    """Load and normalise the HR volumes of a datalist once, in memory.
+
+    Args:
+        datalist: entries ``{"image": path, ...}`` with resolved paths (:func:`mrsr.data.manifest.load_manifest`).
+        orientation: optional axis codes to reorient every volume to.
+        num_workers: loader threads of the cache.
+        progress: show the caching progress bar.
+
+    Returns:
+        A MONAI ``CacheDataset`` whose items are ``{"image": (1, X, Y, Z) MetaTensor in about [0, 1], ...}``.
+    """
+    transform = Compose([LoadVolumed("image", orientation), RobustNormalized("image")])
+    return CacheDataset(list(datalist), transform, cache_rate=1.0, num_workers=num_workers or 1, progress=progress)
+
+
+def slice_weights(volume: torch.Tensor, slice_axis: int = 2, background_weight: float = 0.1) -> np.ndarray:
+    """Sampling weight of each slice: ``background_weight + (1 - background_weight) * f / max(f)``.
+
+    ``f`` is the slice's foreground fraction: the fullest slice weighs 1, an empty background slice
+    (the ends of a head scan) ``background_weight``, not 0, so the network still sees some air.
+
+    Args:
+        volume: (1, X, Y, Z) HR volume.
+        slice_axis: the axis across which slices are taken.
+        background_weight: weight of a slice with no foreground.
+
+    Returns:
+        (Z,) float64 weights.
+    """
+    fg = foreground_mask(volume[0]).movedim(slice_axis, 0).flatten(1).double().mean(1).numpy()
+    return background_weight + (1.0 - background_weight) * fg / max(float(fg.max()), 1e-12)
+
+
+def _in_plane(slice_axis: int) -> tuple[int, int]:
+    a, b = (ax for ax in range(3) if ax != slice_axis)
+    return a, b
+
+
+class PairedPatchDataset(Dataset):
+    """Random aligned (LR, HR) patch pairs from HR volumes, degraded by k-space truncation.
+
+    Item ``g`` (any non-negative integer; :class:`SampleSampler` makes them) is
+    ``{"image": LR (2k+1, P, P), "label": HR (1, s*P, s*P)}``, float32: the LR patch holds the
+    degraded slice and its k neighbours each side (edges replicated, as at inference), the HR patch
+    the centre slice exactly under it.
+
+    Args:
+        volumes: (1, X, Y, Z) HR volumes, normalised.
+        scale: SR factor s (integer).
+        patch_size: LR patch side P.
+        neighbours: k (0: 2D).
+        samples_per_epoch: the dataset's length (samples per epoch over all ranks).
+        degradation: see :class:`Degradation`.
+        slice_axis: the axis across which slices are taken.
+        background_weight: see :func:`slice_weights`.
+        seed: the seed every sample's randomness derives from.
+
+    Raises:
+        MrsrError: no volume is large enough for an LR patch of ``patch_size``.
+    """
+
+    def __init__(
+        self,
+        volumes: Sequence[torch.Tensor],
+        scale: int,
+        patch_size: int,
+        neighbours: int = 0,
+        samples_per_epoch: int = 1000,
+        degradation: Degradation | None = None,
+        slice_axis: int = 2,
+        background_weight: float = 0.1,
+        seed: int = 0,
+    ) -> None:
+        self.scale, self.patch_size, self.k = int(scale), int(patch_size), int(neighbours)
+        self.samples_per_epoch, self.seed = int(samples_per_epoch), int(seed)
+        self.degradation = degradation or Degradation()
+        self.slice_axis = slice_axis
+        a, b = _in_plane(slice_axis)
+        need = self.scale * self.patch_size
+        # slices as (Z, X, Y) stacks; a volume too small in-plane for one HR patch is skipped
+        self.stacks = [v[0].movedim(slice_axis, 0).contiguous() for v in volumes if min(v.shape[a + 1], v.shape[b + 1]) >= need]
+        if not self.stacks:
+            sizes = ", ".join(f"{v.shape[a + 1]}x{v.shape[b + 1]}" for v in volumes)
+            raise MrsrError(
+                f"No training volume is large enough for an LR patch of {self.patch_size} at x{self.scale} "
+                f"(HR {need}x{need}); in-plane sizes: {sizes}. Use a smaller --patch-size."
+            )
+        weights = [slice_weights(s.movedim(0, slice_axis)[None], slice_axis, background_weight) for s in self.stacks]
+        self.slice_index = [(v, z) for v, w in enumerate(weights) for z in range(len(w))]
+        cum = np.cumsum(np.concatenate(weights))
+        self.cumulative = cum / cum[-1]
+
+    def __len__(self) -> int:
+        return self.samples_per_epoch
+
+    def _hr_stack(self, rng: np.random.Generator) -> torch.Tensor:
+        v, z = self.slice_index[int(np.searchsorted(self.cumulative, rng.random(), side="right"))]
+        stack = self.stacks[v]
+        idx = torch.arange(z - self.k, z + self.k + 1).clamp(0, stack.shape[0] - 1)
+        hr = stack[idx]  # (2k+1, X, Y)
+        if self.degradation.augment:
+            if rng.random() < 0.5:
+                hr = hr.transpose(1, 2)
+            flips = [d for d in (1, 2) if rng.random() < 0.5]
+            if flips:
+                hr = hr.flip(flips)
+        return hr
+
+    def _degrade(self, hr: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        deg = self.degradation
+        n = [truncated_size(hr.shape[d], self.scale) for d in (1, 2)]
+        f = self.scale * rng.uniform(1.0, deg.factor_jitter)
+        kept = [min(truncated_size(hr.shape[d], f), n[i]) for i, d in enumerate((1, 2))]
+        window = deg.windows[int(rng.integers(len(deg.windows)))]
+        lr = fourier_resize(hr, kept, [1, 2], window)
+        imag = None
+        if deg.snr_range is not None:
+            sigma = _foreground_mean(lr) / rng.uniform(*deg.snr_range)
+            noise = torch.from_numpy(rng.standard_normal((2, *lr.shape)).astype(np.float32))
+            lr, imag = lr + sigma * noise[0], sigma * noise[1]
+        if kept != n:  # jittered band, zero-filled to the nominal LR matrix
+            lr = fourier_resize(lr, n, [1, 2])
+            imag = fourier_resize(imag, n, [1, 2]) if imag is not None else None
+        return torch.sqrt(lr * lr + imag * imag) if imag is not None else lr.abs()
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, int(index)])
+        hr = self._hr_stack(rng)
+        s, p = self.scale, self.patch_size
+        # the HR patch [s*y0, s*(y0+p)) must fit: y0 <= floor(N / s) - p
+        y0 = int(rng.integers(hr.shape[1] // s - p + 1))
+        x0 = int(rng.integers(hr.shape[2] // s - p + 1))
+        lr = self._degrade(hr, rng)  # drawn last: the degradation options don't move the patch
+        lr_patch = lr[:, y0 : y0 + p, x0 : x0 + p]
+        hr_patch = hr[self.k : self.k + 1, s * y0 : s * (y0 + p), s * x0 : s * (x0 + p)]
+        return {"image": lr_patch.float().contiguous(), "label": hr_patch.float().contiguous()}
+
+
+class VolumePairDataset(Dataset):
+    """Whole-volume (LR, HR) pairs for validation, degraded deterministically.
+
+    The HR volume is cropped at its far in-plane edges to a multiple of the scale, so the SR output
+    (s times the LR matrix) lands exactly on it; the LR is its in-plane k-space truncation by s
+    (no window, no noise unless given), a MetaTensor with the LR affine.
+
+    Args:
+        volumes: (1, X, Y, Z) HR volumes, normalised.
+        scale: SR factor s (integer).
+        slice_axis: the axis across which slices are taken.
+        window: k-space window of the degradation.
+        snr: Rician noise level, or ``None``.
+        seed: noise seed (item i uses ``seed + i``).
+
+    Item i: ``{"image": LR (1, x, y, Z), "label": HR (1, s*x, s*y, Z)}``.
+    """
+
+    def __init__(
+        self,
+        volumes: Sequence[torch.Tensor],
+        scale: int,
+        slice_axis: int = 2,
+        window: str = "none",
+        snr: float | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.scale, self.slice_axis, self.window, self.snr, self.seed = int(scale), slice_axis, window, snr, seed
+        self.volumes = [self._crop(v) for v in volumes]
+
+    def _crop(self, volume: torch.Tensor) -> torch.Tensor:
+        index = [slice(None)] * 4
+        for ax in _in_plane(self.slice_axis):
+            size = volume.shape[ax + 1] // self.scale * self.scale
+            if size // self.scale < 2:
+                raise MrsrError(f"A validation volume of shape {tuple(volume.shape[1:])} is too small for x{self.scale}.")
+            index[ax + 1] = slice(0, size)
+        return volume[tuple(index)]
+
+    def __len__(self) -> int:
+        return len(self.volumes)
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        hr = self.volumes[i]
+        t = KSpaceTruncate(self.scale, axes=_in_plane(self.slice_axis), window=self.window, snr=self.snr, seed=self.seed + i)
+        lr = t(hr)
+        return {"image": lr if isinstance(lr, MetaTensor) else MetaTensor(lr), "label": hr}
+
+
+class SampleSampler(DistributedSampler):
+    """Numbers the samples of each epoch ``epoch * len(dataset) + i``, shuffled and split over ranks.
+
+    A ``DistributedSampler`` (MONAI's engines call ``set_epoch`` on it at every epoch start), with
+    rank r drawing positions ``r, r + R, r + 2R, ...`` of the epoch's permutation: with R ranks and
+    batch B per rank, step t sees the same R*B samples as one rank with batch R*B.
+
+    Args:
+        dataset: a :class:`PairedPatchDataset` (its length is the samples per epoch).
+        num_replicas: number of ranks (1 without DDP).
+        rank: this rank.
+        seed: shuffling seed.
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=True, seed=seed, drop_last=True)
+
+    def __iter__(self):
+        offset = self.epoch * len(self.dataset)  # type: ignore[arg-type]
+        return (offset + i for i in super().__iter__())
+
+
+def steps_per_epoch(samples_per_epoch: int, batch_size: int, world_size: int = 1) -> int:
+    """Optimiser steps per epoch (incomplete batches are dropped)."""
+    return max(1, math.floor(samples_per_epoch / world_size) // batch_size)

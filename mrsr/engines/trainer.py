@@ -1,0 +1,446 @@
+"""Training runs on MONAI's ignite engines: ``SupervisedTrainer`` for DURN, WASA, ICONet and MSRN,
+:class:`MedGANTrainer` for MedGAN, whole-volume validation, checkpoints that resume exactly, DDP.
+
+>>> from mrsr.engines import TrainConfig, train           # doctest: +SKIP
+>>> history = train(TrainConfig("msrn", "data_manifests/real_data.json", iterations=200))  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Events
+from monai.engines import SupervisedTrainer, Trainer
+from monai.engines.utils import IterationEvents, default_prepare_batch
+from monai.handlers import LrScheduleHandler, ValidationHandler
+from monai.inferers import Inferer, SimpleInferer
+from monai.utils import set_determinism
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from mrsr.checkpoint import save_weights
+from mrsr.engines.config import TrainConfig
+from mrsr.engines.data import Degradation, PairedPatchDataset, SampleSampler, VolumePairDataset, load_hr_volumes, steps_per_epoch
+from mrsr.engines.distributed import DistContext, cleanup_distributed, setup_distributed
+from mrsr.engines.evaluator import build_evaluator
+from mrsr.engines.handlers import PanelWriter, RunRecorder
+from mrsr.errors import MrsrError
+
+__all__ = ["train", "StagesInferer", "StagesForward", "MedGANTrainer", "CosineSchedule", "build_network", "load_checkpoint"]
+
+CHECKPOINT = "checkpoint.pt"
+
+
+class StagesInferer(Inferer):
+    """Asks an :class:`StagesForward`-wrapped ICONet (maybe inside DDP) for every stage's outputs."""
+
+    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
+        return network(inputs, stages=True)
+
+
+class StagesForward(torch.nn.Module):
+    """Wraps ICONet so that ``forward(x, stages=True)`` returns ``forward_stages(x)``.
+
+    DDP synchronises the gradients of what goes through ``forward()``; calling ``forward_stages``
+    on the inner module would bypass it.
+    """
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor, stages: bool = False) -> Any:
+        return self.net.forward_stages(x) if stages else self.net(x)
+
+
+class CosineSchedule:
+    """LR multiplier for ``LambdaLR``: cosine from 1 to ``floor`` over ``total`` steps, then ``floor``.
+
+    A class rather than a lambda so the scheduler's state (``total``, ``floor``) is saved and a
+    resumed run with a new length can set ``total``.
+    """
+
+    def __init__(self, total: int, floor: float = 0.01) -> None:
+        self.total, self.floor = int(total), float(floor)
+
+    def __call__(self, step: int) -> float:
+        t = min(step, self.total) / max(1, self.total)
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def build_network(config: TrainConfig) -> torch.nn.Module:
+    """The network of ``config`` (registry name, preset, scale, 2k+1 input channels, overrides)."""
+    from mrsr.networks import get_network
+
+    kwargs = dict(config.network_kwargs)
+    kwargs.setdefault("scale", config.scale)
+    kwargs.setdefault("in_channels", config.in_channels)
+    return get_network(config.network, preset=config.preset, **kwargs)
+
+
+def _network_kwargs(config: TrainConfig, net: torch.nn.Module) -> dict[str, Any]:
+    from mrsr.networks import presets
+
+    kwargs = dict(presets(config.network).get(config.preset, {})) if config.preset else {}
+    kwargs.update(config.network_kwargs)
+    kwargs.update(scale=config.scale, in_channels=config.in_channels)
+    return kwargs
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a run checkpoint (tensors and plain data only: ``weights_only=True``)."""
+    if not path.is_file():
+        raise MrsrError(f"No checkpoint at {path}; start without --resume, or give the run folder with --out.")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise MrsrError(f"Cannot read the checkpoint {path}: {type(err).__name__}: {err}") from None
+
+
+def _prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool, ctx: DistContext) -> tuple[TrainConfig, dict | None]:
+    out = Path(config.out)  # type: ignore[arg-type]
+    if resume:
+        ckpt = load_checkpoint(out / CHECKPOINT)
+        return TrainConfig.from_dict(ckpt["config"]).resumed_with(config), ckpt
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise MrsrError(f"The run folder {out} is not empty; pass --resume to continue it, --overwrite to replace it, or another --out.")
+        if ctx.is_main:
+            shutil.rmtree(out)
+    return config, None
+
+
+def _loaders(config: TrainConfig, ctx: DistContext) -> tuple[DataLoader, DataLoader | None, int]:
+    from mrsr.data.manifest import load_manifest
+
+    sections = ("training", "validation") if config.val_every else ("training",)
+    lists = load_manifest(config.manifest, config.data_root, sections=sections)
+    if not lists.get("training"):
+        raise MrsrError(f"The manifest {config.manifest} has no training entries.")
+    progress = config.progress and ctx.is_main
+    train_vols = [d["image"] for d in load_hr_volumes(lists["training"], progress=progress)]
+    deg = Degradation(config.windows, config.snr_range, config.factor_jitter, config.augment)
+    dataset = PairedPatchDataset(
+        train_vols, config.scale, config.patch_size, config.neighbours, config.samples_per_epoch, deg,
+        config.slice_axis, config.background_weight, config.seed,
+    )  # fmt: skip
+    sampler = SampleSampler(dataset, ctx.world_size, ctx.rank, config.seed)
+    cuda = ctx.device.type == "cuda"
+    train_loader = DataLoader(
+        dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers, pin_memory=cuda, drop_last=True
+    )
+    steps = steps_per_epoch(config.samples_per_epoch, config.batch_size, ctx.world_size)
+    val_loader = None
+    if config.val_every and lists.get("validation"):
+        from monai.data import DistributedSampler as EvenSampler
+
+        val_vols = [d["image"] for d in load_hr_volumes(lists["validation"], progress=progress)]
+        val_set = VolumePairDataset(val_vols, config.scale, config.slice_axis, seed=config.seed)
+        # fewer volumes than ranks: pad (duplicates) so that no rank has an empty loader
+        val_sampler = (
+            EvenSampler(val_set, even_divisible=len(val_set) < ctx.world_size, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=False)
+            if ctx.distributed
+            else None
+        )
+        val_loader = DataLoader(val_set, batch_size=1, sampler=val_sampler, num_workers=0)
+    return train_loader, val_loader, steps
+
+
+def _epochs(config: TrainConfig, steps: int) -> tuple[int, int]:
+    """(epochs, steps per epoch): ``iterations`` rounds up to whole epochs (or shortens a single one)."""
+    if config.iterations is None:
+        return config.epochs, steps
+    if config.iterations < steps:
+        return 1, config.iterations
+    return math.ceil(config.iterations / steps), steps
+
+
+def _grad_clipper(max_norm: float, scaler_fn: Callable[[], Any], params_fn: Callable[[], Any], optimizer) -> Callable:
+    def clip(engine) -> None:
+        scaler = scaler_fn()
+        if scaler is not None:
+            scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(params_fn(), max_norm)
+
+    return clip
+
+
+def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
+    """Train a network as ``config`` says; returns the run's history.
+
+    Writes ``config.out``: ``config.json``, ``checkpoint.pt`` (every epoch: everything to resume),
+    ``model_last.pt`` / ``model_best.pt`` (weights for ``mrsr infer --weights``), ``history.json``
+    (per-step losses, per-epoch metrics, the baselines' scores) and ``tensorboard/``. Under
+    ``torchrun`` it trains with DDP (rank 0 writes).
+
+    Args:
+        config: the run.
+        resume: continue the run in ``config.out`` from its last finished epoch; only the length,
+            device, AMP, workers, progress and data root may change (see :class:`TrainConfig`).
+        overwrite: replace a non-empty ``config.out``.
+
+    Raises:
+        MrsrError: bad options, a manifest naming missing files, an existing run folder without
+            ``resume``/``overwrite``, a checkpoint that does not match.
+    """
+    ctx = setup_distributed(config.device)
+    try:
+        return _train(config, resume, overwrite, ctx)
+    finally:
+        cleanup_distributed()
+
+
+def _train(config: TrainConfig, resume: bool, overwrite: bool, ctx: DistContext) -> dict:
+    from mrsr.losses import get_loss
+
+    config, ckpt = _prepare_run_dir(config, resume, overwrite, ctx)
+    if config.deterministic:
+        set_determinism(config.seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.manual_seed(config.seed)
+    out = Path(config.out)  # type: ignore[arg-type]
+    train_loader, val_loader, steps = _loaders(config, ctx)
+    epochs, steps = _epochs(config, steps)
+    net = build_network(config).to(ctx.device)
+    amp = bool(config.amp and ctx.device.type == "cuda")
+    gan = config.network == "casnet"
+    loss_fn = get_loss(config.network, **config.loss)
+    if hasattr(loss_fn, "to"):
+        loss_fn = loss_fn.to(ctx.device)
+    schedule = CosineSchedule(epochs * steps, 0.01 if config.lr_schedule == "cosine" else 1.0)
+    g_opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    g_sched = torch.optim.lr_scheduler.LambdaLR(g_opt, schedule)
+    wrapped = StagesForward(net) if config.network == "iconet" else net
+    if ctx.distributed:
+        wrapped = DistributedDataParallel(wrapped, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+
+    writer = None
+    if ctx.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        config.save(out / "config.json")
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tensorboard"))
+
+    history: dict = dict(ckpt["history"]) if ckpt else {}
+    evaluator = None
+    if val_loader is not None:
+        handlers = [PanelWriter(writer, lambda: trainer.state.epoch, config.slice_axis)] if writer is not None else []
+        evaluator = build_evaluator(net, val_loader, config.scale, ctx.device, config.in_channels, config.slice_axis, config.val_roi, amp, handlers)
+        if "baselines" not in history:
+            history["baselines"] = _baseline_scores(val_loader, config, ctx)
+
+    lr_fn = lambda: g_opt.param_groups[0]["lr"]  # noqa: E731
+    if gan:
+        trainer, extra = _medgan_trainer(config, ctx, net, wrapped, g_opt, g_sched, schedule, loss_fn, train_loader, epochs, steps, amp)
+    else:
+        trainer = SupervisedTrainer(
+            device=ctx.device, max_epochs=epochs, train_data_loader=train_loader, network=wrapped, optimizer=g_opt,
+            loss_function=loss_fn, epoch_length=steps, inferer=StagesInferer() if config.network == "iconet" else SimpleInferer(),
+            amp=amp, decollate=False, optim_set_to_none=True,
+        )  # fmt: skip
+        extra = {}
+        if config.grad_clip:
+            trainer.add_event_handler(
+                IterationEvents.BACKWARD_COMPLETED, _grad_clipper(config.grad_clip, lambda: trainer.scaler, net.parameters, g_opt)
+            )
+    LrScheduleHandler(g_sched, print_lr=False, epoch_level=False).attach(trainer)
+    for sched in extra.get("schedulers", []):
+        LrScheduleHandler(sched, print_lr=False, epoch_level=False).attach(trainer)
+    if evaluator is not None:
+        ValidationHandler(interval=config.val_every, validator=evaluator, epoch_level=True).attach(trainer)
+
+    def state() -> dict:
+        s = {
+            "config": config.to_dict(),
+            "network": net.state_dict(),
+            "optimizer": g_opt.state_dict(),
+            "scheduler": g_sched.state_dict(),
+            "trainer": dict(trainer.state_dict()),
+            "history": history,
+            "rng": torch.get_rng_state(),
+        }
+        if getattr(trainer, "scaler", None) is not None:
+            s["scaler"] = trainer.scaler.state_dict()
+        s.update({k: v() for k, v in extra.get("state", {}).items()})
+        return s
+
+    def weights(path: Path) -> None:
+        save_weights(path, net, config.network, _network_kwargs(config, net))
+
+    RunRecorder(history, out, state, weights, evaluator, ctx.is_main, writer, net if ctx.distributed else None, lr_fn, config.val_every).attach(trainer)
+    if ctx.is_main and config.progress:
+        from ignite.handlers import ProgressBar
+
+        ProgressBar(persist=False).attach(trainer, output_transform=lambda o: {"loss": float(o["loss"])})
+    if ckpt is not None:
+        _restore(ckpt, config, net, g_opt, g_sched, trainer, extra, schedule, epochs, steps)
+    if ctx.is_main:
+        _announce(config, ctx, epochs, steps, history, resumed=ckpt is not None)
+    if trainer.state.epoch < epochs:
+        trainer.run()
+    if writer is not None:
+        writer.close()
+    return history
+
+
+def _restore(ckpt, config, net, g_opt, g_sched, trainer, extra, schedule, epochs, steps) -> None:
+    saved_steps = int(ckpt["trainer"]["epoch_length"])
+    if saved_steps != steps:
+        raise MrsrError(
+            f"The checkpoint has {saved_steps} steps per epoch, this run {steps}: resume with the same "
+            "samples per epoch, batch size and number of ranks."
+        )
+    net.load_state_dict(ckpt["network"])
+    g_opt.load_state_dict(ckpt["optimizer"])
+    g_sched.load_state_dict(ckpt["scheduler"])
+    for sched in [g_sched, *extra.get("schedulers", [])]:
+        sched.lr_lambdas[0].total = epochs * steps  # a longer run stretches the cosine from here on
+    if "scaler" in ckpt and getattr(trainer, "scaler", None) is not None:
+        trainer.scaler.load_state_dict(ckpt["scaler"])
+    for key, load in extra.get("load", {}).items():
+        load(ckpt[key])
+    state = dict(ckpt["trainer"])
+    state["max_epochs"] = epochs
+    trainer.load_state_dict(state)
+    torch.set_rng_state(ckpt["rng"])
+
+
+def _announce(config: TrainConfig, ctx: DistContext, epochs: int, steps: int, history: dict, resumed: bool) -> None:
+    where = f"{ctx.device}" + (f" x {ctx.world_size} ranks" if ctx.distributed else "")
+    verb = "resuming" if resumed else "training"
+    print(
+        f"{verb} {config.network} ({config.preset or 'class defaults'}) x{config.scale}, {config.in_channels} input channel(s), "
+        f"{epochs} epoch(s) of {steps} steps, batch {config.batch_size} per rank, on {where}; run folder {config.out}",
+        flush=True,
+    )
+    for name, m in (history.get("baselines") or {}).items():
+        print(f"  baseline {name}: val PSNR {m['val_psnr']:.3f} dB, SSIM {m['val_ssim']:.4f}", flush=True)
+
+
+def _baseline_scores(val_loader: DataLoader, config: TrainConfig, ctx: DistContext) -> dict[str, dict[str, float]]:
+    """The interpolation baselines' validation scores, for reference (computed once per run)."""
+    from mrsr.networks.baselines import Bicubic, ZeroFill
+
+    scores = {}
+    for name, cls in (("zerofill", ZeroFill), ("bicubic", Bicubic)):
+        ev = build_evaluator(cls(in_channels=config.in_channels, scale=config.scale), val_loader, config.scale, ctx.device, config.in_channels, config.slice_axis)
+        ev.run()
+        scores[name] = {k: float(v) for k, v in ev.state.metrics.items()}
+    return scores
+
+
+class MedGANTrainer(Trainer):
+    """MedGAN's conditional GAN step on MONAI's ``Trainer``: one discriminator update, then one
+    generator update, per batch of (LR, HR) pairs.
+
+    MONAI's ``GanTrainer`` draws the generator's input from a latent distribution and gives the
+    generator loss only the fake images; SR is conditional and its generator loss needs the HR
+    target, so this engine keeps MONAI's workflow (handlers, AMP scaler, prepare_batch) and only
+    replaces ``_iteration``.
+
+    Args:
+        device: where to train.
+        max_epochs: epochs.
+        train_data_loader: batches of ``{"image": LR, "label": HR}``.
+        g_network: the generator (CasNet), possibly DDP-wrapped.
+        g_optimizer: its optimiser.
+        d_network: the discriminator (PatchDiscriminator), possibly DDP-wrapped.
+        d_optimizer: its optimiser.
+        loss: a :class:`mrsr.losses.MedGANLoss`-like object with ``generator_loss(lr, sr, hr, d_network)``
+            and ``discriminator_loss(lr, sr, hr, d_network)`` returning ``(total, terms)``.
+        epoch_length: steps per epoch.
+        amp: float16 autocast with gradient scalers (CUDA).
+
+    ``engine.state.output``: ``{"image", "label", "pred", "loss" (generator total), "terms": {...}}``.
+    """
+
+    def __init__(
+        self,
+        device: torch.device,
+        max_epochs: int,
+        train_data_loader: DataLoader,
+        g_network: torch.nn.Module,
+        g_optimizer: torch.optim.Optimizer,
+        d_network: torch.nn.Module,
+        d_optimizer: torch.optim.Optimizer,
+        loss: Any,
+        epoch_length: int | None = None,
+        amp: bool = False,
+        prepare_batch: Callable = default_prepare_batch,
+    ) -> None:
+        super().__init__(
+            device=device, max_epochs=max_epochs, data_loader=train_data_loader, epoch_length=epoch_length,
+            prepare_batch=prepare_batch, amp=amp, decollate=False,
+        )  # fmt: skip
+        self.g_network, self.g_optimizer, self.d_network, self.d_optimizer = g_network, g_optimizer, d_network, d_optimizer
+        self.network = g_network
+        self.loss = loss
+        self.g_scaler = torch.amp.GradScaler("cuda") if amp else None
+        self.d_scaler = torch.amp.GradScaler("cuda") if amp else None
+
+    def _autocast(self):
+        import contextlib
+
+        return torch.autocast("cuda", dtype=torch.float16) if self.amp else contextlib.nullcontext()
+
+    def _step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+
+    def _iteration(self, engine: MedGANTrainer, batchdata: dict[str, torch.Tensor]) -> dict:
+        lr, hr = engine.prepare_batch(batchdata, engine.state.device, engine.non_blocking)[:2]
+        engine.g_network.train()
+        engine.d_network.train()
+        with engine._autocast():
+            sr = engine.g_network(lr)
+            d_loss, d_terms = engine.loss.discriminator_loss(lr, sr.detach(), hr, engine.d_network)
+        engine._step(d_loss, engine.d_optimizer, engine.d_scaler)
+        with engine._autocast():
+            g_loss, g_terms = engine.loss.generator_loss(lr, sr, hr, engine.d_network)
+        engine._step(g_loss, engine.g_optimizer, engine.g_scaler)
+        terms = {**{f"g_{k}": v.detach() for k, v in g_terms.items()}, **{f"d_{k}": v.detach() for k, v in d_terms.items()}}
+        terms["d_loss"] = d_loss.detach()
+        return {"image": lr, "label": hr, "pred": sr.detach(), "loss": g_loss.detach(), "terms": terms}
+
+
+def _medgan_trainer(config, ctx, net, wrapped, g_opt, g_sched, schedule, loss_fn, train_loader, epochs, steps, amp):
+    from mrsr.networks import get_network
+
+    d_kwargs = dict(config.loss.get("discriminator", {})) if isinstance(config.loss.get("discriminator"), dict) else {}
+    d_net = get_network("patch_discriminator", preset=config.preset, **d_kwargs).to(ctx.device)
+    d_opt = torch.optim.Adam(d_net.parameters(), lr=config.lr, betas=(0.5, 0.999))
+    d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, CosineSchedule(schedule.total, schedule.floor))
+    d_wrapped = DistributedDataParallel(d_net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) if ctx.distributed else d_net
+    trainer = MedGANTrainer(ctx.device, epochs, train_loader, wrapped, g_opt, d_wrapped, d_opt, loss_fn, steps, amp)
+
+    def scalers() -> dict:
+        return {k: s.state_dict() for k, s in (("g_scaler", trainer.g_scaler), ("d_scaler", trainer.d_scaler)) if s is not None}
+
+    extra = {
+        "schedulers": [d_sched],
+        "state": {
+            "discriminator": d_net.state_dict,
+            "d_optimizer": d_opt.state_dict,
+            "d_scheduler": d_sched.state_dict,
+            "scalers": scalers,
+        },
+        "load": {
+            "discriminator": d_net.load_state_dict,
+            "d_optimizer": d_opt.load_state_dict,
+            "d_scheduler": d_sched.load_state_dict,
+            "scalers": lambda s: [getattr(trainer, k).load_state_dict(v) for k, v in s.items() if getattr(trainer, k) is not None],
+        },
+    }
+    return trainer, extra

@@ -1,0 +1,148 @@
+"""Training data: aligned LR/HR patch pairs from real volumes, sampling, validation pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mrsr.engines.data import (
+    Degradation,
+    PairedPatchDataset,
+    SampleSampler,
+    VolumePairDataset,
+    load_hr_volumes,
+    slice_weights,
+    steps_per_epoch,
+)
+from mrsr.errors import MrsrError
+from mrsr.transforms import fourier_resize, upsample_aligned
+
+
+@pytest.fixture(scope="module")
+def volume(t1_volume):
+    """The bundled real T1 head, normalised: (1, 128, 128, 62)."""
+    from mrsr.transforms import RobustNormalize
+
+    return RobustNormalize()(t1_volume)
+
+
+def _interior_l1(a: torch.Tensor, b: torch.Tensor, margin: int = 4) -> float:
+    return float((a - b)[..., margin:-margin, margin:-margin].abs().mean())
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("k", [0, 1])
+def test_pair_shapes_and_determinism(volume, scale, k):
+    ds = PairedPatchDataset([volume], scale, patch_size=12, neighbours=k, samples_per_epoch=10, seed=3)
+    a, b = ds[5], ds[5]
+    assert a["image"].shape == (2 * k + 1, 12, 12) and a["label"].shape == (1, 12 * scale, 12 * scale)
+    assert a["image"].dtype == torch.float32 and a["label"].dtype == torch.float32
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
+    assert not torch.equal(ds[6]["label"], a["label"])
+    assert len(ds) == 10
+
+
+@pytest.mark.parametrize("augment", [False, True])
+def test_pairs_are_aligned_as_the_degradation_says(volume, augment):
+    """LR sample m lies on HR sample m*s: the aligned cubic upsampling of the LR patch is closer to
+    the HR patch than to the HR patch moved by one pixel, also after flips and transposes."""
+    ds = PairedPatchDataset([volume], 2, patch_size=24, samples_per_epoch=40, degradation=Degradation(augment=augment))
+    here = shifted = 0.0
+    for i in range(40):
+        s = ds[i]
+        up = upsample_aligned(s["image"][None], 2, "cubic")[0]
+        hr = s["label"]
+        here += _interior_l1(up, hr)
+        shifted += _interior_l1(up, torch.roll(hr, shifts=(1, 1), dims=(1, 2)))
+    assert here < 0.6 * shifted
+
+
+def test_lr_is_the_whole_slice_truncated_then_cropped(volume):
+    """Without augmentation, noise or jitter the LR patch is a crop of the whole slice's truncation."""
+    ds = PairedPatchDataset([volume], 2, patch_size=16, samples_per_epoch=5, degradation=Degradation(augment=False))
+    s = ds[0]
+    slices = volume[0].movedim(2, 0)
+    lr_slices = fourier_resize(slices, [64, 64], [1, 2]).abs()
+    hits = [z for z in range(slices.shape[0]) for y in range(0, 49) for x in range(0, 49)
+            if torch.equal(slices[z, 2 * y : 2 * y + 32, 2 * x : 2 * x + 32], s["label"][0])
+            and torch.allclose(lr_slices[z, y : y + 16, x : x + 16], s["image"][0], atol=1e-6)]  # fmt: skip
+    assert hits
+
+
+def test_neighbours_are_the_adjacent_slices(volume):
+    ds = PairedPatchDataset([volume], 2, patch_size=16, neighbours=1, samples_per_epoch=5, degradation=Degradation(augment=False))
+    lr = ds[1]["image"]
+    assert not torch.equal(lr[0], lr[1]) and not torch.equal(lr[1], lr[2])
+    ds0 = PairedPatchDataset([volume], 2, patch_size=16, neighbours=0, samples_per_epoch=5, degradation=Degradation(augment=False))
+    assert torch.allclose(ds0[1]["image"][0], lr[1], atol=1e-6)  # same draw, same centre slice
+
+
+def test_background_slices_are_down_weighted(volume):
+    w = slice_weights(volume, 2, background_weight=0.1)
+    assert w.shape == (62,) and w.min() >= 0.1 and w.max() == pytest.approx(1.0)
+    padded = torch.cat([volume, torch.zeros_like(volume)], dim=3)  # 62 empty slices added
+    w = slice_weights(padded, 2, background_weight=0.1)
+    np.testing.assert_allclose(w[62:], 0.1)
+    ds = PairedPatchDataset([padded], 2, patch_size=16, samples_per_epoch=1, degradation=Degradation(augment=False))
+    picks = np.array([ds.slice_index[int(np.searchsorted(ds.cumulative, r, side="right"))][1] for r in np.linspace(0, 0.999, 4000)])
+    empty_share = (picks >= 62).mean()
+    assert empty_share == pytest.approx(6.2 / w.sum(), abs=0.01) and empty_share < 0.25  # half the slices
+
+
+def test_noise_and_jitter(volume):
+    clean = PairedPatchDataset([volume], 2, 16, samples_per_epoch=4, degradation=Degradation(augment=False))
+    noisy = PairedPatchDataset([volume], 2, 16, samples_per_epoch=4, degradation=Degradation(snr_range=(10, 10), augment=False))
+    blur = PairedPatchDataset([volume], 2, 16, samples_per_epoch=4, degradation=Degradation(factor_jitter=1.5, augment=False))
+    a, n, b = clean[2]["image"], noisy[2]["image"], blur[2]["image"]
+    assert n.shape == a.shape == b.shape and (n >= 0).all()
+    assert 0.005 < float((n - a).abs().mean()) < 0.2
+    assert torch.equal(clean[2]["label"], blur[2]["label"])
+    assert float(torch.diff(b, dim=-1).abs().mean()) < float(torch.diff(a, dim=-1).abs().mean())
+
+
+def test_bad_options_are_clear(volume):
+    with pytest.raises(MrsrError, match="patch-size"):
+        PairedPatchDataset([volume], 4, patch_size=40)
+    with pytest.raises(MrsrError, match="window"):
+        Degradation(windows=("gauss",))
+    with pytest.raises(MrsrError, match="SNR"):
+        Degradation(snr_range=(0, 5))
+    with pytest.raises(MrsrError, match="factor_jitter"):
+        Degradation(factor_jitter=0.5)
+
+
+def test_two_ranks_see_what_one_rank_sees_with_twice_the_batch():
+    ds = list(range(40))
+    one = list(SampleSampler(ds, 1, 0, seed=1))
+    ranks = [list(SampleSampler(ds, 2, r, seed=1)) for r in range(2)]
+    batch = 4
+    for t in range(len(ranks[0]) // batch):
+        union = sorted(ranks[0][t * batch : (t + 1) * batch] + ranks[1][t * batch : (t + 1) * batch])
+        assert union == sorted(one[2 * t * batch : 2 * (t + 1) * batch])
+    sampler = SampleSampler(ds, 1, 0, seed=1)
+    sampler.set_epoch(3)
+    assert sorted(sampler) == list(range(120, 160))  # sample ids are unique across epochs
+    assert steps_per_epoch(40, 4, 2) == 5 and steps_per_epoch(3, 4) == 1
+
+
+def test_validation_pairs(volume):
+    odd = volume[:, :127, :125]
+    ds = VolumePairDataset([odd], 2)
+    item = ds[0]
+    assert item["label"].shape == (1, 126, 124, 62) and item["image"].shape == (1, 63, 62, 62)
+    spacing_hr = torch.linalg.norm(item["label"].affine[:3, :3], dim=0)
+    spacing_lr = torch.linalg.norm(item["image"].affine[:3, :3], dim=0)
+    torch.testing.assert_close(spacing_lr[:2], 2 * spacing_hr[:2])
+    torch.testing.assert_close(item["image"].affine[:3, 3], item["label"].affine[:3, 3])
+    with pytest.raises(MrsrError, match="too small"):
+        VolumePairDataset([volume[:, :3]], 2)
+
+
+def test_load_hr_volumes_caches_normalised_volumes():
+    from mrsr.data import sample_path
+
+    ds = load_hr_volumes([{"image": str(sample_path())}], progress=False)
+    vol = ds[0]["image"]
+    assert vol.shape == (1, 128, 128, 62) and "mrsr_intensity_range" in vol.meta
+    assert 0.9 < float(torch.quantile(vol.flatten()[::7], 0.995)) < 1.1
