@@ -1,4 +1,4 @@
-"""The ``mrsr`` command: degrade, infer, evaluate, demo, networks.
+"""The ``mrsr`` command: degrade, infer, evaluate, demo, networks, train.
 
 Bad input ends with a one-line ``mrsr: error: ...`` on stderr and exit code 2 (``--traceback``
 shows the Python traceback instead). Outputs are written atomically and never replace an input or,
@@ -88,8 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
         "inference at bounded memory, de-normalise and save with the upsampled affine.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("input", help="NIfTI file, DICOM file or DICOM series folder (the LR volume)")
-    p.add_argument("-o", "--output", required=True, help="output .nii/.nii.gz file or DICOM folder")
+    p.add_argument(
+        "input",
+        nargs="?",
+        help="NIfTI file, DICOM file or DICOM series folder (the LR volume); or a folder of NIfTI files (batch)",
+    )
+    p.add_argument(
+        "-o", "--output", required=True, help="output .nii/.nii.gz file or DICOM folder; a folder in batch mode"
+    )
+    p.add_argument("--manifest", help="batch: super-resolve every volume of this manifest section into --output")
+    p.add_argument("--data-root", help="batch: folder the manifest's relative paths start from")
+    p.add_argument("--section", default="test", help="batch: the manifest section to run")
     p.add_argument(
         "--network",
         default="bicubic",
@@ -146,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser(
+        "train",
+        help="train a network on a manifest (MONAI engines; DDP under torchrun)",
+        description="Train on random aligned LR/HR patches made by k-space truncation of the manifest's "
+        "volumes; validate on whole volumes through the inference path; checkpoint every epoch. "
+        "Several GPUs or CPU processes: torchrun --nproc_per_node=N -m mrsr train ...",
+        formatter_class=argparse.HelpFormatter,  # defaults are written into the help texts
+    )
+    _add_train_options(p)
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
+    _add_common(p)
+
+    p = sub.add_parser(
         "networks",
         help="table of the SR networks: parameters, GFLOPs, CPU throughput",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
@@ -157,6 +178,90 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-timing", action="store_true", help="parameters and GFLOPs only (fast)")
     p.add_argument("--traceback", action="store_true", help="show the Python traceback on errors")
     return parser
+
+
+# mrsr train's options: (flag, TrainConfig field, argparse keywords); defaults come from TrainConfig
+TRAIN_OPTIONS = (
+    ("--network", "network", {"help": "durn, wasa, iconet, msrn or casnet (MedGAN)"}),
+    ("--manifest", "manifest", {"help": "MONAI datalist JSON with training and validation lists (data_manifests/)"}),
+    ("--data-root", "data_root", {"help": "folder the manifest's relative paths start from"}),
+    ("--out", "out", {"help": "run folder (default: runs/NETWORK_xSCALE)"}),
+    ("--scale", "scale", {"type": int, "help": "SR factor"}),
+    ("--preset", "preset", {"help": "network preset: small or default"}),
+    ("--network-kwargs", "network_kwargs", {"type": json.loads, "help": 'network constructor options as JSON, e.g. \'{"features": 32}\''}),
+    ("--neighbours", "neighbours", {"type": int, "help": "2.5D: k neighbour slices each side (2k+1 channels); 0: 2D"}),
+    ("--patch-size", "patch_size", {"type": int, "help": "LR patch side (HR: scale x this)"}),
+    ("--batch-size", "batch_size", {"type": int, "help": "patches per step on each rank"}),
+    ("--samples-per-epoch", "samples_per_epoch", {"type": int, "help": "patches per epoch over all ranks"}),
+    ("--epochs", "epochs", {"type": int, "help": "epochs (ignored with --iterations)"}),
+    ("--iterations", "iterations", {"type": int, "help": "total optimiser steps (rounded up to whole epochs)"}),
+    ("--lr", "lr", {"type": float, "help": "Adam learning rate"}),
+    ("--lr-schedule", "lr_schedule", {"choices": ("cosine", "constant"), "help": "learning-rate schedule"}),
+    ("--windows", "windows", {"nargs": "+", "help": "k-space windows drawn per sample: none hamming tukey"}),
+    ("--snr-range", "snr_range", {"type": float, "nargs": 2, "metavar": ("LOW", "HIGH"), "help": "Rician SNR range"}),
+    ("--factor-jitter", "factor_jitter", {"type": float, "help": "kept k-space band N/f, f in [s, s*jitter]"}),
+    ("--val-every", "val_every", {"type": int, "help": "validate every N epochs (0: never)"}),
+    ("--val-roi", "val_roi", {"type": int, "nargs": 2, "metavar": ("H", "W"), "help": "validation tile size"}),
+    ("--loss", "loss", {"type": json.loads, "help": 'loss options as JSON, e.g. \'{"perceptual_weight": 0.1, "vgg_weights": "vgg19.pth"}\''}),
+    ("--seed", "seed", {"type": int, "help": "seed of the initialisation and of every sample"}),
+    ("--device", "device", {"help": "cpu, cuda, cuda:N or auto"}),
+    ("--num-workers", "num_workers", {"type": int, "help": "DataLoader workers"}),
+)
+TRAIN_FLAGS = (
+    ("--no-augment", "augment", False, "no random flips/transposes"),
+    ("--deterministic", "deterministic", True, "deterministic algorithms"),
+    ("--amp", "amp", True, "mixed precision on CUDA"),
+    ("--no-progress", "progress", False, "no progress bar"),
+)
+
+
+def _add_train_options(p: argparse.ArgumentParser) -> None:
+    import dataclasses
+
+    from mrsr.engines.config import TrainConfig
+
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    for flag, name, kwargs in TRAIN_OPTIONS:
+        default = defaults.get(name)
+        if isinstance(default, tuple):
+            default = " ".join(str(v) for v in default)
+        shown = "" if default in (None, dataclasses.MISSING) or callable(default) else f" (default: {default})"
+        # default None: on --resume only the options actually given change the saved run
+        p.add_argument(flag, dest=name, default=None, **{**kwargs, "help": kwargs["help"] + shown})
+    for flag, name, value, text in TRAIN_FLAGS:
+        p.add_argument(flag, dest=name, action="store_const", const=value, default=None, help=text)
+
+
+def train_config_from_args(args: argparse.Namespace):
+    """The run's :class:`~mrsr.engines.TrainConfig` from ``mrsr train``'s options (and the saved run on --resume)."""
+    from mrsr.engines.config import TrainConfig
+    from mrsr.engines.trainer import CHECKPOINT, load_checkpoint
+
+    names = [o[1] for o in TRAIN_OPTIONS] + [f[1] for f in TRAIN_FLAGS]
+    given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+    if args.resume:
+        if "out" not in given and "network" not in given:
+            raise ValueError("--resume needs the run folder: give --out RUN_DIR.")
+        out = Path(given.get("out") or TrainConfig(given["network"], "", scale=given.get("scale", 2)).out)
+        saved = TrainConfig.from_dict(load_checkpoint(out / CHECKPOINT)["config"])
+        return saved.resumed_with(TrainConfig.from_dict({**saved.to_dict(), **given, "out": str(out)}))
+    missing = [f"--{n}" for n in ("network", "manifest") if n not in given]
+    if missing:
+        raise ValueError(f"mrsr train needs {' and '.join(missing)}.")
+    return TrainConfig.from_dict(given)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mrsr.engines import train
+
+    config = train_config_from_args(args)
+    history = train(config, resume=args.resume, overwrite=args.overwrite)
+    best = history.get("best")
+    if best:
+        base = history.get("baselines") or {}
+        margins = ", ".join(f"{best['val_psnr'] - m['val_psnr']:+.3f} dB vs {n}" for n, m in base.items())
+        _say(f"best validation PSNR {best['val_psnr']:.3f} dB (epoch {best['epoch']}; {margins}); weights: {config.out}/model_best.pt")
+    return 0
 
 
 def _version() -> str:
@@ -224,18 +329,25 @@ def build_predictor(args: argparse.Namespace, lr_shape: tuple[int, ...]):
     return network, int(kwargs.get("in_channels", 1)), float(kwargs.get("scale", args.scale))
 
 
-def super_resolve_file(args: argparse.Namespace):
+def super_resolve_file(args: argparse.Namespace, path: str | None = None, predictor=None):
+    """Load, normalise, super-resolve and de-normalise ``path`` (default ``args.input``).
+
+    Returns ``(lr, sr, (predictor, in_channels, scale))``; pass the last back as ``predictor`` to
+    reuse a loaded network for the next file.
+    """
     from mrsr.data import load_volume
     from mrsr.inference import super_resolve
     from mrsr.transforms import RobustNormalize
 
-    lr = load_volume(args.input)
-    predictor, in_channels, scale = build_predictor(args, tuple(lr.shape[1:]))
+    lr = load_volume(path or args.input)
+    if predictor is None or args.network in BASELINE_NETWORKS:  # a baseline's scale may depend on the shape
+        predictor = build_predictor(args, tuple(lr.shape[1:]))
+    network, in_channels, scale = predictor
     normalise = RobustNormalize()
     x = normalise(lr)
     sr = super_resolve(
         x,
-        predictor,
+        network,
         scale,
         slice_axis=args.slice_axis,
         in_channels=in_channels,
@@ -248,16 +360,84 @@ def super_resolve_file(args: argparse.Namespace):
         out_size=args.size,
         progress=sys.stderr.isatty(),
     )
-    return lr, normalise.inverse(sr)
+    return lr, normalise.inverse(sr), predictor
+
+
+def _batch_inputs(args: argparse.Namespace) -> list[Path]:
+    from mrsr.data.io import is_nifti_path
+
+    if args.manifest:
+        from mrsr.data.manifest import load_manifest
+
+        if args.input:
+            raise ValueError("Give either an input or --manifest, not both.")
+        entries = load_manifest(args.manifest, args.data_root, sections=(args.section,)).get(args.section) or []
+        if not entries:
+            raise ValueError(f"The manifest {args.manifest} has no {args.section!r} entries; choose one with --section.")
+        return [Path(e["image"]) for e in entries]
+    files = sorted(p for p in Path(args.input).iterdir() if is_nifti_path(p))
+    if not files:
+        raise ValueError(f"{args.input} holds no .nii/.nii.gz files.")
+    return files
+
+
+def _batch_output(path: Path, out_dir: Path) -> Path:
+    from mrsr.data.io import is_nifti_path
+
+    return out_dir / (path.name if is_nifti_path(path) else f"{path.name}.nii.gz")
+
+
+def cmd_infer_batch(args: argparse.Namespace) -> int:
+    """Super-resolve many volumes into a folder: finished outputs are skipped (resumable), and under
+    torchrun (``RANK``/``WORLD_SIZE``) each rank takes every WORLD_SIZE-th volume."""
+    from mrsr.data import save_volume
+
+    inputs = _batch_inputs(args)
+    out_dir = Path(args.output)
+    outputs = [_batch_output(p, out_dir) for p in inputs]
+    clashes = sorted({o.name for o in outputs if outputs.count(o) > 1})
+    if clashes:
+        raise ValueError(f"Several inputs would write the same output name: {', '.join(clashes[:5])}; rename them.")
+    if out_dir.resolve() in {p.resolve().parent for p in inputs}:
+        raise ValueError(f"The output folder {out_dir} holds inputs; choose another folder with -o.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    mine = list(zip(inputs, outputs))[rank::world]
+    done = skipped = 0
+    failed: list[str] = []
+    predictor = None
+    for i, (path, out) in enumerate(mine, 1):
+        if out.exists() and not args.overwrite:
+            skipped += 1
+            continue
+        start = time.perf_counter()
+        try:
+            lr, sr, predictor = super_resolve_file(args, str(path), predictor)
+            save_volume(sr, out, overwrite=args.overwrite)
+        except (ValueError, OSError) as err:
+            failed.append(path.name)
+            _say(f"[{i}/{len(mine)}] {path.name}: error: {err}")
+            continue
+        done += 1
+        _say(f"[{i}/{len(mine)}] {path.name}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s")
+    where = f" (rank {rank} of {world})" if world > 1 else ""
+    _say(f"{done} written, {skipped} already done, {len(failed)} failed{where}; outputs in {out_dir}")
+    if failed:
+        raise ValueError(f"{len(failed)} volume(s) failed: {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}")
+    return 0
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
     from mrsr.data import save_volume
-    from mrsr.data.io import check_output_path
+    from mrsr.data.io import check_output_path, is_nifti_path
 
+    if args.manifest or (args.input and Path(args.input).is_dir() and any(is_nifti_path(p) for p in Path(args.input).iterdir())):
+        return cmd_infer_batch(args)
+    if not args.input:
+        raise ValueError("Give an input volume (or --manifest for a batch).")
     check_output_path(args.output, args.overwrite, inputs=(args.input,))
     start = time.perf_counter()
-    lr, sr = super_resolve_file(args)
+    lr, sr, _ = super_resolve_file(args)
     save_volume(sr, args.output, args.overwrite)
     _say(
         f"{args.network}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s; wrote {args.output}"
@@ -363,6 +543,7 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "demo": cmd_demo,
     "networks": cmd_networks,
+    "train": cmd_train,
 }
 
 

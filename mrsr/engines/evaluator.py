@@ -115,7 +115,10 @@ def build_evaluator(
         handlers: extra evaluator handlers (TensorBoard, panels).
     """
     border = int(scale)
-    metric = {k: IgniteMetricHandler(VolumeQualityMetric(k[4:], border, slice_axis), from_engine(["pred", "label"])) for k in VALIDATION_METRICS}
+    metric = {
+        k: IgniteMetricHandler(VolumeQualityMetric(k[4:], border, slice_axis), output_transform=from_engine(["pred", "label"]))
+        for k in VALIDATION_METRICS
+    }
     return SupervisedEvaluator(
         device=device,
         val_data_loader=loader,

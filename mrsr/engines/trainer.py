@@ -10,11 +10,11 @@ from __future__ import annotations
 import math
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from ignite.engine import Events
 from monai.engines import SupervisedTrainer, Trainer
 from monai.engines.utils import IterationEvents, default_prepare_batch
 from monai.handlers import LrScheduleHandler, ValidationHandler
@@ -31,7 +31,7 @@ from mrsr.engines.evaluator import build_evaluator
 from mrsr.engines.handlers import PanelWriter, RunRecorder
 from mrsr.errors import MrsrError
 
-__all__ = ["train", "StagesInferer", "StagesForward", "MedGANTrainer", "CosineSchedule", "build_network", "load_checkpoint"]
+__all__ = ["train", "build_training", "Training", "StagesInferer", "StagesForward", "MedGANTrainer", "CosineSchedule", "build_network", "load_checkpoint"]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -83,7 +83,7 @@ def build_network(config: TrainConfig) -> torch.nn.Module:
     return get_network(config.network, preset=config.preset, **kwargs)
 
 
-def _network_kwargs(config: TrainConfig, net: torch.nn.Module) -> dict[str, Any]:
+def _network_kwargs(config: TrainConfig) -> dict[str, Any]:
     from mrsr.networks import presets
 
     kwargs = dict(presets(config.network).get(config.preset, {})) if config.preset else {}
@@ -118,8 +118,9 @@ def _prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool, ctx: Di
 def _loaders(config: TrainConfig, ctx: DistContext) -> tuple[DataLoader, DataLoader | None, int]:
     from mrsr.data.manifest import load_manifest
 
-    sections = ("training", "validation") if config.val_every else ("training",)
-    lists = load_manifest(config.manifest, config.data_root, sections=sections)
+    present = load_manifest(config.manifest, config.data_root, check=False)  # which sections there are
+    sections = ("training", "validation") if config.val_every and "validation" in present else ("training",)
+    lists = load_manifest(config.manifest, config.data_root, sections=sections)  # what is used must exist
     if not lists.get("training"):
         raise MrsrError(f"The manifest {config.manifest} has no training entries.")
     progress = config.progress and ctx.is_main
@@ -195,29 +196,106 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         cleanup_distributed()
 
 
-def _train(config: TrainConfig, resume: bool, overwrite: bool, ctx: DistContext) -> dict:
+@dataclass
+class Training:
+    """A built training engine and what its checkpoints hold (see :func:`build_training`)."""
+
+    config: TrainConfig
+    net: torch.nn.Module
+    trainer: Trainer
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    extra: dict = field(default_factory=dict)  # MedGAN's discriminator: its state, loaders, schedulers
+
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def state_dict(self, history: dict) -> dict:
+        """Everything ``--resume`` needs: weights, optimisers, schedulers, scalers, engine, RNG, history, config."""
+        s = {
+            "config": self.config.to_dict(),
+            "network": self.net.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "trainer": dict(self.trainer.state_dict()),
+            "history": history,
+            "rng": torch.get_rng_state(),
+        }
+        if getattr(self.trainer, "scaler", None) is not None:
+            s["scaler"] = self.trainer.scaler.state_dict()
+        s.update({k: v() for k, v in self.extra.get("state", {}).items()})
+        return s
+
+    def load_state_dict(self, ckpt: dict, epochs: int, steps: int) -> None:
+        """Restore a checkpoint; a run resumed with more epochs stretches the cosine from here on."""
+        saved_steps = int(ckpt["trainer"]["epoch_length"])
+        if saved_steps != steps:
+            raise MrsrError(
+                f"The checkpoint has {saved_steps} steps per epoch, this run {steps}: resume with the same "
+                "samples per epoch, batch size and number of ranks."
+            )
+        self.net.load_state_dict(ckpt["network"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        for key, load in self.extra.get("load", {}).items():
+            load(ckpt[key])
+        for sched in [self.scheduler, *self.extra.get("schedulers", [])]:
+            sched.lr_lambdas[0].total = epochs * steps
+        if "scaler" in ckpt and getattr(self.trainer, "scaler", None) is not None:
+            self.trainer.scaler.load_state_dict(ckpt["scaler"])
+        state = dict(ckpt["trainer"])
+        state["max_epochs"] = epochs
+        self.trainer.load_state_dict(state)
+        torch.set_rng_state(ckpt["rng"])
+
+
+def build_training(config: TrainConfig, ctx: DistContext, loader: DataLoader, epochs: int, steps: int) -> Training:
+    """The network (seeded), its loss, Adam with the per-step schedule, and the MONAI trainer.
+
+    ``SupervisedTrainer`` for DURN, WASA, ICONet (through :class:`StagesForward`) and MSRN,
+    :class:`MedGANTrainer` for CasNet; DDP-wrapped under torchrun.
+    """
     from mrsr.losses import get_loss
 
+    torch.manual_seed(config.seed)
+    net = build_network(config).to(ctx.device)
+    amp = bool(config.amp and ctx.device.type == "cuda")
+    loss_options = {k: v for k, v in config.loss.items() if k != "discriminator"}
+    loss_fn = get_loss(config.network, **loss_options)
+    if isinstance(loss_fn, torch.nn.Module):
+        loss_fn = loss_fn.to(ctx.device)
+    schedule = CosineSchedule(epochs * steps, 0.01 if config.lr_schedule == "cosine" else 1.0)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    wrapped = StagesForward(net) if config.network == "iconet" else net
+    if ctx.distributed:
+        wrapped = DistributedDataParallel(wrapped, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    if config.network == "casnet":
+        trainer, extra = _medgan_trainer(config, ctx, wrapped, opt, schedule, loss_fn, loader, epochs, steps, amp)
+    else:
+        trainer = SupervisedTrainer(
+            device=ctx.device, max_epochs=epochs, train_data_loader=loader, network=wrapped, optimizer=opt,
+            loss_function=loss_fn, epoch_length=steps, inferer=StagesInferer() if config.network == "iconet" else SimpleInferer(),
+            amp=amp, decollate=False, optim_set_to_none=True,
+        )  # fmt: skip
+        extra = {}
+        if config.grad_clip:
+            clip = _grad_clipper(config.grad_clip, lambda: trainer.scaler, net.parameters, opt)
+            trainer.add_event_handler(IterationEvents.BACKWARD_COMPLETED, clip)
+    for s in [sched, *extra.get("schedulers", [])]:
+        LrScheduleHandler(s, print_lr=False, epoch_level=False).attach(trainer)
+    return Training(config, net, trainer, opt, sched, extra)
+
+
+def _train(config: TrainConfig, resume: bool, overwrite: bool, ctx: DistContext) -> dict:
     config, ckpt = _prepare_run_dir(config, resume, overwrite, ctx)
     if config.deterministic:
         set_determinism(config.seed)
         torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.manual_seed(config.seed)
     out = Path(config.out)  # type: ignore[arg-type]
     train_loader, val_loader, steps = _loaders(config, ctx)
     epochs, steps = _epochs(config, steps)
-    net = build_network(config).to(ctx.device)
-    amp = bool(config.amp and ctx.device.type == "cuda")
-    gan = config.network == "casnet"
-    loss_fn = get_loss(config.network, **config.loss)
-    if hasattr(loss_fn, "to"):
-        loss_fn = loss_fn.to(ctx.device)
-    schedule = CosineSchedule(epochs * steps, 0.01 if config.lr_schedule == "cosine" else 1.0)
-    g_opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    g_sched = torch.optim.lr_scheduler.LambdaLR(g_opt, schedule)
-    wrapped = StagesForward(net) if config.network == "iconet" else net
-    if ctx.distributed:
-        wrapped = DistributedDataParallel(wrapped, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    run = build_training(config, ctx, train_loader, epochs, steps)
 
     writer = None
     if ctx.is_main:
@@ -226,89 +304,38 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, ctx: DistContext)
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(out / "tensorboard"))
-
     history: dict = dict(ckpt["history"]) if ckpt else {}
     evaluator = None
     if val_loader is not None:
-        handlers = [PanelWriter(writer, lambda: trainer.state.epoch, config.slice_axis)] if writer is not None else []
-        evaluator = build_evaluator(net, val_loader, config.scale, ctx.device, config.in_channels, config.slice_axis, config.val_roi, amp, handlers)
+        amp = bool(config.amp and ctx.device.type == "cuda")
+        handlers = [PanelWriter(writer, lambda: run.trainer.state.epoch, config.slice_axis)] if writer is not None else []
+        evaluator = build_evaluator(
+            run.net, val_loader, config.scale, ctx.device, config.in_channels, config.slice_axis, config.val_roi, amp, handlers
+        )
+        ValidationHandler(interval=config.val_every, validator=evaluator, epoch_level=True).attach(run.trainer)
         if "baselines" not in history:
             history["baselines"] = _baseline_scores(val_loader, config, ctx)
 
-    lr_fn = lambda: g_opt.param_groups[0]["lr"]  # noqa: E731
-    if gan:
-        trainer, extra = _medgan_trainer(config, ctx, net, wrapped, g_opt, g_sched, schedule, loss_fn, train_loader, epochs, steps, amp)
-    else:
-        trainer = SupervisedTrainer(
-            device=ctx.device, max_epochs=epochs, train_data_loader=train_loader, network=wrapped, optimizer=g_opt,
-            loss_function=loss_fn, epoch_length=steps, inferer=StagesInferer() if config.network == "iconet" else SimpleInferer(),
-            amp=amp, decollate=False, optim_set_to_none=True,
-        )  # fmt: skip
-        extra = {}
-        if config.grad_clip:
-            trainer.add_event_handler(
-                IterationEvents.BACKWARD_COMPLETED, _grad_clipper(config.grad_clip, lambda: trainer.scaler, net.parameters, g_opt)
-            )
-    LrScheduleHandler(g_sched, print_lr=False, epoch_level=False).attach(trainer)
-    for sched in extra.get("schedulers", []):
-        LrScheduleHandler(sched, print_lr=False, epoch_level=False).attach(trainer)
-    if evaluator is not None:
-        ValidationHandler(interval=config.val_every, validator=evaluator, epoch_level=True).attach(trainer)
-
-    def state() -> dict:
-        s = {
-            "config": config.to_dict(),
-            "network": net.state_dict(),
-            "optimizer": g_opt.state_dict(),
-            "scheduler": g_sched.state_dict(),
-            "trainer": dict(trainer.state_dict()),
-            "history": history,
-            "rng": torch.get_rng_state(),
-        }
-        if getattr(trainer, "scaler", None) is not None:
-            s["scaler"] = trainer.scaler.state_dict()
-        s.update({k: v() for k, v in extra.get("state", {}).items()})
-        return s
-
     def weights(path: Path) -> None:
-        save_weights(path, net, config.network, _network_kwargs(config, net))
+        save_weights(path, run.net, config.network, _network_kwargs(config))
 
-    RunRecorder(history, out, state, weights, evaluator, ctx.is_main, writer, net if ctx.distributed else None, lr_fn, config.val_every).attach(trainer)
+    RunRecorder(
+        history, out, lambda: run.state_dict(history), weights, evaluator, ctx.is_main, writer,
+        run.net if ctx.distributed else None, run.lr, config.val_every,
+    ).attach(run.trainer)  # fmt: skip
     if ctx.is_main and config.progress:
         from ignite.handlers import ProgressBar
 
-        ProgressBar(persist=False).attach(trainer, output_transform=lambda o: {"loss": float(o["loss"])})
+        ProgressBar(persist=False).attach(run.trainer, output_transform=lambda o: {"loss": float(o["loss"])})
     if ckpt is not None:
-        _restore(ckpt, config, net, g_opt, g_sched, trainer, extra, schedule, epochs, steps)
+        run.load_state_dict(ckpt, epochs, steps)
     if ctx.is_main:
         _announce(config, ctx, epochs, steps, history, resumed=ckpt is not None)
-    if trainer.state.epoch < epochs:
-        trainer.run()
+    if run.trainer.state.epoch < epochs:
+        run.trainer.run()
     if writer is not None:
         writer.close()
     return history
-
-
-def _restore(ckpt, config, net, g_opt, g_sched, trainer, extra, schedule, epochs, steps) -> None:
-    saved_steps = int(ckpt["trainer"]["epoch_length"])
-    if saved_steps != steps:
-        raise MrsrError(
-            f"The checkpoint has {saved_steps} steps per epoch, this run {steps}: resume with the same "
-            "samples per epoch, batch size and number of ranks."
-        )
-    net.load_state_dict(ckpt["network"])
-    g_opt.load_state_dict(ckpt["optimizer"])
-    g_sched.load_state_dict(ckpt["scheduler"])
-    for sched in [g_sched, *extra.get("schedulers", [])]:
-        sched.lr_lambdas[0].total = epochs * steps  # a longer run stretches the cosine from here on
-    if "scaler" in ckpt and getattr(trainer, "scaler", None) is not None:
-        trainer.scaler.load_state_dict(ckpt["scaler"])
-    for key, load in extra.get("load", {}).items():
-        load(ckpt[key])
-    state = dict(ckpt["trainer"])
-    state["max_epochs"] = epochs
-    trainer.load_state_dict(state)
-    torch.set_rng_state(ckpt["rng"])
 
 
 def _announce(config: TrainConfig, ctx: DistContext, epochs: int, steps: int, history: dict, resumed: bool) -> None:
@@ -415,11 +442,11 @@ class MedGANTrainer(Trainer):
         return {"image": lr, "label": hr, "pred": sr.detach(), "loss": g_loss.detach(), "terms": terms}
 
 
-def _medgan_trainer(config, ctx, net, wrapped, g_opt, g_sched, schedule, loss_fn, train_loader, epochs, steps, amp):
+def _medgan_trainer(config, ctx, wrapped, g_opt, schedule, loss_fn, train_loader, epochs, steps, amp):
     from mrsr.networks import get_network
 
-    d_kwargs = dict(config.loss.get("discriminator", {})) if isinstance(config.loss.get("discriminator"), dict) else {}
-    d_net = get_network("patch_discriminator", preset=config.preset, **d_kwargs).to(ctx.device)
+    # the discriminator: the run's preset, overridden by loss["discriminator"] (a dict of its options)
+    d_net = get_network("patch_discriminator", preset=config.preset, **config.loss.get("discriminator", {})).to(ctx.device)
     d_opt = torch.optim.Adam(d_net.parameters(), lr=config.lr, betas=(0.5, 0.999))
     d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, CosineSchedule(schedule.total, schedule.floor))
     d_wrapped = DistributedDataParallel(d_net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) if ctx.distributed else d_net
