@@ -115,7 +115,8 @@ def _in_plane(slice_axis: int) -> tuple[int, int]:
 class PairedPatchDataset(Dataset):
     """Random aligned (LR, HR) patch pairs from HR volumes, degraded by k-space truncation.
 
-    Item ``g`` (any non-negative integer; :class:`SampleSampler` makes them) is
+    Slices are cropped at their far in-plane edges to multiples of s, so that LR sample m lies on
+    HR sample m*s exactly. Item ``g`` (any non-negative integer; :class:`SampleSampler` makes them) is
     ``{"image": LR (2k+1, P, P), "label": HR (1, s*P, s*P)}``, float32: the LR patch holds the
     degraded slice and its k neighbours each side (edges replicated, as at inference), the HR patch
     the centre slice exactly under it.
@@ -153,8 +154,13 @@ class PairedPatchDataset(Dataset):
         self.slice_axis = slice_axis
         a, b = _in_plane(slice_axis)
         need = self.scale * self.patch_size
-        # slices as (Z, X, Y) stacks; a volume too small in-plane for one HR patch is skipped
-        self.stacks = [v[0].movedim(slice_axis, 0).contiguous() for v in volumes if min(v.shape[a + 1], v.shape[b + 1]) >= need]
+        # slices as (Z, X, Y) stacks, cropped in-plane to multiples of s: only then does LR sample m
+        # lie exactly on HR sample m*s (on an odd axis the truncated grid's spacing is N/n, not s)
+        self.stacks = [
+            v[0].movedim(slice_axis, 0)[:, : v.shape[a + 1] // scale * scale, : v.shape[b + 1] // scale * scale].contiguous()
+            for v in volumes
+            if min(v.shape[a + 1], v.shape[b + 1]) >= need
+        ]
         if not self.stacks:
             sizes = ", ".join(f"{v.shape[a + 1]}x{v.shape[b + 1]}" for v in volumes)
             raise MrsrError(

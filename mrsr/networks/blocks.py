@@ -75,6 +75,21 @@ def check_positive(value: int, what: str, name: str = "this network") -> int:
     return int(value)
 
 
+def check_residual(global_residual: bool | str | None, name: str = "this network") -> str:
+    """The interpolation of an optional global image residual: ``""`` (none), ``"cubic"`` or ``"sinc"``.
+
+    ``True`` means ``"cubic"``; ``"sinc"`` is the zero-filled k-space interpolation (the zerofill
+    baseline), the exact inverse grid of the k-space degradation.
+    """
+    if global_residual is None or global_residual is False:
+        return ""
+    if global_residual is True:
+        return "cubic"
+    if global_residual in ("cubic", "sinc"):
+        return str(global_residual)
+    raise ValueError(f"{name}: global_residual must be False, True, 'cubic' or 'sinc'; got {global_residual!r}.")
+
+
 def centre_channel(x: torch.Tensor) -> torch.Tensor:
     """The centre channel ``C // 2`` of ``x`` (B, C, H, W), kept as (B, 1, H, W).
 

@@ -14,6 +14,7 @@ from mrsr.networks.blocks import (
     UpProjection,
     centre_channel,
     check_positive,
+    check_residual,
     check_scale,
     check_spatial_dims,
     conv2d,
@@ -144,7 +145,8 @@ class DURN(nn.Module):
         features: feature channels C (64).
         num_levels: doubling steps per URN (2).
         num_urns: URNs in the chain (2: dual).
-        global_residual: add the aligned cubic interpolation of the centre channel to the output.
+        global_residual: add an aligned interpolation of the centre channel to the output: ``True`` or
+            ``"cubic"`` (Keys cubic), ``"sinc"`` (zero-filled k-space, the zerofill baseline), ``False``: none.
 
     Shapes:
         input (B, in_channels, h, w), values in [0, 1], any h, w;
@@ -170,7 +172,7 @@ class DURN(nn.Module):
         features: int = 64,
         num_levels: int = 2,
         num_urns: int = 2,
-        global_residual: bool = False,
+        global_residual: bool | str = False,
     ) -> None:
         super().__init__()
         check_spatial_dims(spatial_dims, "DURN")
@@ -181,7 +183,7 @@ class DURN(nn.Module):
         num_levels = check_positive(num_levels, "num_levels", "DURN")
         num_urns = check_positive(num_urns, "num_urns", "DURN")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.global_residual = bool(global_residual)
+        self.residual_mode = check_residual(global_residual, "DURN")
 
         self.initial = conv2d(in_channels, features, 3)
         self.urns = nn.ModuleList([URN(features, num_levels) for _ in range(num_urns)])
@@ -198,6 +200,6 @@ class DURN(nn.Module):
             h, new_ups, new_downs = urn(h, ups, downs)
             ups, downs = new_ups, new_downs
         out = self.reconstruct(self.upsample(h + shallow))
-        if self.global_residual:
-            out = out + upsample_aligned(centre_channel(x), self.scale, "cubic").to(out.dtype)
+        if self.residual_mode != "":
+            out = out + upsample_aligned(centre_channel(x), self.scale, self.residual_mode).to(out.dtype)
         return out

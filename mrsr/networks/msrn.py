@@ -13,6 +13,7 @@ from mrsr.networks.blocks import (
     SubpixelUpsampler,
     centre_channel,
     check_positive,
+    check_residual,
     check_scale,
     check_spatial_dims,
     conv2d,
@@ -93,7 +94,8 @@ class MSRN(nn.Module):
         features: feature channels C (paper: 64).
         num_blocks: number of MSRBs (paper: 8).
         attention: enable the multi-scale attention option.
-        global_residual: add the aligned cubic interpolation of the centre channel to the output.
+        global_residual: add an aligned interpolation of the centre channel to the output: ``True`` or
+            ``"cubic"`` (Keys cubic), ``"sinc"`` (zero-filled k-space, the zerofill baseline), ``False``: none.
 
     Shapes:
         input (B, in_channels, h, w), values in [0, 1], any h, w;
@@ -119,7 +121,7 @@ class MSRN(nn.Module):
         features: int = 64,
         num_blocks: int = 8,
         attention: bool = False,
-        global_residual: bool = False,
+        global_residual: bool | str = False,
     ) -> None:
         super().__init__()
         check_spatial_dims(spatial_dims, "MSRN")
@@ -129,7 +131,7 @@ class MSRN(nn.Module):
         features = check_positive(features, "features", "MSRN")
         num_blocks = check_positive(num_blocks, "num_blocks", "MSRN")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.global_residual = bool(global_residual)
+        self.residual_mode = check_residual(global_residual, "MSRN")
         self.use_attention = bool(attention)
 
         self.head = conv2d(in_channels, features, 3)
@@ -153,6 +155,6 @@ class MSRN(nn.Module):
             feats.append(att(h))
         f = self.fusion(self.fusion_attention(torch.cat(feats, dim=1)))
         out = self.tail(self.upsample(f))
-        if self.global_residual:
-            out = out + upsample_aligned(centre_channel(x), self.scale, "cubic").to(out.dtype)
+        if self.residual_mode != "":
+            out = out + upsample_aligned(centre_channel(x), self.scale, self.residual_mode).to(out.dtype)
         return out

@@ -24,6 +24,20 @@ def _keys_cubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
     return torch.where(x <= 1.0, near, torch.where(x < 2.0, far, torch.zeros_like(x)))
 
 
+def _periodic_sinc(t: torch.Tensor, n: int) -> torch.Tensor:
+    """Kernel of band-limited interpolation of ``n`` periodic samples, at offsets ``t`` in (-n, n).
+
+    Odd n: ``sin(pi t) / (n sin(pi t / n))``; even n, with the Nyquist bin split evenly between
+    +n/2 and -n/2 (as :func:`mrsr.transforms.kspace.fourier_resize` does): ``sin(pi t) cot(pi t / n) / n``.
+    """
+    zero = t.abs() < 1e-9
+    safe = torch.where(zero, torch.ones_like(t), t)
+    num = torch.sin(torch.pi * safe)
+    den = float(n) * torch.sin(torch.pi * safe / float(n))
+    kernel = num / den if n % 2 == 1 else num * torch.cos(torch.pi * safe / float(n)) / den
+    return torch.where(zero, torch.ones_like(t), kernel)
+
+
 def interp_matrix(
     n_in: int, n_out: int, mode: str = "cubic", device: torch.device | None = None, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
@@ -34,7 +48,9 @@ def interp_matrix(
     Args:
         n_in: number of input samples.
         n_out: number of output samples.
-        mode: ``"cubic"`` (Keys, a=-0.5), ``"linear"`` or ``"nearest"``.
+        mode: ``"cubic"`` (Keys, a=-0.5), ``"linear"``, ``"nearest"`` or ``"sinc"``: the periodic sinc
+            of zero-filling k-space (the ``zerofill`` baseline, the exact inverse grid of the
+            degradation; an even axis's Nyquist bin split evenly between both edges).
         device: device of the matrix.
         dtype: dtype of the matrix.
 
@@ -44,6 +60,8 @@ def interp_matrix(
     if n_in < 1 or n_out < 1:
         raise ValueError("interp_matrix needs positive sizes, got n_in=" + str(n_in) + ", n_out=" + str(n_out))
     coord = torch.arange(n_out, device=device, dtype=torch.float64) * (float(n_in) / float(n_out))
+    if mode == "sinc":
+        return _periodic_sinc(coord[:, None] - torch.arange(n_in, device=device, dtype=torch.float64)[None], n_in).to(dtype)
     base = torch.floor(coord)
     frac = coord - base
     weights = torch.zeros(n_out, n_in, device=device, dtype=torch.float64)
@@ -56,7 +74,7 @@ def interp_matrix(
     elif mode == "cubic":
         offsets = [-1, 0, 1, 2]
     else:
-        raise ValueError("Unknown interpolation mode " + mode + "; use 'cubic', 'linear' or 'nearest'.")
+        raise ValueError("Unknown interpolation mode " + mode + "; use 'cubic', 'linear', 'nearest' or 'sinc'.")
     for k in offsets:
         idx = torch.clamp(base + k, 0, n_in - 1).long()
         if mode == "linear":

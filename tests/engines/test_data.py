@@ -58,13 +58,17 @@ def test_pairs_are_aligned_as_the_degradation_says(volume, augment):
     assert here < 0.6 * shifted
 
 
-def test_lr_is_the_whole_slice_truncated_then_cropped(volume):
-    """Without augmentation, noise or jitter the LR patch is a crop of the whole slice's truncation."""
-    ds = PairedPatchDataset([volume], 2, patch_size=16, samples_per_epoch=5, degradation=Degradation(augment=False))
+@pytest.mark.parametrize("size", [(128, 128), (127, 125)])
+def test_lr_is_the_whole_slice_truncated_then_cropped(volume, size):
+    """Without augmentation, noise or jitter the LR patch is a crop of the whole slice's truncation,
+    and the HR patch starts at s times the LR patch's corner. Odd slices are first cropped to even
+    sizes: truncating 127 samples to 64 would space the LR samples 127/64 HR samples apart, not 2."""
+    vol = volume[:, : size[0], : size[1]]
+    ds = PairedPatchDataset([vol], 2, patch_size=16, samples_per_epoch=5, degradation=Degradation(augment=False))
     s = ds[0]
-    slices = volume[0].movedim(2, 0)
-    lr_slices = fourier_resize(slices, [64, 64], [1, 2]).abs()
-    hits = [z for z in range(slices.shape[0]) for y in range(0, 49) for x in range(0, 49)
+    slices = vol[0].movedim(2, 0)[:, :126, :124] if size[0] % 2 else vol[0].movedim(2, 0)
+    lr_slices = fourier_resize(slices, [slices.shape[1] // 2, slices.shape[2] // 2], [1, 2]).abs()
+    hits = [z for z in range(slices.shape[0]) for y in range(0, lr_slices.shape[1] - 15) for x in range(0, lr_slices.shape[2] - 15)
             if torch.equal(slices[z, 2 * y : 2 * y + 32, 2 * x : 2 * x + 32], s["label"][0])
             and torch.allclose(lr_slices[z, y : y + 16, x : x + 16], s["image"][0], atol=1e-6)]  # fmt: skip
     assert hits

@@ -85,16 +85,21 @@ def test_dual_connection_is_used():
     assert len(net.urns) == 2
 
 
-def test_global_residual_option():
+@pytest.mark.parametrize("mode", [True, "cubic", "sinc"])
+def test_global_residual_option(mode):
+    """With global_residual the output is the aligned interpolation of the centre channel plus the net's."""
+    from mrsr.networks.blocks import check_residual
     from mrsr.transforms.resample import upsample_aligned
 
     torch.manual_seed(0)
     plain = small(3, 3).eval()
-    res = small(3, 3, global_residual=True).eval()
+    res = small(3, 3, global_residual=mode).eval()
     res.load_state_dict(plain.state_dict())
     x = torch.rand(1, 3, 7, 8)
     with torch.no_grad():
-        torch.testing.assert_close(res(x), plain(x) + upsample_aligned(x[:, 1:2], 3))
+        torch.testing.assert_close(res(x), plain(x) + upsample_aligned(x[:, 1:2], 3, check_residual(mode)))
+    with pytest.raises(ValueError, match="global_residual"):
+        small(3, 3, global_residual="bilinear")
 
 
 @pytest.mark.parametrize("scale,expected", [(2, 4_315_329), (3, 4_499_969), (4, 4_463_041)])

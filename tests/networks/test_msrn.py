@@ -70,17 +70,21 @@ def test_attention_option(sr_checks):
     sr_checks.check_bf16_autocast(net, 3, 1, 2)
 
 
-def test_global_residual_option():
-    """With global_residual the output is the aligned cubic interpolation of the centre channel plus the net's."""
+@pytest.mark.parametrize("mode", [True, "cubic", "sinc"])
+def test_global_residual_option(mode):
+    """With global_residual the output is the aligned interpolation of the centre channel plus the net's."""
+    from mrsr.networks.blocks import check_residual
     from mrsr.transforms.resample import upsample_aligned
 
     torch.manual_seed(0)
     plain = small(2, 3).eval()
-    res = small(2, 3, global_residual=True).eval()
+    res = small(2, 3, global_residual=mode).eval()
     res.load_state_dict(plain.state_dict())
     x = torch.rand(1, 3, 9, 11)
     with torch.no_grad():
-        torch.testing.assert_close(res(x), plain(x) + upsample_aligned(x[:, 1:2], 2))
+        torch.testing.assert_close(res(x), plain(x) + upsample_aligned(x[:, 1:2], 2, check_residual(mode)))
+    with pytest.raises(ValueError, match="global_residual"):
+        small(2, 3, global_residual="bilinear")
 
 
 def test_msrb_is_residual():

@@ -48,3 +48,13 @@ def test_torchscript_autocast_and_channels_last():
 def test_bad_mode():
     with pytest.raises(ValueError, match="Unknown interpolation mode"):
         interp_matrix(4, 8, "lanczos")
+
+
+@pytest.mark.parametrize("n_in,n_out", [(8, 16), (7, 14), (9, 27), (10, 40), (6, 6)])
+def test_sinc_is_the_zero_filled_kspace_interpolation(n_in, n_out):
+    """The "sinc" matrix equals zero-padding k-space (the zerofill baseline, Nyquist bin split evenly)."""
+    from mrsr.transforms import fourier_resize
+
+    x = torch.rand(3, n_in, dtype=torch.float64)
+    expected = fourier_resize(x, [n_out], [1])
+    torch.testing.assert_close(x @ interp_matrix(n_in, n_out, "sinc", dtype=torch.float64).t(), expected)
