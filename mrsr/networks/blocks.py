@@ -79,15 +79,19 @@ def check_residual(global_residual: bool | str | None, name: str = "this network
     """The interpolation of an optional global image residual: ``""`` (none), ``"cubic"`` or ``"sinc"``.
 
     ``True`` means ``"cubic"``; ``"sinc"`` is the zero-filled k-space interpolation (the zerofill
-    baseline), the exact inverse grid of the k-space degradation.
+    baseline), the exact inverse grid of the k-space degradation; ``"sinc_reflect"`` the same on
+    the mirrored signal, which does not ring across a patch's edges in training (see
+    :func:`~mrsr.transforms.resample.interp_matrix`).
     """
     if global_residual is None or global_residual is False:
         return ""
     if global_residual is True:
         return "cubic"
-    if global_residual in ("cubic", "sinc"):
+    if global_residual in ("cubic", "sinc", "sinc_reflect"):
         return str(global_residual)
-    raise ValueError(f"{name}: global_residual must be False, True, 'cubic' or 'sinc'; got {global_residual!r}.")
+    raise ValueError(
+        f"{name}: global_residual must be False, True, 'cubic', 'sinc' or 'sinc_reflect'; got {global_residual!r}."
+    )
 
 
 def centre_channel(x: torch.Tensor) -> torch.Tensor:

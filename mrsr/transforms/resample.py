@@ -38,6 +38,26 @@ def _periodic_sinc(t: torch.Tensor, n: int) -> torch.Tensor:
     return torch.where(zero, torch.ones_like(t), kernel)
 
 
+def _reflected_sinc(n_in: int, n_out: int, device: torch.device | None) -> torch.Tensor:
+    """Periodic sinc of the signal mirrored by ``min(n_in - 1, 16)`` samples at each end, cropped.
+
+    The mirror removes the jump between the two ends that the periodic sinc would ring across: on
+    a patch or a slice whose edges differ this stays local, on a whole slice it is as good as
+    zero-filling k-space.
+    """
+    pad = min(n_in - 1, 16)
+    n_pad = n_in + 2 * pad
+    coord = torch.arange(n_out, device=device, dtype=torch.float64) * (float(n_in) / float(n_out)) + float(pad)
+    taps = torch.arange(n_pad, device=device, dtype=torch.float64)
+    padded = _periodic_sinc(coord[:, None] - taps[None], n_pad)
+    # fold the mirrored taps back onto the samples they copy: index -k -> k, n-1+k -> n-1-k
+    src = torch.arange(n_pad, device=device) - pad
+    src = torch.where(src < 0, -src, src)
+    src = torch.where(src > n_in - 1, 2 * (n_in - 1) - src, src)
+    weights = torch.zeros(n_out, n_in, device=device, dtype=torch.float64)
+    return weights.index_add_(1, src, padded)
+
+
 def interp_matrix(
     n_in: int, n_out: int, mode: str = "cubic", device: torch.device | None = None, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
@@ -50,7 +70,8 @@ def interp_matrix(
         n_out: number of output samples.
         mode: ``"cubic"`` (Keys, a=-0.5), ``"linear"``, ``"nearest"`` or ``"sinc"``: the periodic sinc
             of zero-filling k-space (the ``zerofill`` baseline, the exact inverse grid of the
-            degradation; an even axis's Nyquist bin split evenly between both edges).
+            degradation; an even axis's Nyquist bin split evenly between both edges) or ``"sinc_reflect"``,
+            the same on the signal mirrored at both ends (no ringing across the jump between the ends).
         device: device of the matrix.
         dtype: dtype of the matrix.
 
@@ -62,6 +83,8 @@ def interp_matrix(
     coord = torch.arange(n_out, device=device, dtype=torch.float64) * (float(n_in) / float(n_out))
     if mode == "sinc":
         return _periodic_sinc(coord[:, None] - torch.arange(n_in, device=device, dtype=torch.float64)[None], n_in).to(dtype)
+    if mode == "sinc_reflect":
+        return _reflected_sinc(n_in, n_out, device).to(dtype)
     base = torch.floor(coord)
     frac = coord - base
     weights = torch.zeros(n_out, n_in, device=device, dtype=torch.float64)
@@ -74,7 +97,9 @@ def interp_matrix(
     elif mode == "cubic":
         offsets = [-1, 0, 1, 2]
     else:
-        raise ValueError("Unknown interpolation mode " + mode + "; use 'cubic', 'linear', 'nearest' or 'sinc'.")
+        raise ValueError(
+            "Unknown interpolation mode " + mode + "; use 'cubic', 'linear', 'nearest', 'sinc' or 'sinc_reflect'."
+        )
     for k in offsets:
         idx = torch.clamp(base + k, 0, n_in - 1).long()
         if mode == "linear":

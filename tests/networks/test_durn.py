@@ -85,7 +85,7 @@ def test_dual_connection_is_used():
     assert len(net.urns) == 2
 
 
-@pytest.mark.parametrize("mode", [True, "cubic", "sinc"])
+@pytest.mark.parametrize("mode", [True, "cubic", "sinc", "sinc_reflect"])
 def test_global_residual_option(mode):
     """With global_residual the output is the aligned interpolation of the centre channel plus the net's."""
     from mrsr.networks.blocks import check_residual

@@ -70,7 +70,7 @@ def test_attention_option(sr_checks):
     sr_checks.check_bf16_autocast(net, 3, 1, 2)
 
 
-@pytest.mark.parametrize("mode", [True, "cubic", "sinc"])
+@pytest.mark.parametrize("mode", [True, "cubic", "sinc", "sinc_reflect"])
 def test_global_residual_option(mode):
     """With global_residual the output is the aligned interpolation of the centre channel plus the net's."""
     from mrsr.networks.blocks import check_residual

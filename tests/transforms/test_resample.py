@@ -58,3 +58,18 @@ def test_sinc_is_the_zero_filled_kspace_interpolation(n_in, n_out):
     x = torch.rand(3, n_in, dtype=torch.float64)
     expected = fourier_resize(x, [n_out], [1])
     torch.testing.assert_close(x @ interp_matrix(n_in, n_out, "sinc", dtype=torch.float64).t(), expected)
+
+
+def test_sinc_reflect_equals_sinc_of_the_mirrored_signal():
+    """``sinc_reflect`` is the zero-filled interpolation of the signal mirrored by 16 samples, cropped:
+    exact on a slice, and free of the ringing a periodic sinc makes across a patch's two ends."""
+    from mrsr.transforms import fourier_resize
+
+    x = torch.linspace(0, 1, 40, dtype=torch.float64)[None]  # a ramp: its ends jump by 1 periodically
+    mirrored = torch.cat([x[:, 1:17].flip(1), x, x[:, -17:-1].flip(1)], dim=1)
+    expected = fourier_resize(mirrored, [144], [1])[:, 32 : 32 + 80]
+    got = x @ interp_matrix(40, 80, "sinc_reflect", dtype=torch.float64).t()
+    torch.testing.assert_close(got, expected)
+    periodic = x @ interp_matrix(40, 80, "sinc", dtype=torch.float64).t()
+    assert (got - torch.arange(80, dtype=torch.float64)[None] / 78).abs()[:, 4:-4].max() < 0.01  # samples j/2 of m/39
+    assert (periodic[:, :4] - got[:, :4]).abs().max() > 0.05  # the periodic one rings at the ends
