@@ -188,7 +188,11 @@ TRAIN_OPTIONS = (
     ("--out", "out", {"help": "run folder (default: runs/NETWORK_xSCALE)"}),
     ("--scale", "scale", {"type": int, "help": "SR factor"}),
     ("--preset", "preset", {"help": "network preset: small or default"}),
-    ("--network-kwargs", "network_kwargs", {"type": json.loads, "help": 'network constructor options as JSON, e.g. \'{"features": 32}\''}),
+    (
+        "--network-kwargs",
+        "network_kwargs",
+        {"type": json.loads, "help": "network constructor options as JSON, e.g. '{\"features\": 32}'"},
+    ),
     ("--neighbours", "neighbours", {"type": int, "help": "2.5D: k neighbour slices each side (2k+1 channels); 0: 2D"}),
     ("--patch-size", "patch_size", {"type": int, "help": "LR patch side (HR: scale x this)"}),
     ("--batch-size", "batch_size", {"type": int, "help": "patches per step on each rank"}),
@@ -202,7 +206,14 @@ TRAIN_OPTIONS = (
     ("--factor-jitter", "factor_jitter", {"type": float, "help": "kept k-space band N/f, f in [s, s*jitter]"}),
     ("--val-every", "val_every", {"type": int, "help": "validate every N epochs (0: never)"}),
     ("--val-roi", "val_roi", {"type": int, "nargs": 2, "metavar": ("H", "W"), "help": "validation tile size"}),
-    ("--loss", "loss", {"type": json.loads, "help": 'loss options as JSON, e.g. \'{"perceptual_weight": 0.1, "vgg_weights": "vgg19.pth"}\''}),
+    (
+        "--loss",
+        "loss",
+        {
+            "type": json.loads,
+            "help": 'loss options as JSON, e.g. \'{"perceptual_weight": 0.1, "vgg_weights": "vgg19.pth"}\'',
+        },
+    ),
     ("--seed", "seed", {"type": int, "help": "seed of the initialisation and of every sample"}),
     ("--device", "device", {"help": "cpu, cuda, cuda:N or auto"}),
     ("--num-workers", "num_workers", {"type": int, "help": "DataLoader workers"}),
@@ -260,7 +271,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     if best:
         base = history.get("baselines") or {}
         margins = ", ".join(f"{best['val_psnr'] - m['val_psnr']:+.3f} dB vs {n}" for n, m in base.items())
-        _say(f"best validation PSNR {best['val_psnr']:.3f} dB (epoch {best['epoch']}; {margins}); weights: {config.out}/model_best.pt")
+        _say(
+            f"best validation PSNR {best['val_psnr']:.3f} dB (epoch {best['epoch']}; {margins}); weights: {config.out}/model_best.pt"
+        )
     return 0
 
 
@@ -316,7 +329,9 @@ def build_predictor(args: argparse.Namespace, lr_shape: tuple[int, ...]):
             scale = (args.size[0] / in_plane[0], args.size[1] / in_plane[1])
         return get_predictor(name, scale), 1, args.scale
     if name not in SR_NETWORKS:
-        raise ValueError(f"Unknown network {args.network!r}; choose one of {', '.join(BASELINE_NETWORKS + tuple(SR_NETWORKS))}.")
+        raise ValueError(
+            f"Unknown network {args.network!r}; choose one of {', '.join(BASELINE_NETWORKS + tuple(SR_NETWORKS))}."
+        )
     if not args.weights:
         raise ValueError(f"--network {name} needs --weights FILE (a trained checkpoint); the baselines need none.")
     if args.scale != int(args.scale):
@@ -373,7 +388,9 @@ def _batch_inputs(args: argparse.Namespace) -> list[Path]:
             raise ValueError("Give either an input or --manifest, not both.")
         entries = load_manifest(args.manifest, args.data_root, sections=(args.section,)).get(args.section) or []
         if not entries:
-            raise ValueError(f"The manifest {args.manifest} has no {args.section!r} entries; choose one with --section.")
+            raise ValueError(
+                f"The manifest {args.manifest} has no {args.section!r} entries; choose one with --section."
+            )
         return [Path(e["image"]) for e in entries]
     files = sorted(p for p in Path(args.input).iterdir() if is_nifti_path(p))
     if not files:
@@ -419,7 +436,9 @@ def cmd_infer_batch(args: argparse.Namespace) -> int:
             _say(f"[{i}/{len(mine)}] {path.name}: error: {err}")
             continue
         done += 1
-        _say(f"[{i}/{len(mine)}] {path.name}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s")
+        _say(
+            f"[{i}/{len(mine)}] {path.name}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s"
+        )
     where = f" (rank {rank} of {world})" if world > 1 else ""
     _say(f"{done} written, {skipped} already done, {len(failed)} failed{where}; outputs in {out_dir}")
     if failed:
@@ -431,7 +450,9 @@ def cmd_infer(args: argparse.Namespace) -> int:
     from mrsr.data import save_volume
     from mrsr.data.io import check_output_path, is_nifti_path
 
-    if args.manifest or (args.input and Path(args.input).is_dir() and any(is_nifti_path(p) for p in Path(args.input).iterdir())):
+    if args.manifest or (
+        args.input and Path(args.input).is_dir() and any(is_nifti_path(p) for p in Path(args.input).iterdir())
+    ):
         return cmd_infer_batch(args)
     if not args.input:
         raise ValueError("Give an input volume (or --manifest for a batch).")

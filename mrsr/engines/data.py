@@ -157,7 +157,9 @@ class PairedPatchDataset(Dataset):
         # slices as (Z, X, Y) stacks, cropped in-plane to multiples of s: only then does LR sample m
         # lie exactly on HR sample m*s (on an odd axis the truncated grid's spacing is N/n, not s)
         self.stacks = [
-            v[0].movedim(slice_axis, 0)[:, : v.shape[a + 1] // scale * scale, : v.shape[b + 1] // scale * scale].contiguous()
+            v[0]
+            .movedim(slice_axis, 0)[:, : v.shape[a + 1] // scale * scale, : v.shape[b + 1] // scale * scale]
+            .contiguous()
             for v in volumes
             if min(v.shape[a + 1], v.shape[b + 1]) >= need
         ]
@@ -253,7 +255,9 @@ class VolumePairDataset(Dataset):
         for ax in _in_plane(self.slice_axis):
             size = volume.shape[ax + 1] // self.scale * self.scale
             if size // self.scale < 2:
-                raise MrsrError(f"A validation volume of shape {tuple(volume.shape[1:])} is too small for x{self.scale}.")
+                raise MrsrError(
+                    f"A validation volume of shape {tuple(volume.shape[1:])} is too small for x{self.scale}."
+                )
             index[ax + 1] = slice(0, size)
         return volume[tuple(index)]
 
@@ -262,7 +266,9 @@ class VolumePairDataset(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         hr = self.volumes[i]
-        t = KSpaceTruncate(self.scale, axes=_in_plane(self.slice_axis), window=self.window, snr=self.snr, seed=self.seed + i)
+        t = KSpaceTruncate(
+            self.scale, axes=_in_plane(self.slice_axis), window=self.window, snr=self.snr, seed=self.seed + i
+        )
         lr = t(hr)
         return {"image": lr if isinstance(lr, MetaTensor) else MetaTensor(lr), "label": hr}
 

@@ -116,7 +116,9 @@ def build_evaluator(
     """
     border = int(scale)
     metric = {
-        k: IgniteMetricHandler(VolumeQualityMetric(k[4:], border, slice_axis), output_transform=from_engine(["pred", "label"]))
+        k: IgniteMetricHandler(
+            VolumeQualityMetric(k[4:], border, slice_axis), output_transform=from_engine(["pred", "label"])
+        )
         for k in VALIDATION_METRICS
     }
     return SupervisedEvaluator(

@@ -108,7 +108,11 @@ class RunRecorder:
         self.history["epochs"].append(record)
         improved = validated and (self.history["best"] is None or record["val_psnr"] > self.history["best"]["val_psnr"])
         if improved:
-            self.history["best"] = {"epoch": record["epoch"], "val_psnr": record["val_psnr"], "val_ssim": record["val_ssim"]}
+            self.history["best"] = {
+                "epoch": record["epoch"],
+                "val_psnr": record["val_psnr"],
+                "val_ssim": record["val_ssim"],
+            }
         if not self.is_main:
             return
         if self.writer is not None and validated:
@@ -175,6 +179,8 @@ class PanelWriter:
 
     def __call__(self, engine: Engine) -> None:
         out = engine.state.output
-        lr, sr, hr = (out[k][0, 0].detach().float().cpu().movedim(self.slice_axis, 0) for k in ("image", "pred", "label"))
+        lr, sr, hr = (
+            out[k][0, 0].detach().float().cpu().movedim(self.slice_axis, 0) for k in ("image", "pred", "label")
+        )
         z = hr.shape[0] // 2
         self.writer.add_image("val/panel", panel_image(lr[z], sr[z], hr[z]), self.epoch_fn())

@@ -25,13 +25,30 @@ from torch.utils.data import DataLoader
 
 from mrsr.checkpoint import save_weights
 from mrsr.engines.config import TrainConfig
-from mrsr.engines.data import Degradation, PairedPatchDataset, SampleSampler, VolumePairDataset, load_hr_volumes, steps_per_epoch
+from mrsr.engines.data import (
+    Degradation,
+    PairedPatchDataset,
+    SampleSampler,
+    VolumePairDataset,
+    load_hr_volumes,
+    steps_per_epoch,
+)
 from mrsr.engines.distributed import DistContext, cleanup_distributed, setup_distributed
 from mrsr.engines.evaluator import build_evaluator
 from mrsr.engines.handlers import PanelWriter, RunRecorder
 from mrsr.errors import MrsrError
 
-__all__ = ["train", "build_training", "Training", "StagesInferer", "StagesForward", "MedGANTrainer", "CosineSchedule", "build_network", "load_checkpoint"]
+__all__ = [
+    "train",
+    "build_training",
+    "Training",
+    "StagesInferer",
+    "StagesForward",
+    "MedGANTrainer",
+    "CosineSchedule",
+    "build_network",
+    "load_checkpoint",
+]
 
 CHECKPOINT = "checkpoint.pt"
 
@@ -102,14 +119,18 @@ def load_checkpoint(path: Path) -> dict:
         raise MrsrError(f"Cannot read the checkpoint {path}: {type(err).__name__}: {err}") from None
 
 
-def _prepare_run_dir(config: TrainConfig, resume: bool, overwrite: bool, ctx: DistContext) -> tuple[TrainConfig, dict | None]:
+def _prepare_run_dir(
+    config: TrainConfig, resume: bool, overwrite: bool, ctx: DistContext
+) -> tuple[TrainConfig, dict | None]:
     out = Path(config.out)  # type: ignore[arg-type]
     if resume:
         ckpt = load_checkpoint(out / CHECKPOINT)
         return TrainConfig.from_dict(ckpt["config"]).resumed_with(config), ckpt
     if out.exists() and any(out.iterdir()):
         if not overwrite:
-            raise MrsrError(f"The run folder {out} is not empty; pass --resume to continue it, --overwrite to replace it, or another --out.")
+            raise MrsrError(
+                f"The run folder {out} is not empty; pass --resume to continue it, --overwrite to replace it, or another --out."
+            )
         if ctx.is_main:
             shutil.rmtree(out)
     return config, None
@@ -133,7 +154,12 @@ def _loaders(config: TrainConfig, ctx: DistContext) -> tuple[DataLoader, DataLoa
     sampler = SampleSampler(dataset, ctx.world_size, ctx.rank, config.seed)
     cuda = ctx.device.type == "cuda"
     train_loader = DataLoader(
-        dataset, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers, pin_memory=cuda, drop_last=True
+        dataset,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=config.num_workers,
+        pin_memory=cuda,
+        drop_last=True,
     )
     steps = steps_per_epoch(config.samples_per_epoch, config.batch_size, ctx.world_size)
     val_loader = None
@@ -144,7 +170,13 @@ def _loaders(config: TrainConfig, ctx: DistContext) -> tuple[DataLoader, DataLoa
         val_set = VolumePairDataset(val_vols, config.scale, config.slice_axis, seed=config.seed)
         # fewer volumes than ranks: pad (duplicates) so that no rank has an empty loader
         val_sampler = (
-            EvenSampler(val_set, even_divisible=len(val_set) < ctx.world_size, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=False)
+            EvenSampler(
+                val_set,
+                even_divisible=len(val_set) < ctx.world_size,
+                num_replicas=ctx.world_size,
+                rank=ctx.rank,
+                shuffle=False,
+            )
             if ctx.distributed
             else None
         )
@@ -308,9 +340,19 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, ctx: DistContext)
     evaluator = None
     if val_loader is not None:
         amp = bool(config.amp and ctx.device.type == "cuda")
-        handlers = [PanelWriter(writer, lambda: run.trainer.state.epoch, config.slice_axis)] if writer is not None else []
+        handlers = (
+            [PanelWriter(writer, lambda: run.trainer.state.epoch, config.slice_axis)] if writer is not None else []
+        )
         evaluator = build_evaluator(
-            run.net, val_loader, config.scale, ctx.device, config.in_channels, config.slice_axis, config.val_roi, amp, handlers
+            run.net,
+            val_loader,
+            config.scale,
+            ctx.device,
+            config.in_channels,
+            config.slice_axis,
+            config.val_roi,
+            amp,
+            handlers,
         )
         ValidationHandler(interval=config.val_every, validator=evaluator, epoch_level=True).attach(run.trainer)
         if "baselines" not in history:
@@ -356,7 +398,14 @@ def _baseline_scores(val_loader: DataLoader, config: TrainConfig, ctx: DistConte
 
     scores = {}
     for name, cls in (("zerofill", ZeroFill), ("bicubic", Bicubic)):
-        ev = build_evaluator(cls(in_channels=config.in_channels, scale=config.scale), val_loader, config.scale, ctx.device, config.in_channels, config.slice_axis)
+        ev = build_evaluator(
+            cls(in_channels=config.in_channels, scale=config.scale),
+            val_loader,
+            config.scale,
+            ctx.device,
+            config.in_channels,
+            config.slice_axis,
+        )
         ev.run()
         scores[name] = {k: float(v) for k, v in ev.state.metrics.items()}
     return scores
@@ -405,7 +454,12 @@ class MedGANTrainer(Trainer):
             device=device, max_epochs=max_epochs, data_loader=train_data_loader, epoch_length=epoch_length,
             prepare_batch=prepare_batch, amp=amp, decollate=False,
         )  # fmt: skip
-        self.g_network, self.g_optimizer, self.d_network, self.d_optimizer = g_network, g_optimizer, d_network, d_optimizer
+        self.g_network, self.g_optimizer, self.d_network, self.d_optimizer = (
+            g_network,
+            g_optimizer,
+            d_network,
+            d_optimizer,
+        )
         self.network = g_network
         self.loss = loss
         self.g_scaler = torch.amp.GradScaler("cuda") if amp else None
@@ -437,7 +491,10 @@ class MedGANTrainer(Trainer):
         with engine._autocast():
             g_loss, g_terms = engine.loss.generator_loss(lr, sr, hr, engine.d_network)
         engine._step(g_loss, engine.g_optimizer, engine.g_scaler)
-        terms = {**{f"g_{k}": v.detach() for k, v in g_terms.items()}, **{f"d_{k}": v.detach() for k, v in d_terms.items()}}
+        terms = {
+            **{f"g_{k}": v.detach() for k, v in g_terms.items()},
+            **{f"d_{k}": v.detach() for k, v in d_terms.items()},
+        }
         terms["d_loss"] = d_loss.detach()
         return {"image": lr, "label": hr, "pred": sr.detach(), "loss": g_loss.detach(), "terms": terms}
 
@@ -446,14 +503,24 @@ def _medgan_trainer(config, ctx, wrapped, g_opt, schedule, loss_fn, train_loader
     from mrsr.networks import get_network
 
     # the discriminator: the run's preset, overridden by loss["discriminator"] (a dict of its options)
-    d_net = get_network("patch_discriminator", preset=config.preset, **config.loss.get("discriminator", {})).to(ctx.device)
+    d_net = get_network("patch_discriminator", preset=config.preset, **config.loss.get("discriminator", {})).to(
+        ctx.device
+    )
     d_opt = torch.optim.Adam(d_net.parameters(), lr=config.lr, betas=(0.5, 0.999))
     d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, CosineSchedule(schedule.total, schedule.floor))
-    d_wrapped = DistributedDataParallel(d_net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None) if ctx.distributed else d_net
+    d_wrapped = (
+        DistributedDataParallel(d_net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        if ctx.distributed
+        else d_net
+    )
     trainer = MedGANTrainer(ctx.device, epochs, train_loader, wrapped, g_opt, d_wrapped, d_opt, loss_fn, steps, amp)
 
     def scalers() -> dict:
-        return {k: s.state_dict() for k, s in (("g_scaler", trainer.g_scaler), ("d_scaler", trainer.d_scaler)) if s is not None}
+        return {
+            k: s.state_dict()
+            for k, s in (("g_scaler", trainer.g_scaler), ("d_scaler", trainer.d_scaler))
+            if s is not None
+        }
 
     extra = {
         "schedulers": [d_sched],
@@ -467,7 +534,9 @@ def _medgan_trainer(config, ctx, wrapped, g_opt, schedule, loss_fn, train_loader
             "discriminator": d_net.load_state_dict,
             "d_optimizer": d_opt.load_state_dict,
             "d_scheduler": d_sched.load_state_dict,
-            "scalers": lambda s: [getattr(trainer, k).load_state_dict(v) for k, v in s.items() if getattr(trainer, k) is not None],
+            "scalers": lambda s: [
+                getattr(trainer, k).load_state_dict(v) for k, v in s.items() if getattr(trainer, k) is not None
+            ],
         },
     }
     return trainer, extra

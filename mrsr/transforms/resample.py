@@ -82,7 +82,9 @@ def interp_matrix(
         raise ValueError("interp_matrix needs positive sizes, got n_in=" + str(n_in) + ", n_out=" + str(n_out))
     coord = torch.arange(n_out, device=device, dtype=torch.float64) * (float(n_in) / float(n_out))
     if mode == "sinc":
-        return _periodic_sinc(coord[:, None] - torch.arange(n_in, device=device, dtype=torch.float64)[None], n_in).to(dtype)
+        return _periodic_sinc(coord[:, None] - torch.arange(n_in, device=device, dtype=torch.float64)[None], n_in).to(
+            dtype
+        )
     if mode == "sinc_reflect":
         return _reflected_sinc(n_in, n_out, device).to(dtype)
     base = torch.floor(coord)

@@ -75,10 +75,14 @@ def test_lr_is_the_whole_slice_truncated_then_cropped(volume, size):
 
 
 def test_neighbours_are_the_adjacent_slices(volume):
-    ds = PairedPatchDataset([volume], 2, patch_size=16, neighbours=1, samples_per_epoch=5, degradation=Degradation(augment=False))
+    ds = PairedPatchDataset(
+        [volume], 2, patch_size=16, neighbours=1, samples_per_epoch=5, degradation=Degradation(augment=False)
+    )
     lr = ds[1]["image"]
     assert not torch.equal(lr[0], lr[1]) and not torch.equal(lr[1], lr[2])
-    ds0 = PairedPatchDataset([volume], 2, patch_size=16, neighbours=0, samples_per_epoch=5, degradation=Degradation(augment=False))
+    ds0 = PairedPatchDataset(
+        [volume], 2, patch_size=16, neighbours=0, samples_per_epoch=5, degradation=Degradation(augment=False)
+    )
     assert torch.allclose(ds0[1]["image"][0], lr[1], atol=1e-6)  # same draw, same centre slice
 
 
@@ -89,15 +93,21 @@ def test_background_slices_are_down_weighted(volume):
     w = slice_weights(padded, 2, background_weight=0.1)
     np.testing.assert_allclose(w[62:], 0.1)
     ds = PairedPatchDataset([padded], 2, patch_size=16, samples_per_epoch=1, degradation=Degradation(augment=False))
-    picks = np.array([ds.slice_index[int(np.searchsorted(ds.cumulative, r, side="right"))][1] for r in np.linspace(0, 0.999, 4000)])
+    picks = np.array(
+        [ds.slice_index[int(np.searchsorted(ds.cumulative, r, side="right"))][1] for r in np.linspace(0, 0.999, 4000)]
+    )
     empty_share = (picks >= 62).mean()
     assert empty_share == pytest.approx(6.2 / w.sum(), abs=0.01) and empty_share < 0.25  # half the slices
 
 
 def test_noise_and_jitter(volume):
     clean = PairedPatchDataset([volume], 2, 16, samples_per_epoch=4, degradation=Degradation(augment=False))
-    noisy = PairedPatchDataset([volume], 2, 16, samples_per_epoch=4, degradation=Degradation(snr_range=(10, 10), augment=False))
-    blur = PairedPatchDataset([volume], 2, 16, samples_per_epoch=4, degradation=Degradation(factor_jitter=1.5, augment=False))
+    noisy = PairedPatchDataset(
+        [volume], 2, 16, samples_per_epoch=4, degradation=Degradation(snr_range=(10, 10), augment=False)
+    )
+    blur = PairedPatchDataset(
+        [volume], 2, 16, samples_per_epoch=4, degradation=Degradation(factor_jitter=1.5, augment=False)
+    )
     a, n, b = clean[2]["image"], noisy[2]["image"], blur[2]["image"]
     assert n.shape == a.shape == b.shape and (n >= 0).all()
     assert 0.005 < float((n - a).abs().mean()) < 0.2

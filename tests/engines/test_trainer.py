@@ -110,3 +110,21 @@ def test_cosine_schedule():
     s = CosineSchedule(100, 0.01)
     assert s(0) == pytest.approx(1.0) and s(50) == pytest.approx(0.505) and s(100) == pytest.approx(0.01)
     assert s(500) == pytest.approx(0.01)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("network", sorted(SMALLEST))
+def test_small_presets_train_on_the_real_data_manifest(tmp_path, network):
+    """Each small preset, from Python, on data_manifests/real_data.json (MNI152 + dipy b0 train, dipy b0 validates)."""
+    from pathlib import Path
+
+    from mrsr.engines import TrainConfig
+
+    manifest = Path(__file__).resolve().parents[2] / "data_manifests" / "real_data.json"
+    scale = 4 if network == "iconet" else 2
+    loss = {"style_weight": 0, "content_weight": 0} if network == "casnet" else {}
+    config = TrainConfig(network, str(manifest), out=str(tmp_path / "run"), scale=scale, loss=loss, batch_size=4,
+                         samples_per_epoch=40, epochs=2, progress=False, device="cpu")  # fmt: skip
+    history = train(config)
+    assert len(history["loss"]) == 20 and history["loss"][-1] < history["loss"][0]
+    assert len(history["epochs"]) == 2 and history["best"] is not None
