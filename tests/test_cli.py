@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -236,3 +237,25 @@ def test_batch_infer_over_a_manifest(tmp_path):
     assert load_volume(tmp_path / "o" / "lr.nii.gz").shape == (1, 128, 128, 62)
     done = run("infer", "--manifest", str(manifest), "--data-root", str(tmp_path / "data"), "-o", str(tmp_path / "o"), "--section", "training")
     assert done.returncode == 2 and "training" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--manifest", "m.json"], "needs --network"),
+        (["train", "--network", "msrn", "--manifest", "nowhere.json"], "nowhere.json"),
+        (["train", "--network", "nonet", "--manifest", "REAL"], "nonet"),
+        (["train", "--network", "msrn", "--manifest", "REAL", "--patch-size", "0"], "patch_size"),
+        (["train", "--network", "msrn", "--manifest", "REAL", "--windows", "gauss"], "window"),
+        (["train", "--out", "no_such_run", "--resume"], "No checkpoint"),
+    ],
+)
+def test_train_bad_input_is_one_line(tmp_path, args, message):
+    real = str(Path(__file__).resolve().parents[1] / "data_manifests" / "real_data.json")
+    args = [real if a == "REAL" else a for a in args]
+    out = [] if "--out" in args else ["--out", str(tmp_path / "run")]
+    done = run(*args, *out, cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    lines = [l for l in done.stderr.strip().splitlines() if "nvImageCodec" not in l]
+    assert len(lines) == 1 and lines[0].startswith("mrsr: error:") and message in lines[0], done.stderr
+    assert not (tmp_path / "run").exists()

@@ -95,6 +95,10 @@ class TrainConfig:
             self.snr_range = tuple(self.snr_range)  # type: ignore[assignment]
         if self.val_roi is not None:
             self.val_roi = tuple(self.val_roi)  # type: ignore[assignment]
+        from mrsr.networks import SR_NETWORKS
+
+        if self.network not in SR_NETWORKS:
+            raise MrsrError(f"Unknown network {self.network!r}; train one of {', '.join(SR_NETWORKS)}.")
         if self.out is None:
             self.out = str(Path("runs") / f"{self.network}_x{self.scale}")
         for name in ("scale", "patch_size", "batch_size", "samples_per_epoch", "epochs"):
@@ -110,6 +114,9 @@ class TrainConfig:
             raise MrsrError(f"The learning rate must be positive, got {self.lr}.")
         if self.slice_axis not in (0, 1, 2):
             raise MrsrError(f"slice_axis must be 0, 1 or 2, got {self.slice_axis}.")
+        from mrsr.engines.data import Degradation
+
+        Degradation(self.windows, self.snr_range, self.factor_jitter, self.augment)  # raises on bad options now
 
     @property
     def in_channels(self) -> int:
