@@ -75,6 +75,16 @@ def check_positive(value: int, what: str, name: str = "this network") -> int:
     return int(value)
 
 
+INTERP_MODES = ("cubic", "linear", "nearest", "sinc", "sinc_reflect")
+
+
+def check_interp_mode(mode: str, name: str = "this network") -> str:
+    """Return ``mode`` if :func:`~mrsr.transforms.resample.upsample_aligned` knows it, else raise ``ValueError``."""
+    if mode not in INTERP_MODES:
+        raise ValueError(f"{name}: interp_mode must be one of {', '.join(INTERP_MODES)}; got {mode!r}.")
+    return mode
+
+
 def check_residual(global_residual: bool | str | None, name: str = "this network") -> str:
     """The interpolation of an optional global image residual: ``""`` (none), ``"cubic"`` or ``"sinc"``.
 

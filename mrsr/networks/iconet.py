@@ -12,6 +12,7 @@ from mrsr.networks.blocks import (
     LargeKernelAttention,
     SubpixelUpsampler,
     centre_channel,
+    check_interp_mode,
     check_positive,
     check_scale,
     check_spatial_dims,
@@ -116,8 +117,17 @@ class ICONetStage(nn.Module):
         ``(f_up, sr, rec)``.
     """
 
-    def __init__(self, channels: int, out_channels: int, num_blocks: int, kernel_size: int, reduction: int) -> None:
+    def __init__(
+        self,
+        channels: int,
+        out_channels: int,
+        num_blocks: int,
+        kernel_size: int,
+        reduction: int,
+        interp_mode: str = "cubic",
+    ) -> None:
         super().__init__()
+        self.interp_mode = interp_mode
         self.rec_body = _Body(channels, num_blocks, kernel_size, reduction)
         self.rec_tail = conv2d(channels, out_channels, 3)
         self.sr_body = _Body(channels, num_blocks, kernel_size, reduction)
@@ -131,7 +141,7 @@ class ICONetStage(nn.Module):
         f_rec = self.rec_body(f_rec)
         rec = img + self.rec_tail(f_rec)
         f_up = self.upsample(self.fusion(self.sr_body(f_sr), f_rec))
-        sr = upsample_aligned(rec, 2, "cubic").to(f_up.dtype) + self.sr_tail(f_up)
+        sr = upsample_aligned(rec, 2, self.interp_mode).to(f_up.dtype) + self.sr_tail(f_up)
         return f_up, sr, rec
 
 
@@ -210,6 +220,8 @@ class ICONet(nn.Module):
         num_blocks: RSCFL blocks per branch per stage.
         kernel_size: large-kernel size of the RSCFL spatial branch.
         reduction: channel-attention bottleneck ratio.
+        interp_mode: each stage's image upsampling: "cubic" (default), "sinc"/"sinc_reflect" (zero-filled
+            k-space; see :func:`~mrsr.transforms.resample.interp_matrix`), "linear" or "nearest".
 
     Shapes:
         input (B, in_channels, h, w), values in [0, 1], any h, w (odd too);
@@ -238,9 +250,11 @@ class ICONet(nn.Module):
         num_blocks: int = 4,
         kernel_size: int = 21,
         reduction: int = 4,
+        interp_mode: str = "cubic",
     ) -> None:
         super().__init__()
         check_spatial_dims(spatial_dims, "ICONet")
+        interp_mode = check_interp_mode(interp_mode, "ICONet")
         self.scale = check_scale(scale, (2, 4, 8), "ICONet")
         in_channels = check_positive(in_channels, "in_channels", "ICONet")
         out_channels = check_positive(out_channels, "out_channels", "ICONet")
@@ -256,7 +270,10 @@ class ICONet(nn.Module):
             [conv2d(in_channels if t == 0 else features, features, 3) for t in range(self.num_stages)]
         )
         self.stages = nn.ModuleList(
-            [ICONetStage(features, out_channels, num_blocks, kernel_size, reduction) for _ in range(self.num_stages)]
+            [
+                ICONetStage(features, out_channels, num_blocks, kernel_size, reduction, interp_mode)
+                for _ in range(self.num_stages)
+            ]
         )
 
     def forward_stages(self, x: torch.Tensor) -> dict[str, list[torch.Tensor]]:

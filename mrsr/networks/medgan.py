@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from mrsr.networks.blocks import check_positive, check_scale, check_spatial_dims, pad_to_multiple
+from mrsr.networks.blocks import check_interp_mode, check_positive, check_scale, check_spatial_dims, pad_to_multiple
 from mrsr.transforms.resample import upsample_aligned
 
 __all__ = ["UBlock", "CasNet", "PatchDiscriminator"]
@@ -140,7 +140,9 @@ class CasNet(nn.Module):
         num_blocks: number of U-blocks in the cascade (6).
         dropout: decoder dropout of the innermost levels (0).
         final_tanh: end the last U-block with Tanh.
-        interp_mode: interpolation to the HR grid: "cubic", "linear" or "nearest".
+        interp_mode: interpolation to the HR grid: "cubic", "linear", "nearest", "sinc" (zero-filled
+            k-space) or "sinc_reflect" (the same, mirrored at the edges; see
+            :func:`~mrsr.transforms.resample.interp_matrix`).
         pad_mode: padding to a multiple of ``2 ** num_levels``: "reflect", "replicate", "constant".
 
     Shapes:
@@ -182,8 +184,7 @@ class CasNet(nn.Module):
         num_levels = check_positive(num_levels, "num_levels", "CasNet")
         max_features = check_positive(max_features, "max_features", "CasNet")
         num_blocks = check_positive(num_blocks, "num_blocks", "CasNet")
-        if interp_mode not in ("cubic", "linear", "nearest"):
-            raise ValueError(f"CasNet: interp_mode must be 'cubic', 'linear' or 'nearest'; got {interp_mode!r}.")
+        interp_mode = check_interp_mode(interp_mode, "CasNet")
         if pad_mode not in ("reflect", "replicate", "constant"):
             raise ValueError(f"CasNet: pad_mode must be 'reflect', 'replicate' or 'constant'; got {pad_mode!r}.")
         if not 0.0 <= dropout < 1.0:

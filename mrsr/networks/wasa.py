@@ -12,6 +12,7 @@ from mrsr.networks.blocks import (
     SelfAttention2d,
     SubpixelUpsampler,
     centre_channel,
+    check_interp_mode,
     check_positive,
     check_scale,
     check_spatial_dims,
@@ -111,7 +112,10 @@ class WASA(nn.Module):
         skip_features: width S of the skip branch's convs (seed: the feature width, 64).
         attn_kv_size: largest side of the self-attention's key/value grid; None for exact attention.
         attn_chunk_size: queries per attention call.
-        global_residual: add the aligned cubic upsampling of the centre channel to the output.
+        global_residual: add the aligned upsampling of the centre channel to the output.
+        interp_mode: the upsampling of the skip branch and the global residual: "cubic" (the seed's
+            bicubic, on the degradation's grid), "sinc"/"sinc_reflect" (zero-filled k-space; see
+            :func:`~mrsr.transforms.resample.interp_matrix`), "linear" or "nearest".
 
     Shapes:
         input (B, in_channels, h, w), values in [0, 1], any h, w (odd too);
@@ -141,6 +145,7 @@ class WASA(nn.Module):
         attn_kv_size: int | None = 64,
         attn_chunk_size: int = 4096,
         global_residual: bool = True,
+        interp_mode: str = "cubic",
     ) -> None:
         super().__init__()
         check_spatial_dims(spatial_dims, "WASA")
@@ -156,6 +161,7 @@ class WASA(nn.Module):
             attn_kv_size = check_positive(attn_kv_size, "attn_kv_size", "WASA")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.global_residual = bool(global_residual)
+        self.interp_mode = check_interp_mode(interp_mode, "WASA")
 
         self.head = conv2d(in_channels, features, 3)
         self.body = nn.Sequential(*[ResidualWaveletAttentionBlock(features, reduction) for _ in range(num_blocks)])
@@ -170,7 +176,7 @@ class WASA(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Super-resolve ``x`` (B, in_channels, h, w) to (B, out_channels, scale*h, scale*w)."""
-        x_up = upsample_aligned(x, self.scale, "cubic")
+        x_up = upsample_aligned(x, self.scale, self.interp_mode)
         f0 = self.head(x)
         f = self.attention(self.body(f0)) + f0
         out = self.tail(self.upsample(f)) + self.skip(x_up)

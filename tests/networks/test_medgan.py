@@ -116,7 +116,7 @@ def test_default_parameter_count():
     [
         ({"spatial_dims": 3}, "spatial_dims=2"),
         ({"scale": 5}, "scale"),
-        ({"interp_mode": "sinc"}, "interp_mode"),
+        ({"interp_mode": "lanczos"}, "interp_mode"),
         ({"pad_mode": "circular"}, "pad_mode"),
         ({"dropout": 1.0}, "dropout"),
     ],

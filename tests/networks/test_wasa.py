@@ -234,3 +234,17 @@ def test_overfit_real_slice(sr_checks, real_slice_pair, scale, k):
     cubic = float((upsample_aligned(lr_img[:, k : k + 1], scale) - hr).abs().mean())
     assert last <= 0.5 * first, (first, last)
     assert last < cubic, (last, cubic)
+
+
+@pytest.mark.parametrize("mode", ["sinc", "sinc_reflect"])
+def test_interp_mode_sets_the_skip_and_residual_upsampling(mode):
+    """With the tail and the skip's last conv zeroed, the output is the centre channel upsampled in that mode."""
+    net = WASA(**WASA.PRESETS["small"], in_channels=3, scale=2, interp_mode=mode).eval()
+    with torch.no_grad():
+        for conv in (net.tail, net.skip[-1]):
+            conv.weight.zero_()
+            conv.bias.zero_()
+        x = torch.rand(1, 3, 9, 10)
+        torch.testing.assert_close(net(x), upsample_aligned(x[:, 1:2], 2, mode))
+    with pytest.raises(ValueError, match="interp_mode"):
+        WASA(scale=2, interp_mode="lanczos")
