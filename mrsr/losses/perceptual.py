@@ -52,10 +52,16 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
 class _VGGLoss(nn.Module):
     """Shared part: per-layer weights, the (possibly shared) VGG, features of prediction and target."""
 
+    default_layers: Mapping[str, float] = MEDGAN_VGG_LAYERS
+
     def __init__(
-        self, layer_weights: Mapping[str, float], vgg: VGG19Features | None, weights: str | os.PathLike | None
+        self,
+        layer_weights: Mapping[str, float] | None = None,
+        vgg: VGG19Features | None = None,
+        weights: str | os.PathLike | None = None,
     ) -> None:
         super().__init__()
+        layer_weights = self.default_layers if layer_weights is None else layer_weights
         if not layer_weights:
             raise ValueError(f"{type(self).__name__}: layer_weights is empty.")
         self.layer_weights = {str(k): float(v) for k, v in layer_weights.items()}
@@ -135,14 +141,6 @@ class VGGStyleLoss(_VGGLoss):
         pred, target (B, 1 or 3, H, W) -> scalar.
     """
 
-    def __init__(
-        self,
-        layer_weights: Mapping[str, float] | None = None,
-        vgg: VGG19Features | None = None,
-        weights: str | os.PathLike | None = None,
-    ) -> None:
-        super().__init__(MEDGAN_VGG_LAYERS if layer_weights is None else layer_weights, vgg, weights)
-
     def layer_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         d = pred.shape[1]
         diff = gram_matrix(pred) - gram_matrix(target)
@@ -164,14 +162,6 @@ class VGGContentLoss(_VGGLoss):
     Shapes:
         pred, target (B, 1 or 3, H, W) -> scalar.
     """
-
-    def __init__(
-        self,
-        layer_weights: Mapping[str, float] | None = None,
-        vgg: VGG19Features | None = None,
-        weights: str | os.PathLike | None = None,
-    ) -> None:
-        super().__init__(MEDGAN_VGG_LAYERS if layer_weights is None else layer_weights, vgg, weights)
 
     def layer_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.mse_loss(pred.float(), target.float())
