@@ -4,10 +4,24 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .io import LoadVolumed, load_volume, save_volume
-from .dicom import DicomReader, write_dicom_series
-
 __all__ = ["sample_path", "load_volume", "LoadVolumed", "save_volume", "DicomReader", "write_dicom_series"]
+
+# imported on first use: `mrsr.data.manifest` (and the manifest scripts) must not pay for torch and MONAI
+_LAZY = {
+    "load_volume": ".io",
+    "LoadVolumed": ".io",
+    "save_volume": ".io",
+    "DicomReader": ".dicom",
+    "write_dicom_series": ".dicom",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def sample_path() -> Path:

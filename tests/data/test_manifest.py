@@ -404,3 +404,13 @@ def test_acdc_and_fastmri_scripts(tmp_path, capsys):
     assert "training 1, validation 0, test 1" in capsys.readouterr().out
     assert script("fastmri_knee").main(["--fastmri-root", str(tmp_path), "--nifti-dir", "x", "--out", "k.json"]) == 2
     assert "No singlecoil_train" in capsys.readouterr().err
+
+
+def test_manifest_module_does_not_import_torch():
+    """The manifest scripts start at once: mrsr.data loads its torch/MONAI parts only when used."""
+    import subprocess
+    import sys
+
+    code = "import sys, mrsr.data.manifest; print('torch' in sys.modules, 'monai' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "False"], done.stderr
