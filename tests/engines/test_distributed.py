@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -25,12 +24,10 @@ def test_single_process_context(monkeypatch):
 
 
 def test_two_gloo_ranks_match_one_process(make_config, tmp_path):
-    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or shutil.which("torchrun")
-    if torchrun is None:
-        pytest.skip("torchrun is not installed next to this Python")
     ddp_config = make_config(tmp_path / "ddp", batch_size=2, samples_per_epoch=16, epochs=2)
+    # `python -m torch.distributed.run` is what the torchrun command runs
     args = [
-        torchrun, "--standalone", "--nproc_per_node=2", "-m", "mrsr", "train",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "mrsr", "train",
         "--network", "msrn", "--preset", "small", "--network-kwargs", json.dumps(ddp_config.network_kwargs),
         "--manifest", ddp_config.manifest, "--out", ddp_config.out, "--patch-size", "12", "--batch-size", "2",
         "--samples-per-epoch", "16", "--epochs", "2", "--lr", "1e-3", "--device", "cpu", "--no-progress",
