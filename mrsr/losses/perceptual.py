@@ -8,6 +8,8 @@ only, never into the frozen VGG.
 
 from __future__ import annotations
 
+import abc
+
 import os
 from collections.abc import Mapping
 
@@ -49,7 +51,7 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
         return torch.bmm(flat, flat.transpose(1, 2)) / (h * w * d)
 
 
-class _VGGLoss(nn.Module):
+class _VGGLoss(nn.Module, abc.ABC):
     """Shared part: per-layer weights, the (possibly shared) VGG, features of prediction and target."""
 
     default_layers: Mapping[str, float] = MEDGAN_VGG_LAYERS
@@ -84,9 +86,9 @@ class _VGGLoss(nn.Module):
         terms = [w * self.layer_loss(pred_features[k], target_features[k]) for k, w in self.layer_weights.items()]
         return sum(terms[1:], terms[0])  # sum(), not stack: terms may differ in dtype under autocast
 
+    @abc.abstractmethod
     def layer_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The unweighted loss of one layer's features, (B, C, H, W) each; a scalar."""
-        raise NotImplementedError
 
 
 class VGGPerceptualLoss(_VGGLoss):
