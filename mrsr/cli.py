@@ -1,4 +1,4 @@
-"""The ``mrsr`` command: degrade, infer, evaluate, demo, networks, train.
+"""The ``mrsr`` command: degrade, infer, evaluate, demo, networks, train, bundles.
 
 Bad input ends with a one-line ``mrsr: error: ...`` on stderr and exit code 2 (``--traceback``
 shows the Python traceback instead). Outputs are written atomically and never replace an input or,
@@ -100,9 +100,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="batch: folder the manifest's relative paths start from")
     p.add_argument("--section", default="test", help="batch: the manifest section to run")
     p.add_argument(
+        "--bundle",
+        help="a trained mrsr bundle by name (durn, wasa, iconet, msrn, medgan: see `mrsr bundles`) or folder",
+    )
+    p.add_argument(
         "--network",
-        default="bicubic",
-        help="zerofill or bicubic (interpolation baselines), or a network: durn, wasa, iconet, msrn, casnet (needs --weights)",
+        help="zerofill or bicubic (interpolation baselines; default bicubic when no --bundle), or a network: durn, "
+        "wasa, iconet, msrn, casnet (needs --weights)",
     )
     p.add_argument("--weights", help="trained weights of the network (an mrsr weights file or a state_dict)")
     p.add_argument("--preset", help="network preset for a bare state_dict (default or small)")
@@ -151,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-o", "--output", default="mrsr_demo", help="output folder")
     p.add_argument("--scale", type=_positive_float, default=2.0, help="in-plane factor")
+    p.add_argument(
+        "--bundle",
+        default="best",
+        help="bundle to run beside the baselines: a name, 'best' (highest stored test PSNR at this scale) or 'none'",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     _add_common(p)
 
@@ -165,6 +174,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_options(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
     _add_common(p)
+
+    p = sub.add_parser(
+        "bundles",
+        help="list the MONAI bundles with their measured scores",
+        description="Bundles are searched in $MRSR_BUNDLES, then in the source tree's bundles/.",
+    )
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--traceback", action="store_true", help="show the Python traceback on errors")
 
     p = sub.add_parser(
         "networks",
@@ -321,7 +338,18 @@ def build_predictor(args: argparse.Namespace, lr_shape: tuple[int, ...]):
     from mrsr.checkpoint import load_network
     from mrsr.networks import SR_NETWORKS
 
-    name = (args.network or "").lower()
+    if args.bundle:
+        from mrsr.bundle import load_bundle_network
+
+        if args.network or args.weights:
+            raise ValueError("Give either --bundle or --network/--weights, not both.")
+        if args.scale != int(args.scale):
+            raise ValueError(f"Bundles upsample by an integer factor; got --scale {args.scale:g}.")
+        network, in_channels = load_bundle_network(args.bundle, int(args.scale))
+        if args.channels_last:
+            network = network.to(memory_format=torch.channels_last)
+        return network, in_channels, float(args.scale)
+    name = (args.network or "bicubic").lower()
     if name in BASELINE_NETWORKS:
         scale = args.scale
         if args.size:  # land exactly on the requested matrix
@@ -344,6 +372,11 @@ def build_predictor(args: argparse.Namespace, lr_shape: tuple[int, ...]):
     return network, int(kwargs.get("in_channels", 1)), float(kwargs.get("scale", args.scale))
 
 
+def _method(args: argparse.Namespace) -> str:
+    """What ``mrsr infer`` runs: ``bundle NAME``, or the network / baseline name."""
+    return f"bundle {args.bundle}" if args.bundle else (args.network or "bicubic").lower()
+
+
 def super_resolve_file(args: argparse.Namespace, path: str | None = None, predictor=None):
     """Load, normalise, super-resolve and de-normalise ``path`` (default ``args.input``).
 
@@ -355,7 +388,7 @@ def super_resolve_file(args: argparse.Namespace, path: str | None = None, predic
     from mrsr.transforms import RobustNormalize
 
     lr = load_volume(path or args.input)
-    if predictor is None or args.network in BASELINE_NETWORKS:  # a baseline's scale may depend on the shape
+    if predictor is None or _method(args) in BASELINE_NETWORKS:  # a baseline's scale may depend on the shape
         predictor = build_predictor(args, tuple(lr.shape[1:]))
     network, in_channels, scale = predictor
     normalise = RobustNormalize()
@@ -461,7 +494,7 @@ def cmd_infer(args: argparse.Namespace) -> int:
     lr, sr, _ = super_resolve_file(args)
     save_volume(sr, args.output, args.overwrite)
     _say(
-        f"{args.network}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s; wrote {args.output}"
+        f"{_method(args)}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s; wrote {args.output}"
     )
     return 0
 
@@ -514,11 +547,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     hr = RobustNormalize()(load_volume(sample_path()))
     _say(f"[2/4] degrading in-plane by k-space truncation, factor {args.scale:g}")
     lr = KSpaceTruncate(args.scale, axes=(0, 1))(hr)
+    exact = (hr.shape[1] / lr.shape[1], hr.shape[2] / lr.shape[2])  # lands on the HR matrix for any factor
+    methods = {name: (get_predictor(name, exact), 1) for name in BASELINE_NETWORKS}
+    bundle = _demo_bundle(args.bundle, args.scale)
+    if bundle is not None:
+        from mrsr.bundle import load_bundle_network
+
+        methods[bundle] = load_bundle_network(bundle, int(args.scale))
     results, volumes = {}, {}
-    for name in BASELINE_NETWORKS:
+    for name, (predictor, in_channels) in methods.items():
         _say(f"[3/4] super-resolving with {name}")
-        exact = (hr.shape[1] / lr.shape[1], hr.shape[2] / lr.shape[2])  # lands on the HR matrix for any factor
-        sr = super_resolve(lr, get_predictor(name, exact), args.scale, device=args.device, out_size=hr.shape[1:3])
+        sr = super_resolve(
+            lr, predictor, args.scale, in_channels=in_channels, device=args.device, out_size=hr.shape[1:3]
+        )
         volumes[name] = sr
         results[name] = evaluate(sr, hr, border=int(round(args.scale)))
     _say("[4/4] writing volumes, metrics and the panel")
@@ -545,6 +586,67 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo_bundle(choice: str, scale: float) -> str | None:
+    """The bundle ``mrsr demo`` runs: a name, the best one with weights for ``scale``, or none."""
+    from mrsr.bundle import bundle_scales, list_bundles, read_metadata
+
+    if choice == "none":
+        return None
+    if scale != int(scale):
+        if choice != "best":
+            raise ValueError(f"Bundles upsample by an integer factor; got --scale {scale:g}.")
+        _say(f"note: no bundle works at x{scale:g} (integer factors only): running the baselines")
+        return None
+    if choice != "best":
+        return choice
+    key = f"x{int(scale)}"
+    scored = [
+        (read_metadata(b).get("eval_metrics", {}).get(key, {}).get("psnr", float("-inf")), b.name[: -len("_mr_sr")])
+        for b in list_bundles()
+        if int(scale) in bundle_scales(b)
+    ]
+    if not scored:
+        _say(f"note: no bundle ships x{int(scale)} weights: running the baselines only")
+        return None
+    return max(scored)[1]
+
+
+def cmd_bundles(args: argparse.Namespace) -> int:
+    from mrsr.bundle import SUFFIX, bundle_scales, list_bundles, read_metadata
+
+    rows = []
+    for bundle in list_bundles():
+        meta = read_metadata(bundle)
+        row = {"bundle": bundle.name[: -len(SUFFIX)], "version": meta.get("version"), "path": str(bundle)}
+        row["scales"] = bundle_scales(bundle)
+        row["eval_metrics"] = {k: {m: v[m] for m in ("psnr", "ssim", "psnr_zerofill", "psnr_bicubic") if m in v}
+                               for k, v in meta.get("eval_metrics", {}).items()}  # fmt: skip
+        rows.append(row)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("No bundles found: set $MRSR_BUNDLES to a folder of <name>_mr_sr bundles.")
+        return 0
+    scales = sorted({int(k[1:]) for r in rows for k in r["eval_metrics"]})
+    head = "| bundle | version | weights |" + "".join(f" x{s} test PSNR (vs zerofill, bicubic) |" for s in scales)
+    print(head + " folder |")
+    print("|---|---|---|" + "---|" * len(scales) + "---|")
+    for r in rows:
+        cells = []
+        for s in scales:
+            m = r["eval_metrics"].get(f"x{s}")
+            cells.append(
+                f" {m['psnr']:.2f} dB ({m['psnr'] - m['psnr_zerofill']:+.2f}, {m['psnr'] - m['psnr_bicubic']:+.2f}) |"
+                if m
+                else " not scored |"
+            )
+        weights = ", ".join(f"x{s}" for s in r["scales"]) or "none"
+        print(f"| {r['bundle']} | {r['version']} | {weights} |{''.join(cells)} {r['path']} |")
+    print("\nScores: mean over the held-out test volumes of data_manifests/real_data.json (see each docs/README.md).")
+    return 0
+
+
 def cmd_networks(args: argparse.Namespace) -> int:
     from mrsr.networks.summary import main as summary
 
@@ -565,6 +667,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "networks": cmd_networks,
     "train": cmd_train,
+    "bundles": cmd_bundles,
 }
 
 

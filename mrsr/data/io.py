@@ -8,6 +8,7 @@ with a one-line message.
 from __future__ import annotations
 
 import gzip
+import logging
 import os
 import shutil
 import uuid
@@ -24,6 +25,9 @@ from monai.transforms import LoadImage, MapTransform, Orientation
 from mrsr.errors import MrsrError
 
 from .dicom import DICOM_META_KEY, SLICE_GEOMETRY_KEY, DicomReader, is_dicom_file, write_dicom_series
+
+# MONAI warns on every LoadImage that its optional GPU DICOM decoder (nvImageCodec) is missing: noise for us
+logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
 
 __all__ = ["load_volume", "LoadVolumed", "save_volume", "is_nifti_path", "check_output_path", "replace_path"]
 

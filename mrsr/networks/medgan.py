@@ -8,7 +8,14 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from mrsr.networks.blocks import check_interp_mode, check_positive, check_scale, check_spatial_dims, pad_to_multiple
+from mrsr.networks.blocks import (
+    centre_channel,
+    check_interp_mode,
+    check_positive,
+    check_scale,
+    check_spatial_dims,
+    pad_to_multiple,
+)
 from mrsr.transforms.resample import upsample_aligned
 
 __all__ = ["UBlock", "CasNet", "PatchDiscriminator"]
@@ -144,6 +151,10 @@ class CasNet(nn.Module):
             k-space) or "sinc_reflect" (the same, mirrored at the edges; see
             :func:`~mrsr.transforms.resample.interp_matrix`).
         pad_mode: padding to a multiple of ``2 ** num_levels``: "reflect", "replicate", "constant".
+        global_residual: add the interpolated centre channel to the output (not in MedGAN; our
+            option for SR, as MSRN/DURN's): the cascade then learns a correction, its last block
+            is linear (no Tanh), its last conv starts at zero (the network starts as the
+            interpolation) and ``final_tanh`` is ignored.
 
     Shapes:
         input (B, in_channels, h, w), values in [0, 1], any h, w;
@@ -174,6 +185,7 @@ class CasNet(nn.Module):
         final_tanh: bool = True,
         interp_mode: str = "cubic",
         pad_mode: str = "reflect",
+        global_residual: bool = False,
     ) -> None:
         super().__init__()
         check_spatial_dims(spatial_dims, "CasNet")
@@ -191,6 +203,7 @@ class CasNet(nn.Module):
             raise ValueError(f"CasNet: dropout must lie in [0, 1); got {dropout}.")
         self.in_channels, self.out_channels = in_channels, out_channels
         self.interp_mode, self.pad_mode = interp_mode, pad_mode
+        self.global_residual = bool(global_residual)
         self.multiple = 2**num_levels
         self.blocks = nn.ModuleList(
             [
@@ -201,11 +214,15 @@ class CasNet(nn.Module):
                     num_levels,
                     max_features,
                     dropout,
-                    final_tanh or i < num_blocks - 1,
+                    (final_tanh and not self.global_residual) or i < num_blocks - 1,
                 )
                 for i in range(num_blocks)
             ]
         )
+        if self.global_residual:  # start exactly at the interpolation: the correction is 0
+            last = self.blocks[-1].ups[-1][1]
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Super-resolve ``x`` (B, in_channels, h, w) to (B, out_channels, scale*h, scale*w)."""
@@ -215,7 +232,10 @@ class CasNet(nn.Module):
         h = pad_to_multiple(x * 2.0 - 1.0, self.multiple, self.pad_mode)
         for block in self.blocks:
             h = block(h)
-        return (h[:, :, :height, :width] + 1.0) * 0.5
+        h = h[:, :, :height, :width]
+        if self.global_residual:  # the cascade's [-1, 1]-scaled output is a correction of the interpolation
+            return centre_channel(x) + 0.5 * h
+        return (h + 1.0) * 0.5
 
 
 class PatchDiscriminator(nn.Module):

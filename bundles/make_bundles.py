@@ -1,0 +1,422 @@
+"""Write mrsr's MONAI bundles from one table; install trained weights; score them; write the model cards.
+
+    python bundles/make_bundles.py                      # configs, LICENSE, model cards (keeps eval_metrics)
+    python bundles/make_bundles.py --install runs       # + runs/<network>_x<s>/model_best.pt -> models/
+    python bundles/make_bundles.py --evaluate           # + score every shipped weights file (x2, x4) on
+                                                        #   data_manifests/real_data.json [test], store the
+                                                        #   numbers in metadata.json and the model cards
+
+The weights themselves come from the ``mrsr train`` commands in ``RECIPES`` (printed in each model card).
+Edit this file, not the generated JSON: ``tests/test_bundles.py`` checks they agree.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+SCHEMA = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
+VERSION = "0.1.0"
+SCALES = (2, 4)
+MANIFEST = "data_manifests/real_data.json"
+
+# bundle name -> network (registry name, class), paper, what the bundle sets beyond the small preset,
+# and the training recipe of the shipped weights (mrsr train options besides --network/--scale)
+BUNDLES = {
+    "durn": {
+        "network": "durn",
+        "class": "DURN",
+        "title": "DURN, dual U-Net residual network",
+        "reference": "Dual U-Net residual networks for cardiac magnetic resonance images super-resolution "
+        "(mrsr seed 000; see mrsr/networks/durn.py)",
+        "options": {"global_residual": "sinc_reflect"},
+        "train": ["--lr", "1e-3", "--epochs", "12"],
+    },
+    "wasa": {
+        "network": "wasa",
+        "class": "WASA",
+        "title": "WASA, CNN + Haar wavelet + attention SR network",
+        "reference": "Residual wavelet attention network for medical image SR (Liu et al., Neurocomputing 2021) "
+        "and self-attention (Zhang et al., ICML 2019), as reproduced in mrsr seed 001",
+        "options": {"interp_mode": "sinc_reflect"},
+        "train": ["--lr", "2e-3", "--epochs", "15"],
+    },
+    "iconet": {
+        "network": "iconet",
+        "class": "ICONet",
+        "title": "ICONet, iterative collaboration network guided by a reconstruction prior",
+        "reference": "Kui, Ji, Zou, Li, Dai, Chen, Vera, Ruan, Iterative Collaboration Network Guided by "
+        "Reconstruction Prior for Medical Image Super-Resolution, IEEE TCI 2025, arXiv:2504.16958",
+        "options": {"interp_mode": "sinc_reflect"},
+        "train": ["--lr", "1e-3", "--epochs", "15"],
+    },
+    "msrn": {
+        "network": "msrn",
+        "class": "MSRN",
+        "title": "MSRN, multi-scale residual network",
+        "reference": "Li, Fang, Mei, Zhang, Multi-scale Residual Network for Image Super-Resolution, ECCV 2018",
+        "options": {"global_residual": "sinc_reflect"},
+        "train": ["--lr", "2e-3", "--epochs", "15"],
+    },
+    "medgan": {
+        "network": "casnet",
+        "class": "CasNet",
+        "title": "MedGAN's CasNet generator, trained with its conditional GAN",
+        "reference": "Armanious et al., MedGAN: Medical image translation using GANs, Computerized Medical "
+        "Imaging and Graphics 79, 2020, arXiv:1806.06397",
+        "options": {"interp_mode": "sinc_reflect", "global_residual": True},
+        "train": [
+            "--loss",
+            json.dumps({"style_weight": 0, "content_weight": 0, "adversarial_weight": 0.05}),
+            "--lr",
+            "1e-3",
+            "--epochs",
+            "15",
+        ],
+    },
+}
+
+
+def network_def(spec: dict, preset: str = "small") -> dict:
+    """The ``network_def`` of a bundle: the class, the preset's sizes and the bundle's options."""
+    sys.path.insert(0, str(REPO))
+    from mrsr.networks import presets
+
+    return {
+        "_target_": f"mrsr.networks.{spec['class']}",
+        "spatial_dims": 2,
+        "in_channels": 1,
+        "out_channels": 1,
+        "scale": "@scale",
+        **presets(spec["network"])[preset],
+        **spec["options"],
+    }
+
+
+def train_command(name: str, scale: int) -> str:
+    """The ``mrsr train`` command that made the shipped weights of bundle ``name`` at ``scale``."""
+    spec = BUNDLES[name]
+    args = [
+        "mrsr train",
+        f"--network {spec['network']}",
+        f"--manifest {MANIFEST}",
+        f"--scale {scale}",
+        "--preset small",
+        f"--network-kwargs '{json.dumps(spec['options'])}'",
+    ]
+    rest = spec["train"]
+    for flag, value in zip(rest[::2], rest[1::2]):
+        args.append(f"{flag} '{value}'" if value.startswith("{") else f"{flag} {value}")
+    args.append(f"--out runs/{spec['network']}_x{scale}")
+    return " ".join(args)
+
+
+def metadata(name: str, old: dict) -> dict:
+    import monai
+    import numpy
+    import torch
+
+    spec = BUNDLES[name]
+    tensor = {
+        "type": "image",
+        "format": "magnitude",
+        "modality": "MR",
+        "num_channels": 1,
+        "dtype": "float32",
+        "value_range": [0, 1],
+        "is_patch_data": False,
+    }
+    return {
+        "schema": SCHEMA,
+        "version": VERSION,
+        "changelog": {VERSION: "first release: small preset trained on mrsr's real-data manifest, x2 and x4"},
+        "monai_version": monai.__version__.split("+")[0],
+        "pytorch_version": torch.__version__.split("+")[0],
+        "numpy_version": numpy.__version__,
+        "required_packages_version": {"mrsr": VERSION, "nibabel": "5.0", "pydicom": "2.4", "pytorch-ignite": "0.4.11"},
+        "task": "In-plane super-resolution of magnitude MR slices (x2 and x4)",
+        "description": f"{spec['title']} ({spec['class']}, small preset) for 2D in-plane MR super-resolution, trained "
+        f"on real brain MR scans that ship in Python packages ({MANIFEST}) with low-resolution inputs made by "
+        "k-space truncation. Demonstration weights: retrain on your own data (docs/README.md).",
+        "authors": "mrsr developers",
+        "copyright": "Copyright (c) mrsr developers",
+        "data_source": f"{MANIFEST}: nilearn MNI152 T1 template and dipy b0 volumes (training), dipy aniso_vox "
+        "(validation), ITK's T1 head sample and nibabel's anatomical.nii (held-out test)",
+        "data_type": "nifti",
+        "intended_use": "Research and demonstration only, not for clinical use. Super-resolves magnitude MR volumes "
+        "in-plane, slice by slice, by the bundle's scale; the output overlays the input in world coordinates.",
+        "references": [spec["reference"]],
+        "eval_metrics": old.get("eval_metrics", {}),
+        "network_data_format": {
+            "inputs": {
+                "image": {
+                    **tensor,
+                    "spatial_shape": ["*", "*"],
+                    "channel_def": {"0": "one LR slice, normalised: 0.5th/99.5th intensity percentiles -> 0/1"},
+                    "scale": list(SCALES),
+                }
+            },
+            "outputs": {
+                "pred": {
+                    **tensor,
+                    "spatial_shape": ["scale*h", "scale*w"],
+                    "channel_def": {"0": "the SR slice, same intensity scale as the input"},
+                }
+            },
+        },
+    }
+
+
+def inference_config(name: str) -> dict:
+    return {
+        "imports": ["$import torch", "$import mrsr", "$import mrsr.bundle", "$import mrsr.data"],
+        "bundle_root": ".",
+        "scale": 2,
+        "ckpt_path": "$@bundle_root + ('/models/model.pt' if @scale == 2 else '/models/model_x%d.pt' % @scale)",
+        "input": "$str(mrsr.data.sample_path())",
+        "output_dir": "$@bundle_root + '/eval'",
+        "output_postfix": "$'sr_x%d' % @scale",
+        "output_ext": ".nii.gz",
+        "overwrite": False,
+        "orientation": None,
+        "slice_axis": 2,
+        "roi_size": None,
+        "slice_batch": 8,
+        "amp": False,
+        "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
+        "network_def": network_def(BUNDLES[name]),
+        "network": "$@network_def.to(@device)",
+        "preprocessing": {
+            "_target_": "Compose",
+            "transforms": [
+                {"_target_": "mrsr.data.LoadVolumed", "keys": "image", "orientation": "@orientation"},
+                {"_target_": "mrsr.transforms.RobustNormalized", "keys": "image"},
+            ],
+        },
+        "dataset": {"_target_": "Dataset", "data": "$mrsr.bundle.as_datalist(@input)", "transform": "@preprocessing"},
+        "dataloader": {
+            "_target_": "DataLoader",
+            "dataset": "@dataset",
+            "batch_size": 1,
+            "shuffle": False,
+            "num_workers": 0,
+        },
+        "inferer": {
+            "_target_": "mrsr.engines.evaluator.VolumeInferer",
+            "scale": "@scale",
+            "in_channels": "@network_def#in_channels",
+            "slice_axis": "@slice_axis",
+            "roi_size": "@roi_size",
+            "slice_batch": "@slice_batch",
+            "amp": "@amp",
+        },
+        "postprocessing": {
+            "_target_": "Compose",
+            "transforms": [
+                {"_target_": "mrsr.bundle.RestoreVolumed", "keys": "pred", "ref_key": "image"},
+                {
+                    "_target_": "mrsr.bundle.SaveVolumed",
+                    "keys": "pred",
+                    "ref_key": "image",
+                    "output_dir": "@output_dir",
+                    "output_postfix": "@output_postfix",
+                    "output_ext": "@output_ext",
+                    "overwrite": "@overwrite",
+                },
+            ],
+        },
+        "handlers": [
+            {
+                "_target_": "CheckpointLoader",
+                "load_path": "@ckpt_path",
+                "load_dict": {"model": "@network"},
+                "map_location": "@device",
+            },
+            {"_target_": "StatsHandler", "iteration_log": False},
+        ],
+        "evaluator": {
+            "_target_": "SupervisedEvaluator",
+            "device": "@device",
+            "val_data_loader": "@dataloader",
+            "network": "@network",
+            "inferer": "@inferer",
+            "postprocessing": "@postprocessing",
+            "val_handlers": "@handlers",
+        },
+        "run": ["$@evaluator.run()"],
+    }
+
+
+def train_config(name: str) -> dict:
+    spec = BUNDLES[name]
+    recipe = dict(zip(spec["train"][::2], spec["train"][1::2]))
+    return {
+        "imports": ["$import mrsr", "$import mrsr.engines"],
+        "bundle_root": ".",
+        "network_name": spec["network"],
+        "preset": "default",
+        "network_kwargs": spec["options"],
+        "scale": 2,
+        "manifest": f"$@bundle_root + '/../../{MANIFEST}'",
+        "data_root": None,
+        "output_dir": "$@bundle_root + '/runs/train_x%d' % @scale",
+        "neighbours": 0,
+        "patch_size": 32,
+        "batch_size": 16,
+        "samples_per_epoch": 1600,
+        "epochs": int(recipe.get("--epochs", 10)),
+        "iterations": None,
+        "lr": float(recipe.get("--lr", 5e-4)),
+        "loss": json.loads(recipe.get("--loss", "{}")),
+        "val_every": 1,
+        "seed": 0,
+        "device": "auto",
+        "amp": False,
+        "num_workers": 0,
+        "progress": True,
+        "resume": False,
+        "overwrite": False,
+        "train_config": {
+            "_target_": "mrsr.engines.TrainConfig",
+            "network": "@network_name",
+            "preset": "@preset",
+            "network_kwargs": "@network_kwargs",
+            "scale": "@scale",
+            "manifest": "@manifest",
+            "data_root": "@data_root",
+            "out": "@output_dir",
+            "neighbours": "@neighbours",
+            "patch_size": "@patch_size",
+            "batch_size": "@batch_size",
+            "samples_per_epoch": "@samples_per_epoch",
+            "epochs": "@epochs",
+            "iterations": "@iterations",
+            "lr": "@lr",
+            "loss": "@loss",
+            "val_every": "@val_every",
+            "seed": "@seed",
+            "device": "@device",
+            "amp": "@amp",
+            "num_workers": "@num_workers",
+            "progress": "@progress",
+        },
+        "run": ["$mrsr.engines.train(@train_config, resume=@resume, overwrite=@overwrite)"],
+    }
+
+
+MULTI_GPU = {
+    # torchrun --nproc_per_node=N -m monai.bundle run --config_file "['configs/train.json','configs/multi_gpu_train.json']"
+    # mrsr.engines.train joins the process group torchrun describes (NCCL on GPUs, gloo on CPUs), wraps the
+    # network in DDP, shards the samples and lets rank 0 write; batch_size is per GPU.
+    "imports": ["$import mrsr", "$import mrsr.bundle", "$import mrsr.engines"],
+    "device": "auto",
+    "num_workers": 2,
+    "initialize": ["$mrsr.bundle.require_torchrun()"],
+}
+
+
+def evaluate_config() -> dict:
+    return {
+        "imports": ["$import mrsr", "$import mrsr.bundle"],
+        "bundle_root": ".",
+        "scale": 2,
+        "manifest": f"$@bundle_root + '/../../{MANIFEST}'",
+        "data_root": None,
+        "section": "test",
+        "device": "auto",
+        "output_dir": "$@bundle_root + '/eval'",
+        "update_metadata": False,
+        "run": [
+            "$mrsr.bundle.evaluate_bundle(@bundle_root, @manifest, scale=@scale, section=@section, "
+            "data_root=@data_root, device=@device, output=@output_dir + '/metrics_x%d.json' % @scale, "
+            "update_metadata=@update_metadata)"
+        ],
+    }
+
+
+LOGGING_CONF = """[loggers]
+keys=root
+
+[handlers]
+keys=consoleHandler
+
+[formatters]
+keys=fullFormatter
+
+[logger_root]
+level=INFO
+handlers=consoleHandler
+
+[handler_consoleHandler]
+class=StreamHandler
+level=INFO
+formatter=fullFormatter
+args=(sys.stdout,)
+
+[formatter_fullFormatter]
+format=%(asctime)s - %(name)s - %(levelname)s - %(message)s
+"""
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=4) + "\n")
+
+
+def write_bundle(name: str) -> Path:
+    """Write (or refresh) every generated file of bundle ``name``; keeps its weights and eval_metrics."""
+    root = HERE / f"{name}_mr_sr"
+    meta_file = root / "configs" / "metadata.json"
+    old = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
+    _write_json(meta_file, metadata(name, old))
+    _write_json(root / "configs" / "inference.json", inference_config(name))
+    _write_json(root / "configs" / "train.json", train_config(name))
+    _write_json(root / "configs" / "multi_gpu_train.json", MULTI_GPU)
+    _write_json(root / "configs" / "evaluate.json", evaluate_config())
+    (root / "configs" / "logging.conf").write_text(LOGGING_CONF)
+    shutil.copyfile(REPO / "LICENSE", root / "LICENSE")
+    (root / "models").mkdir(exist_ok=True)
+    (root / "docs").mkdir(exist_ok=True)
+    (root / "docs" / "README.md").write_text(model_card_text(name, json.loads(meta_file.read_text())))
+    return root
+
+
+def model_card_text(name: str, meta: dict) -> str:
+    """docs/README.md of bundle ``name`` (bundles/model_card.py's template)."""
+    sys.path.insert(0, str(HERE))
+    from model_card import model_card
+
+    return model_card(name, BUNDLES[name], meta)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bundles", nargs="+", default=list(BUNDLES), help="which bundles")
+    parser.add_argument("--install", metavar="RUNS", help="install RUNS/<network>_x<s>/model_best.pt as weights")
+    parser.add_argument("--evaluate", action="store_true", help="score the weights and store the numbers")
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(REPO))
+    sys.path.insert(0, str(HERE))
+    import mrsr.bundle as mb
+
+    for name in args.bundles:
+        root = write_bundle(name)
+        if args.install:
+            for scale in SCALES:
+                run = Path(args.install) / f"{BUNDLES[name]['network']}_x{scale}" / "model_best.pt"
+                if run.is_file():
+                    print(f"{name}: installed {run} -> {mb.install_weights(run, root, scale)}")
+        if args.evaluate:
+            for scale in mb.bundle_scales(root):
+                mb.evaluate_bundle(root, REPO / MANIFEST, scale=scale, update_metadata=True)
+        write_bundle(name)  # the model card shows the stored numbers
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

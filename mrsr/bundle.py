@@ -1,0 +1,402 @@
+"""mrsr's MONAI bundles: find, list and load them, install trained weights, score them.
+
+A bundle is a folder ``<name>_mr_sr/`` (``bundles/`` in the repository) in MONAI's layout::
+
+    configs/metadata.json      version, task, paper, network_data_format, eval_metrics
+    configs/inference.json     LoadVolumed -> RobustNormalized -> VolumeInferer -> RestoreVolumed -> SaveVolumed
+    configs/train.json         mrsr.engines.train on the real-data manifest, default-size network
+    configs/multi_gpu_train.json, configs/evaluate.json, configs/logging.conf
+    models/model.pt            x2 weights (a plain state_dict); models/model_x4.pt: x4
+    docs/README.md, LICENSE
+
+Bundles are looked up in the folders of ``$MRSR_BUNDLES`` (``os.pathsep``-separated), then in the
+source tree's ``bundles/``. This module also holds the two dictionary transforms the inference
+configs end with (:class:`RestoreVolumed`, :class:`SaveVolumed`) and :func:`evaluate_bundle`, the
+command behind each model card's numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import time
+from collections.abc import Hashable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from monai.bundle import ConfigParser
+from monai.config import KeysCollection
+from monai.data import MetaTensor
+from monai.transforms import MapTransform
+from torch import nn
+
+from mrsr.errors import MrsrError
+
+__all__ = [
+    "BUNDLES_ENV",
+    "bundle_search_path",
+    "list_bundles",
+    "find_bundle",
+    "weights_path",
+    "bundle_scales",
+    "read_metadata",
+    "load_bundle_network",
+    "install_weights",
+    "evaluate_bundle",
+    "as_datalist",
+    "require_torchrun",
+    "RestoreVolumed",
+    "SaveVolumed",
+]
+
+BUNDLES_ENV = "MRSR_BUNDLES"
+SUFFIX = "_mr_sr"
+# registry name of the network -> bundle name, where they differ
+BUNDLE_NAMES = {"casnet": "medgan"}
+
+
+def bundle_search_path() -> list[Path]:
+    """Folders searched for bundles: ``$MRSR_BUNDLES`` first, then the source tree's ``bundles/``."""
+    folders = [Path(p) for p in os.environ.get(BUNDLES_ENV, "").split(os.pathsep) if p]
+    folders.append(Path(__file__).resolve().parents[1] / "bundles")
+    return [f for f in folders if f.is_dir()]
+
+
+def _is_bundle(path: Path) -> bool:
+    return (path / "configs" / "inference.json").is_file()
+
+
+def list_bundles() -> list[Path]:
+    """Every bundle folder on the search path (the first of each name wins), sorted by name."""
+    found: dict[str, Path] = {}
+    for folder in bundle_search_path():
+        for path in sorted(folder.iterdir()):
+            if path.name.endswith(SUFFIX) and _is_bundle(path):
+                found.setdefault(path.name, path)
+    return [found[k] for k in sorted(found)]
+
+
+def find_bundle(name_or_path: str | os.PathLike) -> Path:
+    """A bundle folder from a path or a name: ``msrn``, ``msrn_mr_sr``, ``medgan`` (or ``casnet``).
+
+    Raises:
+        MrsrError: no such bundle; the message lists the ones there are.
+    """
+    path = Path(name_or_path)
+    if _is_bundle(path):
+        return path.resolve()
+    name = str(name_or_path).strip().lower()
+    name = BUNDLE_NAMES.get(name, name)
+    name = name if name.endswith(SUFFIX) else name + SUFFIX
+    for bundle in list_bundles():
+        if bundle.name == name:
+            return bundle
+    known = ", ".join(b.name[: -len(SUFFIX)] for b in list_bundles()) or "none"
+    raise MrsrError(
+        f"No bundle {str(name_or_path)!r} (bundles found: {known}); give a bundle name, a bundle folder "
+        f"(one with configs/inference.json) or add its parent folder to ${BUNDLES_ENV}."
+    )
+
+
+def weights_path(bundle: str | os.PathLike, scale: int = 2) -> Path:
+    """``models/model.pt`` for x2 (MONAI's default name), ``models/model_x{scale}.pt`` otherwise."""
+    return find_bundle(bundle) / "models" / ("model.pt" if int(scale) == 2 else f"model_x{int(scale)}.pt")
+
+
+def bundle_scales(bundle: str | os.PathLike) -> list[int]:
+    """The scales a bundle ships weights for."""
+    return [s for s in (2, 3, 4, 8) if weights_path(bundle, s).is_file()]
+
+
+def read_metadata(bundle: str | os.PathLike) -> dict[str, Any]:
+    """The bundle's ``configs/metadata.json`` as a dict."""
+    return json.loads((find_bundle(bundle) / "configs" / "metadata.json").read_text())
+
+
+def _inference_parser(bundle: Path, scale: int) -> ConfigParser:
+    parser = ConfigParser()
+    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser["bundle_root"] = str(bundle)
+    parser["scale"] = int(scale)
+    return parser
+
+
+def load_bundle_network(
+    bundle: str | os.PathLike, scale: int = 2, weights: str | os.PathLike | None = None
+) -> tuple[nn.Module, int]:
+    """Build a bundle's ``network_def`` and load its weights for ``scale``.
+
+    Args:
+        bundle: a bundle name or folder.
+        scale: the SR factor (its weights file must exist unless ``weights`` is given).
+        weights: another state_dict file to load instead of the bundle's.
+
+    Returns:
+        (network in eval mode on the CPU, its number of input channels).
+
+    Raises:
+        MrsrError: unknown bundle, no weights for that scale, weights that do not fit.
+    """
+    path = find_bundle(bundle)
+    file = Path(weights) if weights is not None else weights_path(path, scale)
+    if not file.is_file():
+        have = ", ".join(f"x{s}" for s in bundle_scales(path)) or "none"
+        raise MrsrError(f"The {path.name} bundle has no weights for x{scale} (it has: {have}); choose --scale from those.")
+    network = _inference_parser(path, scale).get_parsed_content("network_def", instantiate=True)
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+        network.load_state_dict(state)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, AttributeError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise MrsrError(f"Cannot load {file} into the {path.name} network: {first}") from None
+    return network.eval(), int(_inference_parser(path, scale)["network_def"]["in_channels"])
+
+
+def install_weights(weights: str | os.PathLike, bundle: str | os.PathLike, scale: int = 2) -> Path:
+    """Copy an mrsr weights file (``model_best.pt`` of ``mrsr train``) into a bundle as a plain state_dict.
+
+    The weights must fit the bundle's ``network_def`` at ``scale`` exactly (same network, preset and
+    options); they are checked by loading them before the file is written (atomically).
+
+    Returns:
+        The written ``models/model*.pt``.
+    """
+    from mrsr.checkpoint import load_network
+    from mrsr.engines.handlers import atomic_save
+
+    path = find_bundle(bundle)
+    network, _, _ = load_network(weights)
+    out = weights_path(path, scale)
+    out.parent.mkdir(exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
+    atomic_save(state, Path(str(out) + ".check"))
+    try:
+        load_bundle_network(path, scale, weights=Path(str(out) + ".check"))
+        os.replace(str(out) + ".check", out)
+    finally:
+        Path(str(out) + ".check").unlink(missing_ok=True)
+    return out
+
+
+def require_torchrun() -> None:
+    """Stop with a clear message when ``multi_gpu_train.json`` is run without ``torchrun``."""
+    if "WORLD_SIZE" not in os.environ:
+        raise MrsrError(
+            "multi_gpu_train.json runs under torchrun: torchrun --nproc_per_node=N -m monai.bundle run "
+            "--config_file \"['configs/train.json','configs/multi_gpu_train.json']\"; for one GPU or the CPU "
+            "use configs/train.json alone."
+        )
+
+
+def as_datalist(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[dict[str, str]]:
+    """``[{"image": path}, ...]`` from a file, a DICOM folder, a folder of NIfTI files or a list of these.
+
+    >>> as_datalist("scan.nii.gz")
+    [{'image': 'scan.nii.gz'}]
+    """
+    from mrsr.data.io import is_nifti_path
+
+    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    out: list[dict[str, str]] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir() and any(is_nifti_path(p) for p in path.iterdir()):
+            out.extend({"image": str(p)} for p in sorted(path.iterdir()) if is_nifti_path(p))
+        else:
+            out.append({"image": str(path)})
+    if not out:
+        raise MrsrError("No input given: pass --input FILE (NIfTI, DICOM file or series folder).")
+    return out
+
+
+class RestoreVolumed(MapTransform):
+    """Put SR outputs back in the input's world and intensity scale.
+
+    The output under each key gets the reference image's meta, the affine of the upsampled grid
+    (:func:`mrsr.inference.upsampled_affine`: origin kept, in-plane spacing divided by the factor;
+    DATA.md) and the intensities :class:`~mrsr.transforms.RobustNormalize` took away.
+
+    Args:
+        keys: keys of the SR outputs, each (1, X', Y', Z').
+        ref_key: key of the normalised input (1, X, Y, Z) MetaTensor.
+    """
+
+    def __init__(self, keys: KeysCollection, ref_key: str = "image", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.ref_key = ref_key
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        from mrsr.inference import upsampled_affine
+        from mrsr.transforms import RobustNormalize
+
+        d = dict(data)
+        ref = d[self.ref_key]
+        meta = dict(ref.meta) if isinstance(ref, MetaTensor) else {}
+        affine = ref.affine if isinstance(ref, MetaTensor) else torch.eye(4, dtype=torch.float64)
+        for key in self.key_iterator(d):
+            pred = torch.as_tensor(d[key]).detach().float().cpu()
+            out = MetaTensor(pred.as_tensor() if isinstance(pred, MetaTensor) else pred, meta=dict(meta))
+            out.affine = upsampled_affine(affine, ref.shape[1:], pred.shape[1:])
+            d[key] = RobustNormalize.inverse(out)
+        return d
+
+
+class SaveVolumed(MapTransform):
+    """Save each volume under ``keys`` as NIfTI or a DICOM series, atomically (:func:`mrsr.data.save_volume`).
+
+    The file name is the input's (``ref_key``'s ``filename_or_obj``) with ``_<postfix>`` added, in
+    ``output_dir``; an existing file is kept unless ``overwrite``, and an output that would replace
+    its input is refused.
+
+    Args:
+        keys: keys of the volumes to save.
+        output_dir: folder of the outputs (created).
+        output_postfix: added to the input's name.
+        output_ext: ``.nii.gz``, ``.nii`` or ``""`` (a DICOM series folder).
+        overwrite: replace existing outputs.
+        ref_key: key whose meta names the input file.
+    """
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_dir: str | os.PathLike,
+        output_postfix: str = "sr",
+        output_ext: str = ".nii.gz",
+        overwrite: bool = False,
+        ref_key: str = "image",
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        if output_ext not in (".nii.gz", ".nii", ""):
+            raise MrsrError(f"output_ext must be '.nii.gz', '.nii' or '' (a DICOM folder), got {output_ext!r}.")
+        self.output_dir, self.postfix, self.ext = Path(output_dir), output_postfix, output_ext
+        self.overwrite, self.ref_key = overwrite, ref_key
+
+    def output_path(self, source: str | os.PathLike) -> Path:
+        """Where the output of ``source`` goes."""
+        name = Path(source).name
+        for suffix in (".nii.gz", ".nii", ".dcm"):
+            if name.lower().endswith(suffix):
+                name = name[: -len(suffix)]
+                break
+        return self.output_dir / f"{name}_{self.postfix}{self.ext}"
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        from mrsr.data import save_volume
+        from mrsr.data.io import check_output_path
+
+        d = dict(data)
+        ref = d.get(self.ref_key)
+        source = ref.meta.get("filename_or_obj", "volume") if isinstance(ref, MetaTensor) else "volume"
+        source = source[0] if isinstance(source, (list, tuple)) else source
+        for key in self.key_iterator(d):
+            out = self.output_path(source)
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            check_output_path(out, self.overwrite, inputs=(source,))
+            save_volume(d[key], out, overwrite=self.overwrite)
+        return d
+
+
+def evaluate_bundle(
+    bundle: str | os.PathLike,
+    manifest: str | os.PathLike,
+    scale: int = 2,
+    section: str = "test",
+    data_root: str | os.PathLike | None = None,
+    device: str = "auto",
+    output: str | os.PathLike | None = None,
+    update_metadata: bool = False,
+) -> dict[str, Any]:
+    """Score a bundle's weights against zerofill and bicubic on a manifest section's HR volumes.
+
+    Each HR volume is normalised (:class:`~mrsr.transforms.RobustNormalize`), cropped in-plane to a
+    multiple of ``scale``, k-space truncated in-plane by ``scale`` (DATA.md) and super-resolved slice
+    by slice by the network and by both baselines; :func:`mrsr.metrics.evaluate` scores each against
+    the HR volume (foreground mask, ``scale`` border pixels cropped, data range of the HR volume).
+
+    Args:
+        bundle: bundle name or folder.
+        manifest: a datalist JSON (``data_manifests/real_data.json`` for the model cards).
+        scale: SR factor; the bundle must ship weights for it.
+        section: manifest section of held-out volumes.
+        data_root: folder the manifest's relative paths start from.
+        device: where the network runs.
+        output: optional JSON file for the results.
+        update_metadata: write the means into the bundle's ``eval_metrics``.
+
+    Returns:
+        ``{"scale", "section", "volumes": {name: {method: scores}}, "mean": {method: scores}}``.
+    """
+    from mrsr.data import LoadVolumed
+    from mrsr.data.manifest import load_manifest
+    from mrsr.engines.data import VolumePairDataset
+    from mrsr.inference import resolve_device, super_resolve
+    from mrsr.metrics import evaluate, format_report
+    from mrsr.networks.baselines import Bicubic, ZeroFill
+    from mrsr.transforms import RobustNormalize
+
+    path = find_bundle(bundle)
+    network, in_channels = load_bundle_network(path, scale)
+    entries = load_manifest(manifest, data_root, sections=(section,)).get(section) or []
+    if not entries:
+        raise MrsrError(f"The manifest {manifest} has no {section!r} volumes to evaluate on.")
+    methods = {path.name[: -len(SUFFIX)]: (network, in_channels), "zerofill": (ZeroFill(scale), 1), "bicubic": (Bicubic(scale), 1)}
+    volumes: dict[str, dict[str, dict]] = {}
+    for entry in entries:
+        hr = RobustNormalize()(LoadVolumed("image")({"image": entry["image"]})["image"])
+        pair = VolumePairDataset([hr], scale)[0]
+        name = entry.get("name") or Path(entry["image"]).name
+        results, seconds = {}, {}
+        for method, (predictor, channels) in methods.items():
+            start = time.perf_counter()
+            sr = super_resolve(pair["image"], predictor, scale, in_channels=channels, device=device)
+            seconds[method] = time.perf_counter() - start
+            results[method] = evaluate(sr, pair["label"], border=scale)
+        print(f"{name} (x{scale}):\n{format_report(results)}\n", flush=True)
+        voxels = int(pair["label"].numel())
+        volumes[name] = {m: {**r.as_dict(), "seconds": seconds[m], "voxels": voxels} for m, r in results.items()}
+    mean = {m: {k: float(np.mean([v[m][k] for v in volumes.values()])) for k in ("psnr", "ssim")} for m in methods}
+    report = {
+        "bundle": path.name,
+        "scale": scale,
+        "section": section,
+        "manifest": str(manifest),
+        "device": str(resolve_device(device)),
+        "volumes": volumes,
+        "mean": mean,
+    }
+    if output is not None:
+        out = Path(output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    if update_metadata:
+        _store_eval_metrics(path, report)
+    return report
+
+
+def _store_eval_metrics(bundle: Path, report: dict[str, Any]) -> None:
+    meta_file = bundle / "configs" / "metadata.json"
+    meta = json.loads(meta_file.read_text())
+    net = bundle.name[: -len(SUFFIX)]
+    scores = {
+        name: {m: {"psnr": round(s["psnr"], 3), "ssim": round(s["ssim"], 4)} for m, s in methods.items()}
+        for name, methods in report["volumes"].items()
+    }
+    # speed on the largest volume (the first one also pays for warm-up)
+    largest = max(report["volumes"].values(), key=lambda v: v[net]["voxels"])[net]
+    meta.setdefault("eval_metrics", {})[f"x{report['scale']}"] = {
+        "data": f"{Path(report['manifest']).name} [{report['section']}]",
+        "psnr": round(report["mean"][net]["psnr"], 3),
+        "ssim": round(report["mean"][net]["ssim"], 4),
+        "psnr_zerofill": round(report["mean"]["zerofill"]["psnr"], 3),
+        "psnr_bicubic": round(report["mean"]["bicubic"]["psnr"], 3),
+        "volumes": scores,
+        "speed": f"{largest['voxels'] / largest['seconds'] / 1e6:.2f} output Mvoxel/s on {report['device']}",
+    }
+    tmp = meta_file.with_name(".metadata.json.tmp")
+    tmp.write_text(json.dumps(meta, indent=4) + "\n")
+    os.replace(tmp, meta_file)

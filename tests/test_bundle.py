@@ -1,0 +1,362 @@
+"""mrsr.bundle and the shipped bundles: metadata, network I/O, inference, training, export, weights."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+from monai.bundle import ckpt_export, verify_metadata, verify_net_in_out
+from monai.bundle import run as bundle_run
+from monai.data import MetaTensor
+
+from mrsr.bundle import (
+    BUNDLES_ENV,
+    RestoreVolumed,
+    SaveVolumed,
+    as_datalist,
+    bundle_scales,
+    evaluate_bundle,
+    find_bundle,
+    install_weights,
+    list_bundles,
+    load_bundle_network,
+    read_metadata,
+    require_torchrun,
+    weights_path,
+)
+from mrsr.checkpoint import save_weights
+from mrsr.data import load_volume, sample_path, save_volume
+from mrsr.errors import MrsrError
+from mrsr.transforms import KSpaceTruncate, RobustNormalize
+
+REPO = Path(__file__).resolve().parents[1]
+BUNDLE_NAMES = ("durn", "iconet", "medgan", "msrn", "wasa")
+SCHEMA = REPO.parent / "shared" / "monai" / "meta_schema_20240725.json"
+TRAIN_IMAGE = "pkg:mrsr/data/sample_t1_head.nii.gz"
+VAL_IMAGE = "pkg:nibabel/tests/data/anatomical.nii"
+
+
+def _causes(err: BaseException) -> str:
+    """The messages of an exception and of everything it was raised from (MONAI wraps config errors)."""
+    messages = []
+    while err is not None:
+        messages.append(str(err))
+        err = err.__cause__ or err.__context__
+    return " | ".join(messages)
+
+
+def _make_bundles_module():
+    spec = importlib.util.spec_from_file_location("make_bundles", REPO / "bundles" / "make_bundles.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(REPO / "bundles"))
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def lr_sample(tmp_path_factory):
+    """The shipped T1 sample degraded x2 in-plane: (LR file, HR volume)."""
+    hr = load_volume(sample_path())
+    path = tmp_path_factory.mktemp("lr") / "t1_lr.nii.gz"
+    save_volume(KSpaceTruncate(2, axes=(0, 1))(hr), path)
+    return path, hr
+
+
+@pytest.fixture
+def tiny_manifest(tmp_path):
+    path = tmp_path / "manifest.json"
+    path.write_text(json.dumps({"training": [{"image": TRAIN_IMAGE}], "validation": [{"image": VAL_IMAGE}]}))
+    return str(path)
+
+
+def test_every_bundle_is_found_by_name_alias_and_folder():
+    assert [b.name for b in list_bundles()] == [f"{n}_mr_sr" for n in BUNDLE_NAMES]
+    assert find_bundle("casnet") == find_bundle("MedGAN") == find_bundle("medgan_mr_sr")
+    assert find_bundle(REPO / "bundles" / "msrn_mr_sr") == (REPO / "bundles" / "msrn_mr_sr").resolve()
+    with pytest.raises(MrsrError, match="No bundle 'srgan'.*durn, iconet, medgan, msrn, wasa"):
+        find_bundle("srgan")
+
+
+def test_bundles_env_folders_come_first(tmp_path, monkeypatch):
+    shutil.copytree(REPO / "bundles" / "msrn_mr_sr" / "configs", tmp_path / "msrn_mr_sr" / "configs")
+    monkeypatch.setenv(BUNDLES_ENV, str(tmp_path))
+    assert find_bundle("msrn") == tmp_path / "msrn_mr_sr"
+    assert bundle_scales("msrn") == []  # that copy has no weights
+    with pytest.raises(MrsrError, match="no weights for x2 \\(it has: none\\)"):
+        load_bundle_network("msrn", 2)
+
+
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
+def test_metadata_verifies_against_monai_schema(name, tmp_path):
+    schema = tmp_path / "schema.json"
+    shutil.copyfile(SCHEMA, schema)  # verify_metadata reuses an existing file instead of downloading
+    verify_metadata(meta_file=str(find_bundle(name) / "configs" / "metadata.json"), filepath=str(schema))
+    meta = read_metadata(name)
+    assert meta["network_data_format"]["inputs"]["image"]["num_channels"] == 1
+    assert meta["references"] and meta["intended_use"]
+
+
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
+def test_network_in_out_verifies(name):
+    root = find_bundle(name)
+    verify_net_in_out(
+        net_id="network_def",
+        meta_file=str(root / "configs" / "metadata.json"),
+        config_file=str(root / "configs" / "inference.json"),
+        device="cpu",
+        any=24,
+        bundle_root=str(root),
+    )
+
+
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
+def test_shipped_weights_are_small_and_load_at_every_scale(name):
+    scales = bundle_scales(name)
+    assert 2 in scales
+    for scale in scales:
+        assert weights_path(name, scale).stat().st_size < 25e6
+        network, in_channels = load_bundle_network(name, scale)
+        out = network(torch.rand(1, in_channels, 20, 24))
+        assert out.shape == (1, 1, 20 * scale, 24 * scale)
+
+
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
+def test_inference_config_writes_the_hr_grid(name, lr_sample, tmp_path):
+    """The shipped sample degraded x2, through inference.json: the output lies on the sample's own grid."""
+    lr_path, hr = lr_sample
+    root = find_bundle(name)
+    bundle_run(
+        config_file=str(root / "configs" / "inference.json"),
+        bundle_root=str(root),
+        input=str(lr_path),
+        output_dir=str(tmp_path),
+        device="cpu",
+    )
+    out = nib.load(tmp_path / "t1_lr_sr_x2.nii.gz")
+    assert out.shape == tuple(hr.shape[1:])
+    np.testing.assert_allclose(out.affine, np.asarray(hr.affine), atol=1e-5)
+    sr = np.asarray(out.dataobj)
+    assert np.isfinite(sr).all() and 0.5 * float(hr.max()) < sr.max() < 1.5 * float(hr.max())
+
+
+def test_inference_config_keeps_existing_outputs(lr_sample, tmp_path):
+    lr_path, _ = lr_sample
+    root = find_bundle("msrn")
+    existing = tmp_path / "t1_lr_sr_x2.nii.gz"
+    existing.write_text("mine")
+    with pytest.raises(RuntimeError) as err:
+        bundle_run(config_file=str(root / "configs" / "inference.json"), bundle_root=str(root), input=str(lr_path),
+                   output_dir=str(tmp_path), device="cpu")  # fmt: skip
+    assert "exists; pass --overwrite" in _causes(err.value)
+    assert existing.read_text() == "mine"
+
+
+def test_monai_bundle_run_from_the_command_line(lr_sample, tmp_path):
+    """What the README shows: python -m monai.bundle run (through fire), here at x4 with its own weights."""
+    lr_path, _ = lr_sample
+    root = find_bundle("msrn")
+    if 4 not in bundle_scales(root):
+        pytest.fail("the msrn bundle ships no x4 weights")
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(root / "configs" / "inference.json"),
+           "--bundle_root", str(root), "--input", str(lr_path), "--output_dir", str(tmp_path), "--scale", "4"]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = nib.load(tmp_path / "t1_lr_sr_x4.nii.gz")
+    lr = nib.load(lr_path)
+    assert out.shape == (lr.shape[0] * 4, lr.shape[1] * 4, lr.shape[2])
+    np.testing.assert_allclose(np.diag(out.affine)[:2], np.diag(lr.affine)[:2] / 4)
+
+
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
+def test_train_config_runs_a_few_iterations(name, tiny_manifest, tmp_path):
+    root = find_bundle(name)
+    out = tmp_path / "run"
+    bundle_run(
+        config_file=str(root / "configs" / "train.json"),
+        bundle_root=str(root),
+        manifest=tiny_manifest,
+        output_dir=str(out),
+        preset="small",
+        iterations=2,
+        batch_size=2,
+        samples_per_epoch=4,
+        patch_size=16,
+        device="cpu",
+        progress=False,
+    )
+    history = json.loads((out / "history.json").read_text())
+    assert len(history["loss"]) == 2 and all(np.isfinite(history["loss"]))
+    assert (out / "model_best.pt").is_file()
+    config = json.loads((out / "config.json").read_text())
+    train_json = json.loads((root / "configs" / "train.json").read_text())
+    assert config["network_kwargs"] == train_json["network_kwargs"] and config["preset"] == "small"
+
+
+def test_train_config_trains_the_default_size():
+    for name in BUNDLE_NAMES:
+        config = json.loads((find_bundle(name) / "configs" / "train.json").read_text())
+        assert config["preset"] == "default"
+
+
+def test_multi_gpu_config_needs_torchrun(tiny_manifest, tmp_path):
+    root = find_bundle("msrn")
+    files = [str(root / "configs" / "train.json"), str(root / "configs" / "multi_gpu_train.json")]
+    with pytest.raises(RuntimeError) as err:
+        bundle_run(config_file=files, bundle_root=str(root), manifest=tiny_manifest, output_dir=str(tmp_path / "r"))
+    assert "runs under torchrun" in _causes(err.value)
+    assert not (tmp_path / "r").exists()
+    with pytest.raises(MrsrError):
+        require_torchrun()
+
+
+def test_multi_gpu_config_trains_two_gloo_ranks(tiny_manifest, tmp_path):
+    """torchrun --nproc_per_node=2 -m monai.bundle run train.json + multi_gpu_train.json, on CPUs (gloo)."""
+    root = find_bundle("msrn")
+    files = f"['{root / 'configs' / 'train.json'}','{root / 'configs' / 'multi_gpu_train.json'}']"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
+           "run", "--config_file", files, "--bundle_root", str(root), "--manifest", tiny_manifest, "--output_dir",
+           str(tmp_path / "run"), "--preset", "small", "--iterations", "2", "--batch_size", "2",
+           "--samples_per_epoch", "8", "--patch_size", "16", "--num_workers", "0", "--progress", "False"]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    assert len(history["loss"]) == 2
+
+
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
+def test_torchscript_export_matches_eager(name, tmp_path):
+    root = find_bundle(name)
+    ts_file = tmp_path / "model.ts"
+    ckpt_export(
+        net_id="network_def",
+        filepath=str(ts_file),
+        ckpt_file=str(weights_path(root, 2)),
+        meta_file=str(root / "configs" / "metadata.json"),
+        config_file=str(root / "configs" / "inference.json"),
+        bundle_root=str(root),
+    )
+    exported = torch.jit.load(str(ts_file)).eval()
+    eager, in_channels = load_bundle_network(root, 2)
+    x = torch.rand(2, in_channels, 28, 36)
+    with torch.no_grad():
+        torch.testing.assert_close(exported(x), eager(x), rtol=1e-4, atol=1e-5)
+
+
+def test_generated_files_match_make_bundles(tmp_path):
+    """The committed configs are what bundles/make_bundles.py writes (edit the script, not the JSON)."""
+    make = _make_bundles_module()
+    for name in BUNDLE_NAMES:
+        root = find_bundle(name)
+        assert json.loads((root / "configs" / "inference.json").read_text()) == make.inference_config(name)
+        assert json.loads((root / "configs" / "train.json").read_text()) == make.train_config(name)
+        assert json.loads((root / "configs" / "evaluate.json").read_text()) == make.evaluate_config()
+        assert json.loads((root / "configs" / "multi_gpu_train.json").read_text()) == make.MULTI_GPU
+        meta = read_metadata(name)
+        expected = make.metadata(name, meta)
+        versions = ("monai_version", "pytorch_version", "numpy_version")  # of the machine that wrote them
+        assert {k: v for k, v in meta.items() if k not in versions} == {
+            k: v for k, v in expected.items() if k not in versions
+        }
+        assert (root / "LICENSE").read_text() == (REPO / "LICENSE").read_text()
+        card = (root / "docs" / "README.md").read_text()
+        assert card == make.model_card_text(name, meta)
+
+
+def test_model_cards_state_margins_over_both_baselines():
+    for name in BUNDLE_NAMES:
+        x2 = read_metadata(name)["eval_metrics"]["x2"]
+        assert set(x2["volumes"]) == {"itk_t1_head", "nibabel_anatomical"}
+        card = (find_bundle(name) / "docs" / "README.md").read_text()
+        assert "vs zerofill" in card and "mrsr train --network" in card
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
+def test_weights_beat_both_baselines_on_held_out_volumes_at_x2(name):
+    report = evaluate_bundle(name, REPO / "data_manifests" / "real_data.json", scale=2, device="cpu")
+    net = name
+    for volume, scores in report["volumes"].items():
+        for baseline in ("zerofill", "bicubic"):
+            assert scores[net]["psnr"] > scores[baseline]["psnr"], (volume, baseline, scores)
+    stored = read_metadata(name)["eval_metrics"]["x2"]
+    assert abs(stored["psnr"] - report["mean"][net]["psnr"]) < 0.01  # the model card is this run's result
+
+
+def test_evaluate_bundle_scores_against_both_baselines(tmp_path):
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"test": [{"image": VAL_IMAGE, "name": "anat"}]}))
+    report = evaluate_bundle("msrn", manifest, scale=2, device="cpu", output=tmp_path / "eval" / "x2.json")
+    assert set(report["volumes"]["anat"]) == {"msrn", "zerofill", "bicubic"}
+    assert json.loads((tmp_path / "eval" / "x2.json").read_text())["mean"]["msrn"]["psnr"] == pytest.approx(
+        report["mean"]["msrn"]["psnr"]
+    )
+    with pytest.raises(MrsrError, match="no 'validation' section"):
+        evaluate_bundle("msrn", manifest, section="validation")
+
+
+def test_install_weights_checks_the_fit(tmp_path, monkeypatch):
+    shutil.copytree(find_bundle("msrn"), tmp_path / "msrn_mr_sr")
+    monkeypatch.setenv(BUNDLES_ENV, str(tmp_path))
+    network, in_channels = load_bundle_network("msrn", 2)
+    kwargs = json.loads((tmp_path / "msrn_mr_sr" / "configs" / "inference.json").read_text())["network_def"]
+    kwargs = {k: (2 if k == "scale" else v) for k, v in kwargs.items() if k != "_target_"}
+    with torch.no_grad():
+        for p in network.parameters():
+            p.add_(0.01)
+    save_weights(tmp_path / "w.pt", network, "msrn", kwargs)
+    out = install_weights(tmp_path / "w.pt", "msrn", 2)
+    loaded, _ = load_bundle_network("msrn", 2)
+    for a, b in zip(loaded.state_dict().values(), network.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    before = out.read_bytes()
+    from mrsr.networks import MSRN
+
+    save_weights(tmp_path / "other.pt", MSRN(features=8, num_blocks=1), "msrn", {"features": 8, "num_blocks": 1})
+    with pytest.raises(MrsrError, match="Cannot load"):
+        install_weights(tmp_path / "other.pt", "msrn", 2)
+    assert out.read_bytes() == before  # the bundle keeps its weights
+
+
+def test_as_datalist(tmp_path):
+    (tmp_path / "a.nii.gz").write_bytes(b"")
+    (tmp_path / "b.nii").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("")
+    assert as_datalist(str(tmp_path)) == [{"image": str(tmp_path / "a.nii.gz")}, {"image": str(tmp_path / "b.nii")}]
+    assert as_datalist(["x.nii", "dicom_dir"]) == [{"image": "x.nii"}, {"image": "dicom_dir"}]
+    with pytest.raises(MrsrError, match="No input"):
+        as_datalist([])
+
+
+def test_restore_volumed_puts_the_output_on_the_upsampled_grid():
+    affine = torch.tensor([[-2.0, 0, 0, 10], [0, 2.0, 0, -5], [0, 0, 3.0, 7], [0, 0, 0, 1]], dtype=torch.float64)
+    image = RobustNormalize(0, 100)(MetaTensor(torch.rand(1, 6, 5, 3) * 50 + 10, affine=affine))
+    pred = image.as_tensor().repeat_interleave(2, 1).repeat_interleave(2, 2)
+    out = RestoreVolumed("pred", ref_key="image")({"image": image, "pred": pred})["pred"]
+    assert out.shape == (1, 12, 10, 3)
+    np.testing.assert_allclose(np.diag(np.asarray(out.affine))[:3], [-1.0, 1.0, 3.0])
+    np.testing.assert_allclose(np.asarray(out.affine)[:3, 3], [10, -5, 7])  # origin kept (DATA.md)
+    lo, hi = image.meta["mrsr_intensity_range"]
+    torch.testing.assert_close(out.as_tensor(), pred * (hi - lo) + lo)
+
+
+def test_save_volumed_names_outputs_and_protects_files(tmp_path):
+    src = tmp_path / "scan.nii.gz"
+    vol = MetaTensor(torch.rand(1, 4, 4, 2), meta={"filename_or_obj": str(src)})
+    save = SaveVolumed("pred", output_dir=tmp_path / "out", output_postfix="sr_x2")
+    save({"image": vol, "pred": vol})
+    assert (tmp_path / "out" / "scan_sr_x2.nii.gz").is_file()
+    with pytest.raises(MrsrError, match="exists"):
+        save({"image": vol, "pred": vol})
+    SaveVolumed("pred", output_dir=tmp_path / "out", output_postfix="sr_x2", overwrite=True)({"image": vol, "pred": vol})
+    with pytest.raises(MrsrError, match="output_ext"):
+        SaveVolumed("pred", output_dir=tmp_path, output_ext=".png")
