@@ -49,14 +49,14 @@ def model_card(name: str, spec: dict, meta: dict) -> str:
     """Markdown model card of bundle ``name``."""
     train_cmds = "\n".join(train_command(name, s) for s in SCALES)
     options = ", ".join(f"`{k}={v!r}`" for k, v in spec["options"].items())
-    return f"""# {name}_mr_sr: {spec['title']}
+    return f"""# {name}_mr_sr: {spec["title"]}
 
 A MONAI bundle of mrsr: in-plane super-resolution of magnitude MR volumes, slice by slice, x2
 (`models/model.pt`) or x4 (`models/model_x4.pt`). The output overlays the input exactly in world
 coordinates (the affine keeps the origin and divides the in-plane spacing by the scale).
 
-- **Network**: `mrsr.networks.{spec['class']}`, small preset, with {options}
-  ({spec['reference']}). What the network is, and every choice made where the paper is silent, is
+- **Network**: `mrsr.networks.{spec["class"]}`, small preset, with {options}
+  ({spec["reference"]}). What the network is, and every choice made where the paper is silent, is
   in the class docstring.
 - **Input**: a NIfTI file, a DICOM file or a DICOM series folder (a folder of NIfTI files runs them all);
   intensities normalised by their 0.5th/99.5th percentiles, restored on output.

@@ -144,7 +144,9 @@ def load_bundle_network(
     file = Path(weights) if weights is not None else weights_path(path, scale)
     if not file.is_file():
         have = ", ".join(f"x{s}" for s in bundle_scales(path)) or "none"
-        raise MrsrError(f"The {path.name} bundle has no weights for x{scale} (it has: {have}); choose --scale from those.")
+        raise MrsrError(
+            f"The {path.name} bundle has no weights for x{scale} (it has: {have}); choose --scale from those."
+        )
     network = _inference_parser(path, scale).get_parsed_content("network_def", instantiate=True)
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
@@ -344,7 +346,11 @@ def evaluate_bundle(
     entries = load_manifest(manifest, data_root, sections=(section,)).get(section) or []
     if not entries:
         raise MrsrError(f"The manifest {manifest} has no {section!r} volumes to evaluate on.")
-    methods = {path.name[: -len(SUFFIX)]: (network, in_channels), "zerofill": (ZeroFill(scale), 1), "bicubic": (Bicubic(scale), 1)}
+    methods = {
+        path.name[: -len(SUFFIX)]: (network, in_channels),
+        "zerofill": (ZeroFill(scale), 1),
+        "bicubic": (Bicubic(scale), 1),
+    }
     volumes: dict[str, dict[str, dict]] = {}
     for entry in entries:
         hr = RobustNormalize()(LoadVolumed("image")({"image": entry["image"]})["image"])

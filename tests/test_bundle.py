@@ -14,7 +14,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
-from monai.bundle import ckpt_export, verify_metadata, verify_net_in_out
+from monai.bundle import ckpt_export, onnx_export, verify_metadata, verify_net_in_out
 from monai.bundle import run as bundle_run
 from monai.data import MetaTensor
 
@@ -233,23 +233,42 @@ def test_multi_gpu_config_trains_two_gloo_ranks(tiny_manifest, tmp_path):
     assert len(history["loss"]) == 2
 
 
+def _export_args(root: Path, filepath: Path) -> dict:
+    """What monai.bundle's ckpt_export / onnx_export need for a bundle's x2 weights."""
+    return {
+        "net_id": "network_def",
+        "filepath": str(filepath),
+        "ckpt_file": str(weights_path(root, 2)),
+        "meta_file": str(root / "configs" / "metadata.json"),
+        "config_file": str(root / "configs" / "inference.json"),
+        "bundle_root": str(root),
+    }
+
+
 @pytest.mark.parametrize("name", BUNDLE_NAMES)
 def test_torchscript_export_matches_eager(name, tmp_path):
     root = find_bundle(name)
-    ts_file = tmp_path / "model.ts"
-    ckpt_export(
-        net_id="network_def",
-        filepath=str(ts_file),
-        ckpt_file=str(weights_path(root, 2)),
-        meta_file=str(root / "configs" / "metadata.json"),
-        config_file=str(root / "configs" / "inference.json"),
-        bundle_root=str(root),
-    )
-    exported = torch.jit.load(str(ts_file)).eval()
+    ckpt_export(**_export_args(root, tmp_path / "model.ts"))
+    exported = torch.jit.load(str(tmp_path / "model.ts")).eval()
     eager, in_channels = load_bundle_network(root, 2)
-    x = torch.rand(2, in_channels, 28, 36)
+    for shape in [(2, in_channels, 28, 36), (1, in_channels, 33, 21)]:  # scripted: any slice size
+        x = torch.rand(*shape)
+        with torch.no_grad():
+            torch.testing.assert_close(exported(x), eager(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
+def test_onnx_export_matches_eager_at_its_slice_size(name, tmp_path):
+    """ONNX (torch.export-based, as monai.bundle onnx_export on torch >= 2.9) at a fixed slice size, run by onnxruntime."""
+    ort = pytest.importorskip("onnxruntime", reason="pip install -e .[export]")
+    root = find_bundle(name)
+    onnx_export(**_export_args(root, tmp_path / "model.onnx"), input_shape=[1, 1, 40, 48], use_trace=False)
+    session = ort.InferenceSession(str(tmp_path / "model.onnx"), providers=["CPUExecutionProvider"])
+    eager, _ = load_bundle_network(root, 2)
+    x = torch.rand(1, 1, 40, 48)
+    (y,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     with torch.no_grad():
-        torch.testing.assert_close(exported(x), eager(x), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(torch.from_numpy(y), eager(x), rtol=1e-4, atol=1e-5)
 
 
 def test_generated_files_match_make_bundles(tmp_path):
@@ -357,6 +376,8 @@ def test_save_volumed_names_outputs_and_protects_files(tmp_path):
     assert (tmp_path / "out" / "scan_sr_x2.nii.gz").is_file()
     with pytest.raises(MrsrError, match="exists"):
         save({"image": vol, "pred": vol})
-    SaveVolumed("pred", output_dir=tmp_path / "out", output_postfix="sr_x2", overwrite=True)({"image": vol, "pred": vol})
+    SaveVolumed("pred", output_dir=tmp_path / "out", output_postfix="sr_x2", overwrite=True)(
+        {"image": vol, "pred": vol}
+    )
     with pytest.raises(MrsrError, match="output_ext"):
         SaveVolumed("pred", output_dir=tmp_path, output_ext=".png")

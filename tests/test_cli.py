@@ -37,18 +37,57 @@ def test_degrade_infer_evaluate_pipeline(tmp_path):
     assert 25 < scores["psnr"] < 60 and 0.5 < scores["ssim"] < 1
 
 
-def test_demo_writes_volumes_metrics_and_panel(tmp_path):
+def _best_bundle(scale: int = 2) -> str:
+    from mrsr.bundle import list_bundles, read_metadata
+
+    scores = {b.name[:-6]: read_metadata(b)["eval_metrics"][f"x{scale}"]["psnr"] for b in list_bundles()}
+    return max(scores, key=scores.get)
+
+
+def test_demo_runs_the_best_bundle_and_writes_volumes_metrics_and_panel(tmp_path):
     done = run("demo", "-o", str(tmp_path / "demo"))
     assert done.returncode == 0, done.stderr
+    best = _best_bundle()
     names = sorted(p.name for p in (tmp_path / "demo").iterdir())
-    assert names == ["hr.nii.gz", "lr.nii.gz", "metrics.json", "panel.png", "sr_bicubic.nii.gz", "sr_zerofill.nii.gz"]
+    assert names == sorted(
+        [
+            "hr.nii.gz",
+            "lr.nii.gz",
+            "metrics.json",
+            "panel.png",
+            "sr_bicubic.nii.gz",
+            "sr_zerofill.nii.gz",
+            f"sr_{best}.nii.gz",
+        ]
+    )
     assert (tmp_path / "demo" / "panel.png").read_bytes()[:4] == b"\x89PNG"
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
     assert metrics["zerofill"]["psnr"] > 25 and "| zerofill |" in done.stdout
+    assert metrics[best]["psnr"] > metrics["zerofill"]["psnr"] > metrics["bicubic"]["psnr"]  # real weights, real scan
     again = run("demo", "-o", str(tmp_path / "demo"))
     assert again.returncode == 2 and "--overwrite" in again.stderr
-    assert main(["demo", "-o", str(tmp_path / "demo"), "--overwrite"]) == 0
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--overwrite", "--bundle", "none"]) == 0
+    assert sorted(json.loads((tmp_path / "demo" / "metrics.json").read_text())) == ["bicubic", "zerofill"]
     assert [p.name for p in tmp_path.iterdir()] == ["demo"]  # replaced whole, no temporary folders left
+
+
+def test_infer_with_a_bundle_lands_on_the_hr_grid(tmp_path):
+    lr, sr = tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz"
+    assert main(["degrade", str(sample_path()), "-o", str(lr)]) == 0
+    assert main(["infer", str(lr), "-o", str(sr), "--bundle", "msrn", "--device", "cpu"]) == 0
+    hr_img, sr_img = load_volume(sample_path()), load_volume(sr)
+    assert sr_img.shape == hr_img.shape and torch.allclose(sr_img.affine, hr_img.affine)
+
+
+def test_bundles_lists_every_bundle_with_scores(capsys):
+    assert main(["bundles"]) == 0
+    table = capsys.readouterr().out
+    for name in ("durn", "iconet", "medgan", "msrn", "wasa"):
+        assert f"| {name} | 0.1.0 | x2, x4 |" in table
+    assert main(["bundles", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["bundle"] for r in rows} == {"durn", "iconet", "medgan", "msrn", "wasa"}
+    assert all(r["eval_metrics"]["x2"]["psnr"] > r["eval_metrics"]["x2"]["psnr_zerofill"] for r in rows)
 
 
 def test_dicom_in_dicom_out(tmp_path):
@@ -85,7 +124,7 @@ def test_bad_input_is_one_line_exit_2_without_traceback(tmp_path):
     assert "Traceback" in loud.stderr
 
 
-@pytest.mark.parametrize("command", ["degrade", "infer", "evaluate", "demo", "networks"])
+@pytest.mark.parametrize("command", ["degrade", "infer", "evaluate", "demo", "networks", "bundles"])
 def test_help_explains_every_option(command, capsys):
     with pytest.raises(SystemExit) as stop:
         main([command, "--help"])
@@ -180,8 +219,38 @@ BAD = [
         "--weights",
     ),
     (
+        "unknown bundle",
+        lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--bundle", "srgan"],
+        "No bundle 'srgan'",
+    ),
+    (
+        "bundle and network",
+        lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--bundle", "msrn", "--network", "msrn"],
+        "either --bundle",
+    ),
+    (
+        "bundle without that scale",
+        lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--bundle", "msrn", "--scale", "3"],
+        "no weights for x3",
+    ),
+    (
+        "bundle at a fractional scale",
+        lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--bundle", "msrn", "--scale", "2.5"],
+        "integer factor",
+    ),
+    ("demo with an unknown bundle", lambda t: ["demo", "-o", str(t / "d"), "--bundle", "srgan"], "No bundle"),
+    (
         "unsafe weights",
-        lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--network", "msrn", "--weights", str(_pickle(t))],
+        lambda t: [
+            "infer",
+            str(sample_path()),
+            "-o",
+            str(t / "o.nii.gz"),
+            "--network",
+            "msrn",
+            "--weights",
+            str(_pickle(t)),
+        ],
         "safe",
     ),
 ]
@@ -235,7 +304,17 @@ def test_batch_infer_over_a_manifest(tmp_path):
     done = run("infer", "--manifest", str(manifest), "--data-root", str(tmp_path / "data"), "-o", str(tmp_path / "o"))
     assert done.returncode == 0, done.stderr
     assert load_volume(tmp_path / "o" / "lr.nii.gz").shape == (1, 128, 128, 62)
-    done = run("infer", "--manifest", str(manifest), "--data-root", str(tmp_path / "data"), "-o", str(tmp_path / "o"), "--section", "training")
+    done = run(
+        "infer",
+        "--manifest",
+        str(manifest),
+        "--data-root",
+        str(tmp_path / "data"),
+        "-o",
+        str(tmp_path / "o"),
+        "--section",
+        "training",
+    )
     assert done.returncode == 2 and "training" in done.stderr
 
 

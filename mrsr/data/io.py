@@ -84,7 +84,6 @@ def load_volume(path: str | os.PathLike, orientation: str | None = None) -> Meta
     return img
 
 
-
 class LoadVolumed(MapTransform):
     """Dictionary transform: replace each path under ``keys`` by its volume, as :func:`load_volume`.
 
