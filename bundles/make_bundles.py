@@ -73,9 +73,9 @@ BUNDLES = {
         "options": {"interp_mode": "sinc_reflect", "global_residual": True},
         "train": [
             "--loss",
-            json.dumps({"style_weight": 0, "content_weight": 0, "adversarial_weight": 0.05}),
+            json.dumps({"style_weight": 0, "content_weight": 0, "adversarial_weight": 0.01, "perceptual_weight": 1}),
             "--lr",
-            "1e-3",
+            "2e-3",
             "--epochs",
             "15",
         ],

@@ -61,7 +61,7 @@ coordinates (the affine keeps the origin and divides the in-plane spacing by the
 - **Input**: a NIfTI file, a DICOM file or a DICOM series folder (a folder of NIfTI files runs them all);
   intensities normalised by their 0.5th/99.5th percentiles, restored on output.
 - **Output**: `<input name>_sr_x<scale>.nii.gz` in `output_dir`; an existing output is kept unless
-  `--overwrite true`.
+  `--overwrite True`.
 
 ## Use
 
@@ -83,7 +83,7 @@ python -m monai.bundle ckpt_export network_def --filepath bundles/{name}_mr_sr/m
     --config_file bundles/{name}_mr_sr/configs/inference.json --bundle_root bundles/{name}_mr_sr
 ```
 
-Options of `inference.json` worth knowing: `--device cuda`, `--amp true` (float16 on CUDA),
+Options of `inference.json` worth knowing: `--device cuda`, `--amp True` (float16 on CUDA),
 `--roi_size "[128,128]"` (tiles: bounded memory for any slice size), `--slice_batch 16`,
 `--slice_axis 0|1|2`, `--orientation RAS`, `--output_ext ""` (write a DICOM series).
 

@@ -17,6 +17,7 @@ command behind each model card's numbers.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import pickle
@@ -147,14 +148,35 @@ def load_bundle_network(
         raise MrsrError(
             f"The {path.name} bundle has no weights for x{scale} (it has: {have}); choose --scale from those."
         )
-    network = _inference_parser(path, scale).get_parsed_content("network_def", instantiate=True)
+    parser = _inference_parser(path, scale)
+    network = parser.get_parsed_content("network_def", instantiate=True)
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
         network.load_state_dict(state)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, AttributeError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise MrsrError(f"Cannot load {file} into the {path.name} network: {first}") from None
-    return network.eval(), int(_inference_parser(path, scale)["network_def"]["in_channels"])
+    return network.eval(), int(parser["network_def"]["in_channels"])
+
+
+def _check_same_network(bundle: Path, scale: int, name: str, kwargs: dict[str, Any]) -> None:
+    """Raise unless weights built as ``name(**kwargs)`` are the bundle's ``network_def`` at ``scale``.
+
+    Options without parameters (a global residual's interpolation) are compared too: a state_dict
+    alone would load into the wrong configuration without complaint.
+    """
+    from mrsr.networks import get_network_class
+
+    parser = _inference_parser(bundle, scale)
+    definition = {k: parser.get_parsed_content(f"network_def#{k}") for k in parser["network_def"]}
+    cls = get_network_class(name)
+    if definition.pop("_target_").rsplit(".", 1)[-1] != cls.__name__:
+        raise MrsrError(f"These are {cls.__name__} weights; the {bundle.name} bundle holds another network.")
+    defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
+    differ = [k for k, v in definition.items() if kwargs.get(k, defaults.get(k)) != v]
+    if differ:
+        got = ", ".join(f"{k}={kwargs.get(k, defaults.get(k))!r} (bundle: {definition[k]!r})" for k in differ)
+        raise MrsrError(f"These weights were trained with {got}; retrain with the bundle's options.")
 
 
 def install_weights(weights: str | os.PathLike, bundle: str | os.PathLike, scale: int = 2) -> Path:
@@ -170,7 +192,8 @@ def install_weights(weights: str | os.PathLike, bundle: str | os.PathLike, scale
     from mrsr.engines.handlers import atomic_save
 
     path = find_bundle(bundle)
-    network, _, _ = load_network(weights)
+    network, name, kwargs = load_network(weights)
+    _check_same_network(path, scale, name, kwargs)
     out = weights_path(path, scale)
     out.parent.mkdir(exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}

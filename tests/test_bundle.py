@@ -341,8 +341,15 @@ def test_install_weights_checks_the_fit(tmp_path, monkeypatch):
     from mrsr.networks import MSRN
 
     save_weights(tmp_path / "other.pt", MSRN(features=8, num_blocks=1), "msrn", {"features": 8, "num_blocks": 1})
-    with pytest.raises(MrsrError, match="Cannot load"):
+    with pytest.raises(MrsrError, match="features=8 \\(bundle: 16\\)"):
         install_weights(tmp_path / "other.pt", "msrn", 2)
+    # same tensors, another residual: only the options tell
+    save_weights(tmp_path / "cubic.pt", network, "msrn", {**kwargs, "global_residual": "cubic"})
+    with pytest.raises(MrsrError, match="global_residual='cubic' \\(bundle: 'sinc_reflect'\\)"):
+        install_weights(tmp_path / "cubic.pt", "msrn", 2)
+    save_weights(tmp_path / "x4.pt", network, "msrn", kwargs)
+    with pytest.raises(MrsrError, match="scale=2 \\(bundle: 4\\)"):
+        install_weights(tmp_path / "x4.pt", "msrn", 4)
     assert out.read_bytes() == before  # the bundle keeps its weights
 
 
