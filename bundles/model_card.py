@@ -32,14 +32,17 @@ def _scores(meta: dict, name: str) -> str:
             f"{m['psnr'] - m['psnr_zerofill']:+.2f} dB vs zerofill, {m['psnr'] - m['psnr_bicubic']:+.2f} dB vs bicubic; "
             f"speed {m.get('speed', 'not measured')})\n"
         )
-        lines.append(f"| volume | {name} PSNR / SSIM | zerofill | bicubic | margin vs zerofill | margin vs bicubic |")
-        lines.append("|---|---|---|---|---|---|")
+        lines.append(
+            f"| volume | {name} PSNR / SSIM | zerofill | bicubic | margin vs zerofill | margin vs bicubic "
+            "| foreground PSNR: {name}, zerofill, bicubic |".replace("{name}", name)
+        )
+        lines.append("|---|---|---|---|---|---|---|")
         for vol, s in m["volumes"].items():
             net, zf, bic = s[name], s["zerofill"], s["bicubic"]
             lines.append(
                 f"| {vol} | {net['psnr']:.2f} dB / {net['ssim']:.4f} | {zf['psnr']:.2f} / {zf['ssim']:.4f} | "
                 f"{bic['psnr']:.2f} / {bic['ssim']:.4f} | {net['psnr'] - zf['psnr']:+.2f} dB | "
-                f"{net['psnr'] - bic['psnr']:+.2f} dB |"
+                f"{net['psnr'] - bic['psnr']:+.2f} dB | {net['psnr_fg']:.2f}, {zf['psnr_fg']:.2f}, {bic['psnr_fg']:.2f} |"
             )
         lines.append("")
     return "\n".join(lines)
@@ -91,8 +94,8 @@ Options of `inference.json` worth knowing: `--device cuda`, `--amp True` (float1
 
 Held-out test volumes of `{MANIFEST}` (never seen in training or validation): each HR volume is
 normalised, k-space truncated in-plane by the scale (DATA.md's convention) and super-resolved back;
-PSNR over the foreground mask with the HR volume's data range, `scale` border pixels cropped; SSIM
-the mean over slices. Produced by the evaluate command above (all bundles at once:
+PSNR over the whole volume with the HR volume's data range and `scale` border pixels cropped (the
+last column: over the foreground mask only, HR above 10% of its range); SSIM the mean over slices. Produced by the evaluate command above (all bundles at once:
 `python bundles/make_bundles.py --evaluate`).
 
 {_scores(meta, name)}

@@ -412,7 +412,10 @@ def _store_eval_metrics(bundle: Path, report: dict[str, Any]) -> None:
     meta = json.loads(meta_file.read_text())
     net = bundle.name[: -len(SUFFIX)]
     scores = {
-        name: {m: {"psnr": round(s["psnr"], 3), "ssim": round(s["ssim"], 4)} for m, s in methods.items()}
+        name: {
+            m: {"psnr": round(s["psnr"], 3), "ssim": round(s["ssim"], 4), "psnr_fg": round(s["psnr_fg"], 3)}
+            for m, s in methods.items()
+        }
         for name, methods in report["volumes"].items()
     }
     # speed on the largest volume (the first one also pays for warm-up)
