@@ -189,7 +189,7 @@ def inference_config(name: str) -> dict:
         "output_ext": ".nii.gz",
         "overwrite": False,
         "orientation": None,
-        "slice_axis": 2,
+        "slice_axis": "auto",
         "roi_size": None,
         "slice_batch": 8,
         "amp": False,

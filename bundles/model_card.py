@@ -12,8 +12,10 @@ LIMITATIONS = """\
 - Trained and tested on one degradation: in-plane k-space truncation (no window, no noise) of
   magnitude images, x2 or x4. Real low-resolution acquisitions differ (partial Fourier, noise,
   coil combination); through-plane (thick-slice) SR is not what these weights do.
-- 2D: slices are super-resolved one by one across `slice_axis` (2 by default: slices last, as
-  DICOM series and most NIfTI files store them). Choose `--slice_axis` for other layouts.
+- 2D: slices are super-resolved one by one across `slice_axis`: by default ("auto") the axis with
+  the largest voxel spacing (the acquisition's slice direction, wherever `--orientation` puts it),
+  or axis 2 when no axis is thickest (isotropic voxels; where DICOM series and most NIfTI files keep
+  slices). Pass `--slice_axis 0|1|2` when that guess is wrong.
 - Held-out test data are two small brain volumes; the margins below are measured on them, not on a
   clinical test set.
 - Not for clinical use.
@@ -88,7 +90,7 @@ python -m monai.bundle ckpt_export network_def --filepath bundles/{name}_mr_sr/m
 
 Options of `inference.json` worth knowing: `--device cuda`, `--amp True` (float16 on CUDA),
 `--roi_size "[128,128]"` (tiles: bounded memory for any slice size), `--slice_batch 16`,
-`--slice_axis 0|1|2`, `--orientation RAS`, `--output_ext ""` (write a DICOM series).
+`--slice_axis auto|0|1|2`, `--orientation RAS`, `--output_ext ""` (write a DICOM series).
 
 ## Measured quality
 

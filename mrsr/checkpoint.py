@@ -82,7 +82,9 @@ def load_network(
     if "state_dict" in content:
         file_name = content.get("network")
         if name is not None and file_name is not None and name.lower() != str(file_name).lower():
-            raise MrsrError(f"{path} holds weights of {file_name!r}, not {name!r}; drop --network or pass the right file.")
+            raise MrsrError(
+                f"{path} holds weights of {file_name!r}, not {name!r}; drop --network or pass the right file."
+            )
         name = name or file_name
         kwargs = dict(content.get("network_kwargs", {}))
         for key, value in overrides.items():
@@ -103,7 +105,11 @@ def load_network(
     except RuntimeError:  # tensors of the wrong shape
         mismatch, result = True, None
     if mismatch:
-        counts = "" if result is None else f" ({len(result.missing_keys)} missing, {len(result.unexpected_keys)} unexpected tensors)"
+        counts = (
+            ""
+            if result is None
+            else f" ({len(result.missing_keys)} missing, {len(result.unexpected_keys)} unexpected tensors)"
+        )
         raise MrsrError(
             f"The weights in {path} do not fit {name!r} built with {kwargs or 'its defaults'}{counts}; "
             "check --preset, --in-channels and --scale."

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from mrsr.errors import MrsrError
 
-__all__ = ["super_resolve", "upsampled_affine", "resolve_device"]
+__all__ = ["super_resolve", "upsampled_affine", "resolve_device", "resolve_slice_axis"]
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -42,6 +42,28 @@ def upsampled_affine(affine: torch.Tensor, old_shape: Sequence[int], new_shape: 
     for a, (n_old, n_new) in enumerate(zip(old_shape, new_shape)):
         out[:-1, a] *= n_old / n_new
     return out
+
+
+def resolve_slice_axis(volume: torch.Tensor, slice_axis: int | str = 2) -> int:
+    """The axis across slices: ``slice_axis`` itself, or for ``"auto"`` the axis of the largest spacing.
+
+    ``"auto"`` reads the spacing from a MetaTensor's affine (column norms): the thickest axis is the
+    acquisition's slice direction, wherever a reorientation put it. With no single thickest axis
+    (isotropic voxels, a plain tensor) it is 2, where DICOM series and most NIfTI files keep slices.
+
+    >>> v = MetaTensor(torch.zeros(1, 4, 5, 6), affine=torch.diag(torch.tensor([2.0, 5.0, 2.0, 1.0])))
+    >>> resolve_slice_axis(v, "auto"), resolve_slice_axis(v, 0)
+    (1, 0)
+    """
+    if slice_axis != "auto":
+        return int(slice_axis)
+    if not isinstance(volume, MetaTensor):
+        return 2
+    affine = torch.as_tensor(volume.affine, dtype=torch.float64)
+    affine = affine[-1] if affine.ndim == 3 else affine  # a batch of one
+    spacing = affine[:3, :3].norm(dim=0)
+    thickest = int(spacing.argmax())
+    return thickest if int((spacing >= spacing[thickest] * (1 - 1e-3)).sum()) == 1 else 2
 
 
 def resolve_device(device: str | torch.device | None) -> torch.device:
@@ -66,7 +88,7 @@ def super_resolve(
     volume: torch.Tensor,
     predictor: Predictor,
     scale: float,
-    slice_axis: int = 2,
+    slice_axis: int | str = 2,
     in_channels: int = 1,
     roi_size: Sequence[int] | None = None,
     overlap: float = 0.25,
@@ -84,7 +106,8 @@ def super_resolve(
         predictor: maps (B, in_channels, h, w) to (B, 1, H, W); an ``nn.Module`` is put in eval mode.
         scale: in-plane upsampling factor (>= 1).
         slice_axis: spatial axis across which slices are taken (default 2: slices last, as DICOM
-            series and most NIfTI files store them); the other two axes are upsampled.
+            series and most NIfTI files store them), or ``"auto"`` (the thickest axis, see
+            :func:`resolve_slice_axis`); the other two axes are upsampled.
         in_channels: 1 for 2D, 2k+1 for 2.5D (k neighbours each side, edges replicated).
         roi_size: (h, w) tile for ``sliding_window_inference``; ``None`` runs whole slices.
         overlap: tile overlap fraction.
@@ -110,9 +133,9 @@ def super_resolve(
         raise MrsrError(f"The scale must be a number >= 1, got {scale}.")
     if in_channels < 1 or in_channels % 2 == 0:
         raise MrsrError(f"in_channels must be odd (1 for 2D, 2k+1 for 2.5D), got {in_channels}.")
-    axis = int(slice_axis)
-    if not 0 <= axis < 3:
-        raise MrsrError(f"slice_axis must be 0, 1 or 2, got {slice_axis}.")
+    axis = resolve_slice_axis(volume, slice_axis) if slice_axis == "auto" else slice_axis
+    if axis not in (0, 1, 2):
+        raise MrsrError(f"slice_axis must be 0, 1, 2 or 'auto', got {slice_axis!r}.")
     dev = resolve_device(device)
     vol = torch.as_tensor(volume[0], dtype=torch.float32).movedim(axis, 0)  # (D, h, w)
     depth, h, w = vol.shape

@@ -148,6 +148,17 @@ def test_inference_config_writes_the_hr_grid(name, lr_sample, tmp_path):
     assert np.isfinite(sr).all() and 0.5 * float(hr.max()) < sr.max() < 1.5 * float(hr.max())
 
 
+def test_inference_config_reorients_and_keeps_the_slice_direction(tmp_path):
+    """--orientation RAS moves the sample's 3 mm coronal slice axis to axis 1; "auto" still leaves it alone."""
+    root = find_bundle("msrn")
+    bundle_run(config_file=str(root / "configs" / "inference.json"), bundle_root=str(root), output_dir=str(tmp_path),
+               orientation="RAS", device="cpu")  # fmt: skip
+    out = nib.load(tmp_path / "sample_t1_head_sr_x2.nii.gz")
+    assert nib.aff2axcodes(out.affine) == ("R", "A", "S")
+    assert out.shape == (256, 62, 256)
+    np.testing.assert_allclose(out.header.get_zooms(), (1.0, 3.0, 1.0))
+
+
 def test_inference_config_keeps_existing_outputs(lr_sample, tmp_path):
     lr_path, _ = lr_sample
     root = find_bundle("msrn")

@@ -145,3 +145,23 @@ def test_every_network_through_the_volume_path(t1_volume, name, in_channels):
     net = get_network(name, preset="small", scale=2, in_channels=in_channels)
     sr = super_resolve(lr, net, 2, in_channels=in_channels, slice_batch=2, roi_size=(12, 12), overlap=0.25)
     assert sr.shape == hr.shape and torch.equal(sr.affine, hr.affine) and torch.isfinite(sr).all()
+
+
+def test_resolve_slice_axis_finds_the_thickest_axis():
+    from mrsr.inference import resolve_slice_axis
+
+    def vol(spacing):
+        return MetaTensor(torch.zeros(1, 4, 4, 4), affine=torch.diag(torch.tensor([*spacing, 1.0])))
+
+    assert resolve_slice_axis(vol([1.0, 1.0, 3.0]), "auto") == 2
+    assert resolve_slice_axis(vol([4.0, 1.0, 1.0]), "auto") == 0
+    assert resolve_slice_axis(vol([2.0, 2.0, 2.0]), "auto") == 2  # isotropic: slices last
+    assert resolve_slice_axis(vol([3.0, 3.0, 1.0]), "auto") == 2  # no single thickest axis
+    assert resolve_slice_axis(torch.zeros(1, 4, 4, 4), "auto") == 2
+    assert resolve_slice_axis(vol([4.0, 1.0, 1.0]), 1) == 1
+    rotated = torch.tensor(
+        [[0.0, 0, 2, 0], [0, 3, 0, 0], [2, 0, 0, 0], [0, 0, 0, 1]]
+    )  # a permuted, oblique-free affine
+    assert resolve_slice_axis(MetaTensor(torch.zeros(1, 4, 4, 4), affine=rotated), "auto") == 1
+    with pytest.raises(MrsrError, match="'auto'"):
+        super_resolve(vol([1.0, 1.0, 1.0]), lambda x: x, 1, slice_axis=3)

@@ -116,7 +116,9 @@ def _pixels(ds: Dataset, path: Path) -> np.ndarray:
     try:
         arr = ds.pixel_array
     except Exception as err:  # pixel handlers raise many types
-        raise MrsrError(f"Cannot decode the pixel data of {path} ({err}); install a decoder or convert it first.") from None
+        raise MrsrError(
+            f"Cannot decode the pixel data of {path} ({err}); install a decoder or convert it first."
+        ) from None
     return pydicom.pixels.apply_modality_lut(arr, ds).astype(np.float32)
 
 

@@ -29,7 +29,8 @@ class VolumeInferer(Inferer):
     Args:
         scale: in-plane SR factor.
         in_channels: network input channels (2k+1).
-        slice_axis: the axis across which slices are taken.
+        slice_axis: the axis across which slices are taken, or ``"auto"`` (each volume's thickest axis,
+            :func:`mrsr.inference.resolve_slice_axis`).
         roi_size: tile (h, w) for sliding-window inference, or ``None`` for whole slices.
         slice_batch: slices per forward pass.
         amp: autocast (float16 on CUDA, bfloat16 on CPU).
@@ -42,7 +43,7 @@ class VolumeInferer(Inferer):
         self,
         scale: int,
         in_channels: int = 1,
-        slice_axis: int = 2,
+        slice_axis: int | str = 2,
         roi_size: Sequence[int] | None = None,
         slice_batch: int = 8,
         amp: bool = False,

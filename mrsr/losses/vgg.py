@@ -64,7 +64,7 @@ def _missing_weights_error() -> MrsrError:
     where = Path(torch.hub.get_dir()) / "checkpoints"
     return MrsrError(
         f"VGG-19 ImageNet weights not found: download {VGG19_URL} on a machine with internet and put it in "
-        f"{where} (or pass its path: mrsr train --loss '{{\"vgg_weights\": \"PATH\"}}'), or turn the VGG terms off "
+        f'{where} (or pass its path: mrsr train --loss \'{{"vgg_weights": "PATH"}}\'), or turn the VGG terms off '
         "(MedGAN: style_weight and content_weight 0; WASA: perceptual_weight 0)."
     )
 

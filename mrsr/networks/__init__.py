@@ -66,7 +66,11 @@ _REGISTRY: dict[str, str | type[nn.Module]] = {
 }
 
 # other spellings accepted by get_network (not listed by available())
-_ALIASES: dict[str, str] = {"medgan": "casnet", "patchgan": "patch_discriminator", "discriminator": "patch_discriminator"}
+_ALIASES: dict[str, str] = {
+    "medgan": "casnet",
+    "patchgan": "patch_discriminator",
+    "discriminator": "patch_discriminator",
+}
 
 #: the names that are super-resolution networks (LR in, SR out); the rest are auxiliary (discriminators)
 SR_NETWORKS: tuple[str, ...] = ("durn", "wasa", "iconet", "msrn", "casnet")
@@ -87,7 +91,9 @@ def _canonical(name: str) -> str:
     return _ALIASES.get(key, key)
 
 
-def register(name: str, target: str | type[nn.Module] | None = None) -> Callable[[type[nn.Module]], type[nn.Module]] | type[nn.Module]:
+def register(
+    name: str, target: str | type[nn.Module] | None = None
+) -> Callable[[type[nn.Module]], type[nn.Module]] | type[nn.Module]:
     """Register a network class under ``name``.
 
     As a decorator: ``@register("mynet")`` above a class. As a call: ``register("mynet", MyNet)``
@@ -140,7 +146,9 @@ def get_network_class(name: str) -> type[nn.Module]:
         try:
             module = importlib.import_module(module_name)
         except ImportError as e:
-            raise ImportError(f"Network {key!r} is registered as {target} but its module cannot be imported: {e}") from e
+            raise ImportError(
+                f"Network {key!r} is registered as {target} but its module cannot be imported: {e}"
+            ) from e
         target = getattr(module, cls_name)
         _REGISTRY[key] = target
     return target
@@ -173,7 +181,9 @@ def get_network(name: str, preset: str | None = None, **kwargs: Any) -> nn.Modul
     if preset is not None:
         table = getattr(cls, "PRESETS", {})
         if preset not in table:
-            raise ValueError(f"Network {_canonical(name)!r} has no preset {preset!r}; presets: {', '.join(table) or 'none'}.")
+            raise ValueError(
+                f"Network {_canonical(name)!r} has no preset {preset!r}; presets: {', '.join(table) or 'none'}."
+            )
         params.update(table[preset])
     params.update(kwargs)
     return cls(**params)

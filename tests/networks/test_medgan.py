@@ -98,7 +98,10 @@ def test_cascade_wiring():
 def test_ublock_channels_follow_the_paper():
     with torch.device("meta"):
         block = UBlock(1, 1)
-    chans = [seq[-1].num_features if isinstance(seq[-1], torch.nn.BatchNorm2d) else seq[-1].out_channels for seq in block.downs]
+    chans = [
+        seq[-1].num_features if isinstance(seq[-1], torch.nn.BatchNorm2d) else seq[-1].out_channels
+        for seq in block.downs
+    ]
     assert chans == [64, 128, 256, 512, 512, 512, 512, 512]
 
 
