@@ -80,6 +80,21 @@ def test_output_in_unit_range_with_tanh():
     assert float(y.min()) >= 0.0 and float(y.max()) <= 1.0
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+def test_global_residual_starts_at_the_interpolation_and_learns(sr_checks, channels):
+    from mrsr.transforms.resample import upsample_aligned
+
+    net = small(2, channels, interp_mode="sinc_reflect", global_residual=True).eval()
+    x = torch.rand(2, channels, 20, 18)
+    centre = upsample_aligned(x[:, channels // 2 : channels // 2 + 1], 2, "sinc_reflect")
+    torch.testing.assert_close(net(x), centre)  # the last conv starts at zero
+    assert not isinstance(net.blocks[-1].ups[-1][-1], torch.nn.Tanh)  # a correction is not bounded
+    net.train()
+    net(x).square().mean().backward()
+    assert net.blocks[-1].ups[-1][1].weight.grad.abs().sum() > 0
+    sr_checks.check_torchscript(small(2, channels, global_residual=True), channels)
+
+
 def test_padding_longer_than_the_image():
     """A 5x7 LR at x2 (10x14) padded to the U-blocks' multiple of 64 by repeated reflection."""
     net = CasNet(features=4, num_levels=6, max_features=16, num_blocks=1, scale=2).eval()
