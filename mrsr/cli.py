@@ -1,4 +1,4 @@
-"""The ``mrsr`` command: degrade, infer, evaluate, demo, networks, train, bundles.
+"""The ``mrsr`` command: degrade, infer, evaluate, demo, networks, train, bundles, benchmark.
 
 Bad input ends with a one-line ``mrsr: error: ...`` on stderr and exit code 2 (``--traceback``
 shows the Python traceback instead). Outputs are written atomically and never replace an input or,
@@ -182,6 +182,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--traceback", action="store_true", help="show the Python traceback on errors")
+
+    p = sub.add_parser(
+        "benchmark",
+        help="every bundle and both baselines under one protocol: quality, speed, cost",
+        description="Scores every bundle and baseline on a manifest's held-out volumes (x2 and x4), measures "
+        "throughput, the fraction of the machine's convolution peak and peak memory, and writes a Markdown "
+        "table, a CSV and PNG figures.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--manifest", help="datalist JSON (default: data_manifests/real_data.json)")
+    p.add_argument("--section", default="test", help="manifest section of held-out volumes")
+    p.add_argument("--data-root", help="folder the manifest's relative paths start from")
+    p.add_argument("--scales", type=int, nargs="+", default=[2, 4], help="SR factors")
+    p.add_argument("--bundles", nargs="+", help="bundles to include (default: every bundle with weights)")
+    p.add_argument("--devices", nargs="+", help="devices to time (default: cpu, and cuda when available)")
+    p.add_argument("--no-amp", action="store_true", help="time float32 only")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
+    p.add_argument("--repeats", type=int, default=5, help="timed runs (median reported)")
+    p.add_argument("-o", "--output", default="benchmark", help="output folder")
+    p.add_argument("--docs", help="also write the Markdown here (e.g. docs/BENCHMARKS.md)")
+    _add_common(p)
 
     p = sub.add_parser(
         "networks",
@@ -647,6 +668,24 @@ def cmd_bundles(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from mrsr.benchmark import BenchmarkConfig, run_benchmark
+
+    out = Path(args.output)
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise ValueError(f"{out} holds files; pass --overwrite to replace them or choose another folder with -o.")
+    config = BenchmarkConfig(manifest=args.manifest, section=args.section, data_root=args.data_root,
+                             scales=args.scales, bundles=args.bundles, amp=not args.no_amp, repeats=args.repeats,
+                             memory=not args.no_memory, out=str(out), docs=args.docs)  # fmt: skip
+    if args.devices:
+        config.devices = args.devices
+    start = time.perf_counter()
+    print(run_benchmark(config, progress=_say))
+    _say(f"benchmark done in {time.perf_counter() - start:.0f} s; wrote {out}/benchmark.md, benchmark.csv, "
+         f"quality_vs_speed.png, panel.png{' and ' + args.docs if args.docs else ''}")  # fmt: skip
+    return 0
+
+
 def cmd_networks(args: argparse.Namespace) -> int:
     from mrsr.networks.summary import main as summary
 
@@ -668,6 +707,7 @@ COMMANDS = {
     "networks": cmd_networks,
     "train": cmd_train,
     "bundles": cmd_bundles,
+    "benchmark": cmd_benchmark,
 }
 
 

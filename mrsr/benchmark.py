@@ -1,0 +1,378 @@
+"""``mrsr benchmark``: every bundle and both baselines under one protocol, side by side.
+
+Quality, per scale and held-out volume: each HR volume is normalised (0.5th/99.5th percentiles to
+0/1), cropped in-plane to a multiple of the scale, k-space truncated in-plane (DATA.md: no window,
+no noise) and super-resolved back by every method; :func:`mrsr.metrics.evaluate` scores it (PSNR
+of the volume and mean per slice, SSIM as the mean over slices, both also over the foreground mask;
+the HR volume's data range; ``scale`` border pixels cropped).
+
+Speed and cost, per method, device and precision (float32; AMP: bfloat16 on CPU, float16 on CUDA):
+
+- parameters; GFLOPs per output megapixel (``FlopCounterMode``, 2 per multiply-accumulate, on a
+  128x128 LR slice);
+- throughput: output megavoxels per second of :func:`mrsr.inference.super_resolve` on a random LR
+  volume (whole slices, slice batch 8), the median of ``repeats`` runs after ``warmup`` runs;
+- the fraction of the machine's convolution peak that reaches: GFLOPs per megapixel x megapixels
+  per second over the GFLOP/s of a large channels-last 3x3 convolution (64 -> 64 channels on
+  8 x 128 x 128) timed in the same run;
+- peak memory of super-resolving a 256x256x108 HR volume's LR (x2: 128x128x108 in): on CUDA
+  ``max_memory_allocated``; on the CPU the growth of the peak RSS of a fresh child process.
+
+Outputs in ``out``: ``benchmark.md`` (also copied to ``docs``), ``benchmark.csv`` (one row per
+measurement), ``quality_vs_speed.png`` and ``panel.png`` (the same slice from every method with
+its error map).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from mrsr.errors import MrsrError
+
+__all__ = ["BenchmarkConfig", "run_benchmark", "conv_peak_gflops", "quality_rows", "speed_row"]
+
+BASELINES = ("zerofill", "bicubic")
+MEMORY_HR_SHAPE = (256, 256, 108)
+
+
+@dataclass
+class BenchmarkConfig:
+    """What ``mrsr benchmark`` measures (see the module docstring)."""
+
+    manifest: str | None = None  # default: data_manifests/real_data.json
+    section: str = "test"
+    data_root: str | None = None
+    scales: Sequence[int] = (2, 4)
+    bundles: Sequence[str] | None = None  # default: every bundle with weights
+    devices: Sequence[str] = field(default_factory=lambda: ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+    amp: bool = True
+    repeats: int = 5
+    warmup: int = 1
+    speed_volume: tuple[int, int, int] = (64, 64, 16)  # LR volume of the throughput runs
+    memory: bool = True
+    out: str = "benchmark"
+    docs: str | None = None
+
+
+def _methods(scale: int, bundles: Sequence[str] | None) -> dict[str, tuple[Any, int]]:
+    """Baselines and bundle networks at ``scale``: name -> (predictor, in_channels)."""
+    from mrsr.bundle import SUFFIX, bundle_scales, list_bundles, load_bundle_network
+    from mrsr.networks.baselines import Bicubic, ZeroFill
+
+    methods: dict[str, tuple[Any, int]] = {"zerofill": (ZeroFill(scale=scale), 1), "bicubic": (Bicubic(scale=scale), 1)}
+    chosen = [b.name[: -len(SUFFIX)] for b in list_bundles()] if bundles is None else list(bundles)
+    for name in chosen:
+        if scale in bundle_scales(name):
+            methods[name] = load_bundle_network(name, scale)
+        elif bundles is not None:
+            raise MrsrError(f"The {name} bundle has no x{scale} weights; drop it or choose --scales it has.")
+    return methods
+
+
+def quality_rows(config: BenchmarkConfig, scale: int, methods: dict[str, tuple[Any, int]]) -> tuple[list[dict], dict]:
+    """Scores of every method on every volume of the manifest section at ``scale``.
+
+    Returns:
+        (rows ``{method, scale, volume, psnr, psnr_slice_mean, ssim, psnr_fg, ssim_fg}``, the middle
+        slice of the first volume ``{"hr": array, method: array}`` for the panel).
+    """
+    from mrsr.data import LoadVolumed
+    from mrsr.data.manifest import REAL_DATA_MANIFEST, load_manifest
+    from mrsr.engines.data import VolumePairDataset
+    from mrsr.inference import super_resolve
+    from mrsr.metrics import evaluate
+    from mrsr.transforms import RobustNormalize
+
+    manifest = config.manifest or REAL_DATA_MANIFEST
+    entries = load_manifest(manifest, config.data_root, sections=(config.section,)).get(config.section) or []
+    if not entries:
+        raise MrsrError(f"The manifest {manifest} has no {config.section!r} volumes to benchmark on.")
+    rows, panel = [], {}
+    for i, entry in enumerate(entries):
+        hr = RobustNormalize()(LoadVolumed("image")({"image": entry["image"]})["image"])
+        pair = VolumePairDataset([hr], scale)[0]
+        name = entry.get("name") or Path(entry["image"]).name
+        middle = pair["label"].shape[-1] // 2
+        if i == 0:
+            panel["hr"] = pair["label"][0, :, :, middle].numpy()
+        for method, (predictor, channels) in methods.items():
+            sr = super_resolve(pair["image"], predictor, scale, in_channels=channels, device=config.devices[0])
+            result = evaluate(sr, pair["label"], border=scale)
+            rows.append({"method": method, "scale": scale, "volume": name, "psnr": result.psnr,
+                         "psnr_slice_mean": result.psnr_slice_mean, "ssim": result.ssim,
+                         "psnr_fg": result.psnr_fg, "ssim_fg": result.ssim_fg})  # fmt: skip
+            if i == 0:
+                panel[method] = sr[0, :, :, middle].numpy()
+    return rows, panel
+
+
+def conv_peak_gflops(device: str, amp: bool = False, repeats: int = 5) -> float:
+    """GFLOP/s of a large channels-last 3x3 convolution (64 -> 64 channels, 8 x 128 x 128): the machine's peak."""
+    dev = torch.device(device)
+    conv = torch.nn.Conv2d(64, 64, 3, padding=1).to(dev).to(memory_format=torch.channels_last).eval()
+    x = torch.rand(8, 64, 128, 128, device=dev).to(memory_format=torch.channels_last)
+    flops = 2 * 64 * 64 * 9 * 8 * 128 * 128
+    return flops / _median_seconds(lambda: conv(x), dev, amp, repeats, warmup=2) / 1e9
+
+
+def _autocast(dev: torch.device, amp: bool):
+    import contextlib
+
+    if not amp:
+        return contextlib.nullcontext()
+    return torch.autocast(dev.type, dtype=torch.float16 if dev.type == "cuda" else torch.bfloat16)
+
+
+def _median_seconds(fn, dev: torch.device, amp: bool, repeats: int, warmup: int) -> float:
+    times = []
+    with torch.inference_mode(), _autocast(dev, amp):
+        for i in range(warmup + max(1, repeats)):
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            start = time.perf_counter()
+            fn()
+            if dev.type == "cuda":
+                torch.cuda.synchronize(dev)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def gflops_per_megapixel(predictor: Any, scale: int, in_channels: int, size: int = 128) -> float | None:
+    """GFLOPs per output megapixel of a network (``None`` for a baseline: not a convolution network)."""
+    from mrsr.networks.summary import count_flops
+
+    if not isinstance(predictor, torch.nn.Module) or not any(True for _ in predictor.parameters()):
+        return None
+    meta = copy.deepcopy(predictor).to("meta")
+    return count_flops(meta, size, in_channels=in_channels) / 1e9 / ((scale * size) ** 2 / 1e6)
+
+
+def speed_row(name: str, predictor: Any, in_channels: int, scale: int, device: str, amp: bool,
+              config: BenchmarkConfig, peak: float) -> dict[str, Any]:  # fmt: skip
+    """Parameters, GFLOPs/MP, throughput and the fraction of the convolution peak of one method."""
+    from monai.data import MetaTensor
+
+    from mrsr.inference import super_resolve
+
+    dev = torch.device(device)
+    h, w, d = config.speed_volume
+    volume = MetaTensor(torch.rand(1, h, w, d, generator=torch.Generator().manual_seed(0)))
+    if isinstance(predictor, torch.nn.Module):
+        predictor = predictor.to(dev)
+    seconds = _median_seconds(
+        lambda: super_resolve(volume, predictor, scale, in_channels=in_channels, device=dev, amp=amp),
+        dev,
+        False,
+        config.repeats,
+        config.warmup,
+    )  # fmt: skip  (super_resolve sets up autocast itself)
+    mvox = scale * h * scale * w * d / 1e6 / seconds
+    gflops = gflops_per_megapixel(predictor, scale, in_channels)
+    params = sum(p.numel() for p in predictor.parameters()) if isinstance(predictor, torch.nn.Module) else 0
+    return {"method": name, "scale": scale, "device": device, "precision": _precision(dev, amp), "params": params,
+            "gflops_per_mp": gflops, "mvox_per_s": mvox,
+            "peak_fraction": None if gflops is None else gflops * mvox / peak}  # fmt: skip
+
+
+def _precision(dev: torch.device, amp: bool) -> str:
+    return ("float16 AMP" if dev.type == "cuda" else "bfloat16 AMP") if amp else "float32"
+
+
+MEMORY_CHILD = r"""
+import json, sys, torch
+from monai.data import MetaTensor
+from mrsr.benchmark import _methods
+from mrsr.inference import super_resolve
+name, scale, h, w, d = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+predictor, channels = _methods(scale, [] if name in ("zerofill", "bicubic") else [name])[name]
+super_resolve(MetaTensor(torch.rand(1, h, w, 2)), predictor, scale, in_channels=channels)  # warm-up
+volume = MetaTensor(torch.rand(1, h, w, d))
+def status(key):
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith(key)) / 1024
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")  # resets the peak RSS (VmHWM) to the current RSS: the imports' peak does not count
+before = status("VmRSS")
+super_resolve(volume, predictor, scale, in_channels=channels)
+print(json.dumps({"peak_mib": status("VmHWM"), "before_mib": before}))
+"""
+
+
+def peak_memory_mib(name: str, predictor: Any, in_channels: int, scale: int, device: str) -> float:
+    """Peak memory (MiB) of super-resolving the LR of a 256x256x108 HR volume at ``scale``.
+
+    CUDA: the allocator's peak during the run. CPU (Linux): a fresh process's peak RSS over the run
+    minus its RSS before (the input volume is already there; the output and the working memory
+    count; the libraries and the network are loaded before).
+    """
+    from monai.data import MetaTensor
+
+    from mrsr.inference import super_resolve
+
+    h, w, d = MEMORY_HR_SHAPE[0] // scale, MEMORY_HR_SHAPE[1] // scale, MEMORY_HR_SHAPE[2]
+    if device.startswith("cuda"):
+        dev = torch.device(device)
+        volume = MetaTensor(torch.rand(1, h, w, d))
+        torch.cuda.reset_peak_memory_stats(dev)
+        start = torch.cuda.memory_allocated(dev)
+        super_resolve(volume, predictor, scale, in_channels=in_channels, device=dev)
+        return (torch.cuda.max_memory_allocated(dev) - start) / 2**20
+    cmd = [sys.executable, "-c", MEMORY_CHILD, name, str(scale), str(h), str(w), str(d)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["peak_mib"] - result["before_mib"]
+
+
+def _header(config: BenchmarkConfig, peaks: dict[tuple[str, bool], float]) -> str:
+    from mrsr.data.manifest import REAL_DATA_MANIFEST
+
+    manifest = Path(config.manifest or REAL_DATA_MANIFEST)
+    cpu = platform.processor() or platform.machine()
+    lines = [
+        "# mrsr benchmark",
+        "",
+        f"Command: `mrsr benchmark {' '.join(sys.argv[2:]) if sys.argv[1:2] == ['benchmark'] else ''}`".rstrip() + "",
+        "",
+        f"- Data: `{manifest.name}` [{config.section}]; each HR volume normalised (0.5th/99.5th percentiles), cropped "
+        "in-plane to a multiple of the scale and k-space truncated in-plane (no window, no noise); "
+        "scores by `mrsr.metrics.evaluate`: the HR volume's data range, `scale` border pixels cropped, "
+        "foreground = HR above 10% of its range.",
+        f"- Machine: {cpu}, {torch.get_num_threads()} CPU threads, "
+        + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
+        + f"; torch {torch.__version__}.",
+        f"- Throughput: `super_resolve` of a random {'x'.join(map(str, config.speed_volume))} LR volume (whole "
+        f"slices, batch 8), median of {config.repeats} runs after {config.warmup} warm-up; output Mvoxel/s.",
+        "- Convolution peak (3x3, 64 -> 64, 8 x 128 x 128, channels-last): "
+        + ", ".join(f"{dev} {_precision(torch.device(dev), amp)} {g:.1f} GFLOP/s" for (dev, amp), g in peaks.items())
+        + ".",
+        f"- Peak memory: super-resolving the LR of a {'x'.join(map(str, MEMORY_HR_SHAPE))} HR volume.",
+    ]
+    return "\n".join(lines)
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "n/a" if value is None else format(value, spec)
+
+
+def format_markdown(header: str, quality: list[dict], speed: list[dict]) -> str:
+    """The benchmark's Markdown: header, quality tables (per scale), speed table."""
+    out = [header, ""]
+    for scale in sorted({r["scale"] for r in quality}):
+        rows = [r for r in quality if r["scale"] == scale]
+        volumes = list(dict.fromkeys(r["volume"] for r in rows))
+        out += [f"## Quality at x{scale}", "", "| method | " + " | ".join(
+            f"{v}: PSNR / slice-mean PSNR / SSIM / fg PSNR / fg SSIM" for v in volumes) + " | mean PSNR |",
+            "|---|" + "---|" * (len(volumes) + 1)]  # fmt: skip
+        for method in dict.fromkeys(r["method"] for r in rows):
+            mine = {r["volume"]: r for r in rows if r["method"] == method}
+            cells = [f"{m['psnr']:.2f} / {m['psnr_slice_mean']:.2f} / {m['ssim']:.4f} / {_fmt(m['psnr_fg'], '.2f')} / "
+                     f"{_fmt(m['ssim_fg'], '.4f')}" for m in (mine[v] for v in volumes)]  # fmt: skip
+            mean = float(np.mean([mine[v]["psnr"] for v in volumes]))
+            out.append(f"| {method} | " + " | ".join(cells) + f" | {mean:.2f} |")
+        out.append("")
+    out += ["## Speed and cost", "",
+            "| method | scale | device | precision | params | GFLOPs / output MP | output Mvoxel/s | % of conv peak | "
+            "peak memory (MiB) |", "|---|---:|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+    for r in speed:
+        out.append(f"| {r['method']} | x{r['scale']} | {r['device']} | {r['precision']} | {r['params']:,} | "
+                   f"{_fmt(r['gflops_per_mp'], '.1f')} | {r['mvox_per_s']:.3f} | "
+                   f"{_fmt(None if r['peak_fraction'] is None else 100 * r['peak_fraction'], '.1f')} | "
+                   f"{_fmt(r.get('peak_memory_mib'), '.0f')} |")  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+def _figures(out: Path, quality: list[dict], speed: list[dict], panel: dict, scale: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fast = {r["method"]: r["mvox_per_s"] for r in speed if r["scale"] == scale and r["precision"] == "float32"
+            and r["device"] == speed[0]["device"]}  # fmt: skip
+    for method, mvox in fast.items():
+        psnr = float(np.mean([r["psnr"] for r in quality if r["method"] == method and r["scale"] == scale]))
+        ax.scatter(mvox, psnr)
+        ax.annotate(method, (mvox, psnr), textcoords="offset points", xytext=(4, 4))
+    ax.set_xscale("log")
+    ax.set_xlabel(f"output Mvoxel/s ({speed[0]['device']}, float32)")
+    ax.set_ylabel(f"mean test PSNR at x{scale} (dB)")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "quality_vs_speed.png", dpi=120)
+    plt.close(fig)
+
+    methods = [m for m in panel if m != "hr"]
+    hr = panel["hr"]
+    vmin, vmax = np.percentile(hr, [0.5, 99.5])
+    fig, axes = plt.subplots(2, len(methods) + 1, figsize=(2.6 * (len(methods) + 1), 5.4))
+    axes[0, 0].imshow(hr.T, cmap="gray", vmin=vmin, vmax=vmax)
+    axes[0, 0].set_title("HR")
+    axes[1, 0].axis("off")
+    for i, method in enumerate(methods, start=1):
+        axes[0, i].imshow(panel[method].T, cmap="gray", vmin=vmin, vmax=vmax)
+        axes[0, i].set_title(method)
+        axes[1, i].imshow(np.abs(panel[method] - hr).T * 4, cmap="magma", vmin=0, vmax=vmax - vmin)
+        axes[1, i].set_title("|error| x4")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(f"x{scale}, middle slice of the first test volume")
+    fig.tight_layout()
+    fig.savefig(out / "panel.png", dpi=110)
+    plt.close(fig)
+
+
+def run_benchmark(config: BenchmarkConfig, progress=print) -> str:
+    """Measure everything, write the outputs; returns the Markdown."""
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    peaks = {}
+    for device in config.devices:
+        for amp in (False, True) if config.amp else (False,):
+            progress(f"convolution peak: {device}, {_precision(torch.device(device), amp)}")
+            peaks[(device, amp)] = conv_peak_gflops(device, amp, config.repeats)
+    quality, speed, panel = [], [], {}
+    for scale in config.scales:
+        methods = _methods(scale, config.bundles)
+        progress(f"quality at x{scale}: {', '.join(methods)}")
+        rows, first = quality_rows(config, scale, methods)
+        quality += rows
+        panel = panel or first
+        for name, (predictor, channels) in methods.items():
+            for (device, amp), peak in peaks.items():
+                progress(f"speed at x{scale}: {name}, {device}, {_precision(torch.device(device), amp)}")
+                row = speed_row(name, predictor, channels, scale, device, amp, config, peak)
+                if config.memory and not amp and scale == config.scales[0]:
+                    row["peak_memory_mib"] = peak_memory_mib(name, predictor, channels, scale, device)
+                speed.append(row)
+    markdown = format_markdown(_header(config, peaks), quality, speed)
+    (out / "benchmark.md").write_text(markdown)
+    with open(out / "benchmark.csv", "w", newline="") as f:
+        keys = list(dict.fromkeys(k for r in quality + speed for k in r))
+        writer = csv.DictWriter(f, fieldnames=["table", *keys])
+        writer.writeheader()
+        for table, rows in (("quality", quality), ("speed", speed)):
+            for r in rows:
+                writer.writerow({"table": table, **r})
+    _figures(out, quality, speed, panel, config.scales[0])
+    if config.docs:
+        Path(config.docs).parent.mkdir(parents=True, exist_ok=True)
+        Path(config.docs).write_text(markdown.replace("](", f"]({out}/") + "\n![quality vs speed](../"
+                                     + f"{out}/quality_vs_speed.png)\n")  # fmt: skip
+    return markdown
