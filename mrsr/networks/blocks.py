@@ -165,6 +165,19 @@ def conv2d(in_channels: int, out_channels: int, kernel_size: int = 3, stride: in
     return nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=kernel_size // 2, bias=bias)
 
 
+def zero_init_(*convs: nn.Conv2d) -> None:
+    """Zero the weights and biases of ``convs``: a residual branch ending in them starts as the identity.
+
+    Used for the image-residual heads of networks with a global interpolation skip, so a network
+    starts as that interpolation and learns corrections (the gradient still reaches the zeroed
+    convs, and through them everything else after the first step).
+    """
+    for conv in convs:
+        nn.init.zeros_(conv.weight)
+        if conv.bias is not None:
+            nn.init.zeros_(conv.bias)
+
+
 # --- residual and attention blocks ---
 
 

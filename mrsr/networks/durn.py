@@ -18,6 +18,7 @@ from mrsr.networks.blocks import (
     check_scale,
     check_spatial_dims,
     conv2d,
+    zero_init_,
 )
 from mrsr.transforms.resample import upsample_aligned
 
@@ -148,6 +149,8 @@ class DURN(nn.Module):
         global_residual: add an aligned interpolation of the centre channel to the output: ``True`` or
             ``"cubic"`` (Keys cubic), ``"sinc"`` (zero-filled k-space, the zerofill baseline), ``"sinc_reflect"`` (the same, mirrored
             at the edges: the choice for training on patches), ``False``: none.
+        zero_init_residual: with a global residual, start the reconstruction conv at zero, so the
+            network starts as that interpolation (initialisation is not in the paper).
 
     Shapes:
         input (B, in_channels, h, w), values in [0, 1], any h, w;
@@ -174,6 +177,7 @@ class DURN(nn.Module):
         num_levels: int = 2,
         num_urns: int = 2,
         global_residual: bool | str = False,
+        zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
         check_spatial_dims(spatial_dims, "DURN")
@@ -190,6 +194,10 @@ class DURN(nn.Module):
         self.urns = nn.ModuleList([URN(features, num_levels) for _ in range(num_urns)])
         self.upsample = SubpixelUpsampler(2, features, self.scale)
         self.reconstruct = conv2d(features, out_channels, 3)
+        if zero_init_residual:
+            if not self.residual_mode:
+                raise ValueError("DURN: zero_init_residual needs a global_residual (else the output starts at 0).")
+            zero_init_(self.reconstruct)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Super-resolve ``x`` (B, in_channels, h, w) to (B, out_channels, scale*h, scale*w)."""

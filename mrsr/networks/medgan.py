@@ -15,6 +15,7 @@ from mrsr.networks.blocks import (
     check_scale,
     check_spatial_dims,
     pad_to_multiple,
+    zero_init_,
 )
 from mrsr.transforms.resample import upsample_aligned
 
@@ -220,9 +221,7 @@ class CasNet(nn.Module):
             ]
         )
         if self.global_residual:  # start exactly at the interpolation: the correction is 0
-            last = self.blocks[-1].ups[-1][1]
-            nn.init.zeros_(last.weight)
-            nn.init.zeros_(last.bias)
+            zero_init_(self.blocks[-1].ups[-1][1])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Super-resolve ``x`` (B, in_channels, h, w) to (B, out_channels, scale*h, scale*w)."""

@@ -138,3 +138,13 @@ def test_overfit_beats_cubic_interpolation(sr_checks, real_slice_pair, scale):
     torch.manual_seed(0)
     cubic, net_l1 = sr_checks.check_beats_cubic(small(scale, 1), lr, hr, scale, steps=200)
     assert net_l1 < cubic, f"network L1 {net_l1:.4f} vs cubic {cubic:.4f}"
+
+
+def test_zero_init_residual_starts_at_the_interpolation():
+    from mrsr.transforms.resample import upsample_aligned
+
+    net = DURN(**DURN.PRESETS["small"], scale=2, global_residual="sinc_reflect", zero_init_residual=True).eval()
+    x = torch.rand(2, 1, 12, 10)
+    torch.testing.assert_close(net(x), upsample_aligned(x, 2, "sinc_reflect"))
+    with pytest.raises(ValueError, match="needs a global_residual"):
+        DURN(**DURN.PRESETS["small"], zero_init_residual=True)

@@ -241,3 +241,18 @@ def test_overfit_real_slice_halves(sr_checks, real_slice_pair, scale, k):
     net = make(scale, 2 * k + 1)
     first, last = sr_checks.check_overfit(net, lr_img, hr, steps=300, lr=2e-3)
     assert last <= 0.5 * first, (first, last)
+
+
+@pytest.mark.parametrize("scale", SCALES)
+def test_zero_init_residual_starts_at_the_interpolation(scale):
+    from mrsr.transforms.resample import upsample_aligned
+
+    net = ICONet(**ICONet.PRESETS["small"], scale=scale, interp_mode="sinc_reflect", zero_init_residual=True).eval()
+    x = torch.rand(2, 1, 12, 10)
+    expected = x
+    for _ in range(net.num_stages):
+        expected = upsample_aligned(expected, 2, "sinc_reflect")
+    torch.testing.assert_close(net(x), expected)
+    net.train()
+    net.forward_stages(x)["sr"][-1].square().mean().backward()
+    assert all(bool(s.sr_tail.weight.grad.abs().sum() > 0) for s in net.stages)
