@@ -19,8 +19,8 @@ class MultiStageLoss(nn.Module):
     """``sum_t L(sr_t, T_sr_t) + rec_weight * sum_t L(rec_t, T_rec_t)`` over ICONet's x2 stages.
 
     Kui et al., ICONet (IEEE TCI 2025; seed 002): both branches are supervised at every stage. The
-    targets come from :meth:`ICONet.stage_targets` (the HR decimated to each stage's grid, the
-    degradation's sample positions); the stage terms are summed, not averaged, as the paper's loss.
+    targets come from :meth:`ICONet.stage_targets` (the HR k-space truncated to each stage's grid,
+    DATA.md's degradation); the stage terms are summed, not averaged, as the paper's loss.
 
     Called with the dict of :meth:`ICONet.forward_stages` (training) or with a plain SR tensor (then
     just ``L(sr, hr)``, e.g. for validation on the final output).

@@ -19,6 +19,7 @@ from mrsr.networks.blocks import (
     conv2d,
     zero_init_,
 )
+from mrsr.transforms.kspace import fourier_resize
 from mrsr.transforms.resample import upsample_aligned
 
 __all__ = ["RSCFLBlock", "SRRecFusion", "ICONetStage", "ICONet"]
@@ -173,11 +174,12 @@ class ICONet(nn.Module):
       image resized to that grid. ``sr_S`` is the final output.
     - ``"rec"``: ``[rec_1, ..., rec_S]``, ``rec_t`` of shape (B, C_out, 2**(t-1) h, 2**(t-1) w): the
       artifact-free reconstruction at the *input* grid of stage t (``rec_1`` on the LR grid, the
-      de-ringed LR slice). Target: the HR image sampled on that grid.
-    - :meth:`stage_targets` returns these targets: the HR decimated by ``scale / 2**t`` (SR) and
-      ``scale / 2**(t-1)`` (Rec), i.e. HR sample ``m * k`` for grid sample ``m``, the sample
-      positions of the degradation (LR sample m at HR position m*s); this equals
-      :func:`~mrsr.transforms.resample.resize_axis` (cubic) on these grids, and has no ringing.
+      de-ringed LR slice). Target: the HR image as an acquisition on that grid measures it.
+    - :meth:`stage_targets` returns these targets: the HR k-space truncated by ``scale / 2**t`` (SR)
+      and ``scale / 2**(t-1)`` (Rec), DATA.md's degradation, whose grid sample ``m`` lies at HR
+      sample ``m * k``. (Decimating the HR instead aliases: trained towards it, the reconstruction
+      branch adds aliasing to the image its stage upsamples, and the small preset then stays
+      below the zerofill baseline.)
       The paper's loss: L1 of every stage's SR and of the reconstruction, summed
       (``loss = sum_t |sr_t - T_sr_t|_1 + lambda * sum_t |rec_t - T_rec_t|_1``; lambda = 1 unless
       the trainer says otherwise).
@@ -321,8 +323,11 @@ class ICONet(nn.Module):
             scale: the network's scale (2, 4 or 8).
 
         Returns:
-            ``{"sr": [...], "rec": [...]}`` matching :meth:`forward_stages`: ``hr`` decimated by
-            ``scale // 2**t`` for ``sr_t`` and by ``scale // 2**(t-1)`` for ``rec_t`` (t = 1..S).
+            ``{"sr": [...], "rec": [...]}`` matching :meth:`forward_stages`: ``hr`` k-space truncated
+            (DATA.md's degradation, :func:`~mrsr.transforms.kspace.fourier_resize`) by
+            ``scale // 2**t`` for ``sr_t`` and by ``scale // 2**(t-1)`` for ``rec_t`` (t = 1..S): what
+            an acquisition on that grid measures, free of aliasing (plain decimation would alias, and
+            the reconstruction branch would learn to add aliasing to the image it upsamples).
 
         >>> t = ICONet.stage_targets(torch.rand(1, 1, 52, 68), 4)
         >>> [tuple(a.shape[-2:]) for a in t["sr"]], [tuple(a.shape[-2:]) for a in t["rec"]]
@@ -332,6 +337,11 @@ class ICONet(nn.Module):
         if hr.shape[-2] % scale != 0 or hr.shape[-1] % scale != 0:
             raise ValueError(f"ICONet.stage_targets: HR size {tuple(hr.shape[-2:])} is not a multiple of {scale}.")
         stages = {2: 1, 4: 2, 8: 3}[scale]
-        sr = [hr[..., :: scale >> t, :: scale >> t] for t in range(1, stages + 1)]
-        rec = [hr[..., :: scale >> (t - 1), :: scale >> (t - 1)] for t in range(1, stages + 1)]
+        h, w = hr.shape[-2], hr.shape[-1]
+
+        def on_grid(factor: int) -> torch.Tensor:
+            return hr if factor == 1 else fourier_resize(hr, [h // factor, w // factor], [-2, -1])
+
+        sr = [on_grid(scale >> t) for t in range(1, stages + 1)]
+        rec = [on_grid(scale >> (t - 1)) for t in range(1, stages + 1)]
         return {"sr": sr, "rec": rec}
