@@ -29,6 +29,7 @@ import copy
 import csv
 import json
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -371,8 +372,12 @@ def run_benchmark(config: BenchmarkConfig, progress=print) -> str:
             for r in rows:
                 writer.writerow({"table": table, **r})
     _figures(out, quality, speed, panel, config.scales[0])
-    if config.docs:
-        Path(config.docs).parent.mkdir(parents=True, exist_ok=True)
-        Path(config.docs).write_text(markdown.replace("](", f"]({out}/") + "\n![quality vs speed](../"
-                                     + f"{out}/quality_vs_speed.png)\n")  # fmt: skip
+    if config.docs:  # the Markdown and the figures next to it, linked
+        docs = Path(config.docs)
+        docs.parent.mkdir(parents=True, exist_ok=True)
+        figures = []
+        for png in ("quality_vs_speed.png", "panel.png"):
+            shutil.copyfile(out / png, docs.parent / f"benchmark_{png}")
+            figures.append(f"![{png[:-4].replace('_', ' ')}](benchmark_{png})")
+        docs.write_text(markdown + "\n## Figures\n\n" + "\n\n".join(figures) + "\n")
     return markdown

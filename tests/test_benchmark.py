@@ -38,7 +38,9 @@ def test_benchmark_writes_tables_csv_and_figures(small_manifest, tmp_path):
     ]
     assert (out / "panel.png").read_bytes()[:4] == b"\x89PNG"
     assert "## Quality at x2" in markdown and "| msrn | x2 | cpu | bfloat16 AMP |" in markdown
-    assert (tmp_path / "docs" / "BENCHMARKS.md").read_text().startswith(markdown)
+    docs = (tmp_path / "docs" / "BENCHMARKS.md").read_text()
+    assert docs.startswith(markdown) and "![panel](benchmark_panel.png)" in docs
+    assert (tmp_path / "docs" / "benchmark_panel.png").read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader(open(out / "benchmark.csv")))
     quality = {r["method"]: float(r["psnr"]) for r in rows if r["table"] == "quality"}
     assert set(quality) == {"zerofill", "bicubic", "msrn"}
