@@ -46,7 +46,11 @@ def _scores(meta: dict, name: str) -> str:
                 f"{bic['psnr']:.2f} / {bic['ssim']:.4f} | {net['psnr'] - zf['psnr']:+.2f} dB | "
                 f"{net['psnr'] - bic['psnr']:+.2f} dB | {net['psnr_fg']:.2f}, {zf['psnr_fg']:.2f}, {bic['psnr_fg']:.2f} |"
             )
-        lines.append("")
+        misses = [f"{b} on {vol} ({s[name]['psnr'] - s[b]['psnr']:+.2f} dB)" for vol, s in m["volumes"].items()
+                  for b in ("zerofill", "bicubic") if s[name]["psnr"] <= s[b]["psnr"]]  # fmt: skip
+        verdict = "beat both baselines on every held-out volume." if not misses else (
+            "do **not** beat " + "; ".join(misses) + ".")  # fmt: skip
+        lines.append(f"\nAt {key} these weights {verdict}\n")
     return "\n".join(lines)
 
 
@@ -109,7 +113,7 @@ The shipped weights (small preset) were trained on this project's 2-core CPU mac
 {train_cmds}
 python bundles/make_bundles.py --install runs --evaluate
 ```
-
+{(chr(10) + spec["note"] + chr(10)) if spec.get("note") else ""}
 Training data ({MANIFEST}, read in place from the installed packages): the nilearn MNI ICBM152
 2009 T1 template (licence as nilearn states; a many-subject average) and dipy's `S0_10slices` b0
 volume (BSD-3-Clause); validation: dipy's `aniso_vox` b0 volume; test: ITK's T1 head sample
