@@ -37,7 +37,7 @@ BUNDLES = {
         "(mrsr seed 000; see mrsr/networks/durn.py)",
         "options": {"global_residual": "sinc_reflect", "zero_init_residual": True},
         "train": ["--lr", "2e-3", "--epochs", "8"],
-        "epochs_x4": 5,  # DURN-S is the slowest small network on a CPU (about 15 samples/s)
+        "epochs_x4": 2,  # DURN-S is the slowest small network on a CPU (about 15 samples/s)
     },
     "wasa": {
         "network": "wasa",
@@ -56,6 +56,7 @@ BUNDLES = {
         "Reconstruction Prior for Medical Image Super-Resolution, IEEE TCI 2025, arXiv:2504.16958",
         "options": {"interp_mode": "sinc_reflect", "zero_init_residual": True},
         "train": ["--lr", "5e-4", "--epochs", "12"],
+        "epochs_x4": 2,  # two x2 stages on 128x128 HR patches: the slowest at x4 on a CPU
         "note": "The x2 run was stopped after epoch 6 of 12: validation PSNR fell every epoch after the first "
         "(31.237, 31.224, ..., 31.140 dB; zerofill 31.207), so the shipped x2 weights are epoch 1's.",
     },

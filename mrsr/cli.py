@@ -638,7 +638,8 @@ def cmd_bundles(args: argparse.Namespace) -> int:
     rows = []
     for bundle in list_bundles():
         meta = read_metadata(bundle)
-        row = {"bundle": bundle.name[: -len(SUFFIX)], "version": meta.get("version"), "path": str(bundle)}
+        where = bundle.relative_to(Path.cwd()) if bundle.is_relative_to(Path.cwd()) else bundle
+        row = {"bundle": bundle.name[: -len(SUFFIX)], "version": meta.get("version"), "path": str(where)}
         row["scales"] = bundle_scales(bundle)
         row["eval_metrics"] = {k: {m: v[m] for m in ("psnr", "ssim", "psnr_zerofill", "psnr_bicubic") if m in v}
                                for k, v in meta.get("eval_metrics", {}).items()}  # fmt: skip
