@@ -371,8 +371,8 @@ def evaluate_bundle(
         raise MrsrError(f"The manifest {manifest} has no {section!r} volumes to evaluate on.")
     methods = {
         path.name[: -len(SUFFIX)]: (network, in_channels),
-        "zerofill": (ZeroFill(scale), 1),
-        "bicubic": (Bicubic(scale), 1),
+        "zerofill": (ZeroFill(scale=scale), 1),
+        "bicubic": (Bicubic(scale=scale), 1),
     }
     volumes: dict[str, dict[str, dict]] = {}
     for entry in entries:

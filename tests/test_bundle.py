@@ -336,6 +336,8 @@ def test_evaluate_bundle_scores_against_both_baselines(tmp_path):
     assert json.loads((tmp_path / "eval" / "x2.json").read_text())["mean"]["msrn"]["psnr"] == pytest.approx(
         report["mean"]["msrn"]["psnr"]
     )
+    x4 = evaluate_bundle("msrn", manifest, scale=4, device="cpu")  # the baselines upsample x4 too
+    assert x4["volumes"]["anat"]["zerofill"]["psnr"] < report["volumes"]["anat"]["zerofill"]["psnr"] - 1
     with pytest.raises(MrsrError, match="no 'validation' section"):
         evaluate_bundle("msrn", manifest, section="validation")
 
