@@ -564,17 +564,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if out.exists() and not args.overwrite:
         raise ValueError(f"{out} exists; pass --overwrite to replace it or choose another folder with -o.")
     check_output_path(out, overwrite=True, volume=False)  # its parent must be creatable and writable
+    bundle = _demo_bundle(args.bundle, args.scale)
+    if bundle is not None:  # loaded first: a bad --bundle fails before any work
+        from mrsr.bundle import load_bundle_network
+
+        network = load_bundle_network(bundle, int(args.scale))
     _say(f"[1/4] loading the bundled sample {sample_path().name} (real T1 head MRI, Apache-2.0)")
     hr = RobustNormalize()(load_volume(sample_path()))
     _say(f"[2/4] degrading in-plane by k-space truncation, factor {args.scale:g}")
     lr = KSpaceTruncate(args.scale, axes=(0, 1))(hr)
     exact = (hr.shape[1] / lr.shape[1], hr.shape[2] / lr.shape[2])  # lands on the HR matrix for any factor
     methods = {name: (get_predictor(name, exact), 1) for name in BASELINE_NETWORKS}
-    bundle = _demo_bundle(args.bundle, args.scale)
     if bundle is not None:
-        from mrsr.bundle import load_bundle_network
-
-        methods[bundle] = load_bundle_network(bundle, int(args.scale))
+        methods[bundle] = network
     results, volumes = {}, {}
     for name, (predictor, in_channels) in methods.items():
         _say(f"[3/4] super-resolving with {name}")

@@ -40,7 +40,8 @@ from mrsr.transforms import KSpaceTruncate, RobustNormalize
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLE_NAMES = ("durn", "iconet", "medgan", "msrn", "wasa")
-SCHEMA = REPO.parent / "shared" / "monai" / "meta_schema_20240725.json"
+# MONAI's published bundle metadata schema (Apache-2.0), kept here so verify_metadata runs offline
+SCHEMA = Path(__file__).parent / "data" / "monai_meta_schema_20240725.json"
 TRAIN_IMAGE = "pkg:mrsr/data/sample_t1_head.nii.gz"
 VAL_IMAGE = "pkg:nibabel/tests/data/anatomical.nii"
 
