@@ -341,7 +341,7 @@ def evaluate_bundle(
     Each HR volume is normalised (:class:`~mrsr.transforms.RobustNormalize`), cropped in-plane to a
     multiple of ``scale``, k-space truncated in-plane by ``scale`` (DATA.md) and super-resolved slice
     by slice by the network and by both baselines; :func:`mrsr.metrics.evaluate` scores each against
-    the HR volume (foreground mask, ``scale`` border pixels cropped, data range of the HR volume).
+    the HR volume (whole volume and foreground mask, ``scale`` border pixels cropped, the HR volume's data range).
 
     Args:
         bundle: bundle name or folder.
