@@ -91,22 +91,14 @@ def quality_rows(config: BenchmarkConfig, scale: int, methods: dict[str, tuple[A
         (rows ``{method, scale, volume, psnr, psnr_slice_mean, ssim, psnr_fg, ssim_fg}``, the middle
         slice of the first volume ``{"hr": array, method: array}`` for the panel).
     """
-    from mrsr.data import LoadVolumed
-    from mrsr.data.manifest import REAL_DATA_MANIFEST, load_manifest
-    from mrsr.engines.data import VolumePairDataset
+    from mrsr.bundle import held_out_pairs
+    from mrsr.data.manifest import REAL_DATA_MANIFEST
     from mrsr.inference import super_resolve
     from mrsr.metrics import evaluate
-    from mrsr.transforms import RobustNormalize
 
-    manifest = config.manifest or REAL_DATA_MANIFEST
-    entries = load_manifest(manifest, config.data_root, sections=(config.section,)).get(config.section) or []
-    if not entries:
-        raise MrsrError(f"The manifest {manifest} has no {config.section!r} volumes to benchmark on.")
+    pairs = held_out_pairs(config.manifest or REAL_DATA_MANIFEST, scale, config.section, config.data_root)
     rows, panel = [], {}
-    for i, entry in enumerate(entries):
-        hr = RobustNormalize()(LoadVolumed("image")({"image": entry["image"]})["image"])
-        pair = VolumePairDataset([hr], scale)[0]
-        name = entry.get("name") or Path(entry["image"]).name
+    for i, (name, pair) in enumerate(pairs):
         middle = pair["label"].shape[-1] // 2
         if i == 0:
             panel["hr"] = pair["label"][0, :, :, middle].numpy()

@@ -22,7 +22,7 @@ import json
 import os
 import pickle
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ __all__ = [
     "load_bundle_network",
     "install_weights",
     "evaluate_bundle",
+    "held_out_pairs",
     "as_datalist",
     "require_torchrun",
     "RestoreVolumed",
@@ -326,6 +327,30 @@ class SaveVolumed(MapTransform):
         return d
 
 
+def held_out_pairs(
+    manifest: str | os.PathLike, scale: int, section: str = "test", data_root: str | os.PathLike | None = None
+) -> Iterator[tuple[str, dict[str, torch.Tensor]]]:
+    """``(name, {"image": LR, "label": HR})`` for each volume of a manifest section, as the model cards score them.
+
+    Each HR volume is normalised (:class:`~mrsr.transforms.RobustNormalize`), cropped in-plane to a
+    multiple of ``scale`` and k-space truncated in-plane by ``scale`` (DATA.md; no window, no noise).
+
+    Raises:
+        MrsrError: the section is missing or empty.
+    """
+    from mrsr.data import LoadVolumed
+    from mrsr.data.manifest import load_manifest
+    from mrsr.engines.data import VolumePairDataset
+    from mrsr.transforms import RobustNormalize
+
+    entries = load_manifest(manifest, data_root, sections=(section,)).get(section) or []
+    if not entries:
+        raise MrsrError(f"The manifest {manifest} has no {section!r} volumes to evaluate on.")
+    for entry in entries:
+        hr = RobustNormalize()(LoadVolumed("image")({"image": entry["image"]})["image"])
+        yield entry.get("name") or Path(entry["image"]).name, VolumePairDataset([hr], scale)[0]
+
+
 def evaluate_bundle(
     bundle: str | os.PathLike,
     manifest: str | os.PathLike,
@@ -338,9 +363,8 @@ def evaluate_bundle(
 ) -> dict[str, Any]:
     """Score a bundle's weights against zerofill and bicubic on a manifest section's HR volumes.
 
-    Each HR volume is normalised (:class:`~mrsr.transforms.RobustNormalize`), cropped in-plane to a
-    multiple of ``scale``, k-space truncated in-plane by ``scale`` (DATA.md) and super-resolved slice
-    by slice by the network and by both baselines; :func:`mrsr.metrics.evaluate` scores each against
+    Each HR volume, degraded as :func:`held_out_pairs` says, is super-resolved slice by slice by the
+    network and by both baselines; :func:`mrsr.metrics.evaluate` scores each against
     the HR volume (whole volume and foreground mask, ``scale`` border pixels cropped, the HR volume's data range).
 
     Args:
@@ -356,29 +380,19 @@ def evaluate_bundle(
     Returns:
         ``{"scale", "section", "volumes": {name: {method: scores}}, "mean": {method: scores}}``.
     """
-    from mrsr.data import LoadVolumed
-    from mrsr.data.manifest import load_manifest
-    from mrsr.engines.data import VolumePairDataset
     from mrsr.inference import resolve_device, super_resolve
     from mrsr.metrics import evaluate, format_report
     from mrsr.networks.baselines import Bicubic, ZeroFill
-    from mrsr.transforms import RobustNormalize
 
     path = find_bundle(bundle)
     network, in_channels = load_bundle_network(path, scale)
-    entries = load_manifest(manifest, data_root, sections=(section,)).get(section) or []
-    if not entries:
-        raise MrsrError(f"The manifest {manifest} has no {section!r} volumes to evaluate on.")
     methods = {
         path.name[: -len(SUFFIX)]: (network, in_channels),
         "zerofill": (ZeroFill(scale=scale), 1),
         "bicubic": (Bicubic(scale=scale), 1),
     }
     volumes: dict[str, dict[str, dict]] = {}
-    for entry in entries:
-        hr = RobustNormalize()(LoadVolumed("image")({"image": entry["image"]})["image"])
-        pair = VolumePairDataset([hr], scale)[0]
-        name = entry.get("name") or Path(entry["image"]).name
+    for name, pair in held_out_pairs(manifest, scale, section, data_root):
         results, seconds = {}, {}
         for method, (predictor, channels) in methods.items():
             start = time.perf_counter()
