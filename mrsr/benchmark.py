@@ -122,17 +122,11 @@ def conv_peak_gflops(device: str, amp: bool = False, repeats: int = 5) -> float:
     return flops / _median_seconds(lambda: conv(x), dev, amp, repeats, warmup=2) / 1e9
 
 
-def _autocast(dev: torch.device, amp: bool):
-    import contextlib
-
-    if not amp:
-        return contextlib.nullcontext()
-    return torch.autocast(dev.type, dtype=torch.float16 if dev.type == "cuda" else torch.bfloat16)
-
-
 def _median_seconds(fn, dev: torch.device, amp: bool, repeats: int, warmup: int) -> float:
     times = []
-    with torch.inference_mode(), _autocast(dev, amp):
+    from mrsr.inference import autocast_context
+
+    with torch.inference_mode(), autocast_context(dev, amp):
         for i in range(warmup + max(1, repeats)):
             if dev.type == "cuda":
                 torch.cuda.synchronize(dev)

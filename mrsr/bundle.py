@@ -198,12 +198,13 @@ def install_weights(weights: str | os.PathLike, bundle: str | os.PathLike, scale
     out = weights_path(path, scale)
     out.parent.mkdir(exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()}
-    atomic_save(state, Path(str(out) + ".check"))
+    candidate = out.with_name(out.name + ".check")  # loaded back before it replaces the bundle's file
+    atomic_save(state, candidate)
     try:
-        load_bundle_network(path, scale, weights=Path(str(out) + ".check"))
-        os.replace(str(out) + ".check", out)
+        load_bundle_network(path, scale, weights=candidate)
+        os.replace(candidate, out)
     finally:
-        Path(str(out) + ".check").unlink(missing_ok=True)
+        candidate.unlink(missing_ok=True)
     return out
 
 

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from mrsr.errors import MrsrError
 
-__all__ = ["super_resolve", "upsampled_affine", "resolve_device", "resolve_slice_axis"]
+__all__ = ["super_resolve", "upsampled_affine", "resolve_device", "resolve_slice_axis", "autocast_context"]
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -42,6 +42,13 @@ def upsampled_affine(affine: torch.Tensor, old_shape: Sequence[int], new_shape: 
     for a, (n_old, n_new) in enumerate(zip(old_shape, new_shape)):
         out[:-1, a] *= n_old / n_new
     return out
+
+
+def autocast_context(device: torch.device, amp: bool):
+    """Mixed precision for inference when ``amp``: float16 on CUDA, bfloat16 on the CPU; else a no-op."""
+    if not amp:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
 
 
 def resolve_slice_axis(volume: torch.Tensor, slice_axis: int | str = 2) -> int:
@@ -143,11 +150,7 @@ def super_resolve(
     out = torch.empty((depth, *size), dtype=torch.float32)
     if isinstance(predictor, torch.nn.Module):
         predictor = predictor.to(dev).eval()
-    autocast = (
-        torch.autocast(dev.type, dtype=torch.float16 if dev.type == "cuda" else torch.bfloat16)
-        if amp
-        else contextlib.nullcontext()
-    )
+    autocast = autocast_context(dev, amp)
     starts = range(0, depth, max(1, slice_batch))
     with torch.inference_mode(), autocast:
         for start in tqdm(starts, desc="super-resolving", unit="batch", disable=not progress, leave=False):
