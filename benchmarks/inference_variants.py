@@ -1,74 +1,108 @@
 """Which inference options pay off: throughput of every bundle network under each variant, as ratios.
 
-    python benchmarks/inference_variants.py [--bundles msrn wasa] [--volume 64 64 16] [--repeats 5] [--compile]
+    python benchmarks/inference_variants.py [--bundles msrn wasa] [--slices 8] [--repeats 5] [--compile]
 
-Each row: ``mrsr.inference.super_resolve`` of a random LR volume (x2, the bundle's x2 weights),
-median of ``--repeats`` runs after one warm-up, in output Mvoxel/s and as a ratio to the default
-(float32, contiguous, 8 slices per batch, whole slices). Variants: channels_last; 1 and 32 slices
-per batch; AMP (bfloat16 on CPU, float16 on CUDA); sliding-window tiles of 32x32 LR pixels (must stay
-within 10% of whole slices); ``torch.compile`` (with ``--compile``: slow to build on a CPU).
-Ratios are comparable within one run only; run on an otherwise idle machine.
+Input: ``--slices`` middle slices of mrsr's real T1 sample (128x128 in-plane, normalised) as the LR
+volume, super-resolved x2 by :func:`mrsr.inference.super_resolve` with the bundle's x2 weights.
+Each row: output Mvoxel/s (median of ``--repeats`` runs after one warm-up, the variants timed
+round-robin), the ratio to the
+default (float32, the network's preferred memory format, 8 slices per batch, whole slices), and
+how far the output moves from the default's (mean and max absolute difference, in % of the
+normalised intensity range). Variants: channels_last and contiguous forced; 1, 2, 4 and 32 slices
+per batch; AMP (bfloat16 on CPU, float16 on CUDA); sliding-window tiles (``even_tiles``: the fewest
+tiles, shrunk evenly) with the computed area over the slice area; ``torch.compile`` (with
+``--compile``: slow to build on a CPU). Ratios are comparable within one run only; run it on an
+otherwise idle machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import functools
 import statistics
 import time
+from collections.abc import Callable
 
 import torch
-from monai.data import MetaTensor
 
 from mrsr.bundle import SUFFIX, list_bundles, load_bundle_network
-from mrsr.inference import super_resolve
+from mrsr.data import load_volume, sample_path
+from mrsr.inference import even_tiles, super_resolve
+from mrsr.transforms import RobustNormalize
+
+TILES = ((80, 0.05), (64, 0.125), (32, 0.25))  # (LR tile side, overlap fraction)
 
 
-def throughput(net, volume, scale, repeats, **options) -> float:
-    times = []
-    for i in range(repeats + 1):
-        start = time.perf_counter()
-        super_resolve(volume, net, scale, **options)
-        if i:
-            times.append(time.perf_counter() - start)
-    out_voxels = scale * volume.shape[1] * scale * volume.shape[2] * volume.shape[3]
-    return out_voxels / statistics.median(times) / 1e6
+def interleaved_seconds(
+    runs: dict[str, Callable[[], torch.Tensor]], repeats: int
+) -> dict[str, tuple[float, torch.Tensor]]:
+    """Median seconds and output of each run, timed round-robin (one warm-up round first), so that
+    drift in the machine's speed (other load, memory state) reaches every variant alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    outputs = {name: run() for name, run in runs.items()}  # warm-up round
+    for _ in range(repeats):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(times[name]), outputs[name]) for name in runs}
+
+
+def variants(size: tuple[int, int], with_compile: bool) -> dict[str, dict]:
+    table = {
+        "default": {},
+        "channels_last": {"channels_last": True},
+        "contiguous": {"channels_last": False},
+        "1 slice per batch": {"slice_batch": 1},
+        "2 slices per batch": {"slice_batch": 2},
+        "4 slices per batch": {"slice_batch": 4},
+        "32 slices per batch": {"slice_batch": 32},
+        "AMP": {"amp": True},
+    }
+    for side, overlap in TILES:
+        tiles, _ = even_tiles(size, (side, side), overlap)
+        table[f"tiles {side}x{side}, overlap {overlap} (run as {tiles[0]}x{tiles[1]})"] = {
+            "roi_size": (side, side),
+            "overlap": overlap,
+        }
+    if with_compile:
+        table["torch.compile"] = {"compile": True}
+    return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bundles", nargs="+", help="default: every bundle")
-    parser.add_argument("--volume", type=int, nargs=3, default=(64, 64, 16), help="LR volume H W D")
+    parser.add_argument("--slices", type=int, default=8, help="middle slices of the sample to run")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--compile", action="store_true", help="also time torch.compile")
     args = parser.parse_args()
     names = args.bundles or [b.name[: -len(SUFFIX)] for b in list_bundles()]
-    volume = MetaTensor(torch.rand(1, *args.volume, generator=torch.Generator().manual_seed(0)))
-    print(f"x2, LR volume {'x'.join(map(str, args.volume))}, {args.device}, {torch.get_num_threads()} threads, "
-          f"torch {torch.__version__}; median of {args.repeats} after 1 warm-up\n")  # fmt: skip
-    print("| network | variant | output Mvoxel/s | vs default |")
-    print("|---|---|---:|---:|")
+    sample = RobustNormalize()(load_volume(sample_path()))
+    middle = sample.shape[-1] // 2
+    volume = sample[..., middle - args.slices // 2 : middle - args.slices // 2 + args.slices]
+    size = tuple(volume.shape[1:3])
+    print(f"x2, real T1 sample {size[0]}x{size[1]}x{volume.shape[-1]} as LR, {args.device}, "
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}; median of {args.repeats} after 1 warm-up\n")  # fmt: skip
+    print("| network | variant | output Mvoxel/s | vs default | mean / max abs diff (% of range) |")
+    print("|---|---|---:|---:|---:|")
+    out_voxels = 4 * volume[0].numel()
     for name in names:
         net, channels = load_bundle_network(name, 2)
-        common = {"in_channels": channels, "device": args.device}
-        variants = {
-            "default (float32, 8 slices/batch, whole slices)": {},
-            "channels_last": {},
-            "1 slice per batch": {"slice_batch": 1},
-            "32 slices per batch": {"slice_batch": 32},
-            "AMP": {"amp": True},
-            "tiles 32x32 (overlap 0.25)": {"roi_size": (32, 32)},
-        }
-        if args.compile:
-            variants["torch.compile"] = {}
-        base = None
-        for variant, options in variants.items():
-            fmt = torch.channels_last if variant == "channels_last" else torch.contiguous_format
-            model = net.to(memory_format=fmt)  # in place: every variant sets the format it needs
-            model = torch.compile(model) if variant == "torch.compile" else model
-            mvox = throughput(model, volume, 2, args.repeats, **common, **options)
-            base = base or mvox
-            print(f"| {name} | {variant} | {mvox:.3f} | {mvox / base:.2f} |", flush=True)
+        runs = {}
+        for variant, options in variants(size, args.compile).items():
+            options = dict(options)
+            model = torch.compile(copy.deepcopy(net)) if options.pop("compile", False) else copy.deepcopy(net)
+            options.update(in_channels=channels, device=args.device)
+            runs[variant] = functools.partial(super_resolve, volume, model, 2, **options)
+        results = interleaved_seconds(runs, args.repeats)
+        base_seconds, base_out = results["default"]
+        for variant, (seconds, out) in results.items():
+            diff = (out - base_out).abs()
+            print(f"| {name} | {variant} | {out_voxels / seconds / 1e6:.3f} | {base_seconds / seconds:.2f} | "
+                  f"{100 * diff.mean():.3f} / {100 * diff.max():.2f} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

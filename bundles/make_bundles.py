@@ -36,7 +36,7 @@ BUNDLES = {
         "reference": "Dual U-Net residual networks for cardiac magnetic resonance images super-resolution "
         "(mrsr seed 000; see mrsr/networks/durn.py)",
         "options": {"global_residual": "sinc_reflect", "zero_init_residual": True},
-        "train": ["--lr", "2e-3", "--epochs", "8"],
+        "train": ["--lr", "2e-3", "--epochs", "15"],
         "epochs_x4": 2,  # DURN-S is the slowest small network on a CPU (about 15 samples/s)
     },
     "wasa": {
@@ -193,8 +193,10 @@ def inference_config(name: str) -> dict:
         "orientation": None,
         "slice_axis": "auto",
         "roi_size": None,
+        "overlap": 0.25,
         "slice_batch": 8,
         "amp": False,
+        "channels_last": None,
         "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
         "network_def": network_def(BUNDLES[name]),
         "network": "$@network_def.to(@device)",
@@ -219,8 +221,10 @@ def inference_config(name: str) -> dict:
             "in_channels": "@network_def#in_channels",
             "slice_axis": "@slice_axis",
             "roi_size": "@roi_size",
+            "overlap": "@overlap",
             "slice_batch": "@slice_batch",
             "amp": "@amp",
+            "channels_last": "@channels_last",
         },
         "postprocessing": {
             "_target_": "Compose",

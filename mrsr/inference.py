@@ -28,7 +28,16 @@ from tqdm.auto import tqdm
 
 from mrsr.errors import MrsrError
 
-__all__ = ["super_resolve", "upsampled_affine", "resolve_device", "resolve_slice_axis", "autocast_context"]
+__all__ = [
+    "autocast_context",
+    "core_weight_map",
+    "even_tiles",
+    "prefers_channels_last",
+    "resolve_device",
+    "resolve_slice_axis",
+    "super_resolve",
+    "upsampled_affine",
+]
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 
@@ -83,6 +92,92 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return device
 
 
+def prefers_channels_last(predictor: Predictor) -> bool:
+    """Whether a predictor runs faster in channels_last: its ``prefers_channels_last`` attribute, else False.
+
+    The networks set it from ``mrsr benchmark``'s measurements (DURN, ICONet and MSRN gain on a CPU;
+    WASA's time is its attention and CasNet's its transposed convolutions, which do not).
+    """
+    return bool(getattr(predictor, "prefers_channels_last", False))
+
+
+def _memory_format(predictor: Predictor, channels_last: bool | None) -> torch.memory_format | None:
+    """The format to run in: channels_last or contiguous when asked, else the network's preference or as it is."""
+    if channels_last is None:
+        return torch.channels_last if prefers_channels_last(predictor) else None
+    return torch.channels_last if channels_last else torch.contiguous_format
+
+
+@contextlib.contextmanager
+def _in_memory_format(predictor: Predictor, fmt: torch.memory_format | None):
+    """Run a module's 4D weights in ``fmt``, and give them back in the format they had (training goes on in it)."""
+    weights = [w for w in predictor.parameters() if w.ndim == 4] if isinstance(predictor, torch.nn.Module) else []
+    if fmt is None or not weights or weights[0].is_contiguous(memory_format=fmt):
+        yield
+        return
+    was = (
+        torch.channels_last if weights[0].is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
+    )
+    predictor.to(memory_format=fmt)
+    try:
+        yield
+    finally:
+        predictor.to(memory_format=was)
+
+
+def even_tiles(
+    size: Sequence[int], roi_size: Sequence[int], overlap: float, multiple: int = 1
+) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """The smallest tiles, as few as ``roi_size`` needs, that cover ``size`` with ``overlap`` of ``roi_size``.
+
+    MONAI steps fixed ``roi_size`` tiles by ``roi * (1 - overlap)`` and pushes the last one back
+    inside, so a slice just larger than a multiple of the step gets a nearly redundant tile (a
+    64-pixel side in 32-pixel tiles at overlap 0.25: 3 tiles, 96 pixels computed). Here the tile
+    count per axis stays ``ceil((n - o) / (roi - o))`` for an overlap of ``o = round(overlap * roi)``
+    pixels, and the tiles shrink evenly to ``ceil((n + (count - 1) * o) / count)``: the same
+    overlap, the least computed area (64 in 32-pixel tiles: 3 tiles of 27, 81 pixels). Tiles are
+    rounded up to a ``multiple`` that the network would pad to anyway (CasNet's ``input_multiple``).
+
+    Returns:
+        (tile size, overlap fraction per axis) to pass to ``sliding_window_inference``; an axis one
+        tile covers gets the image size and no overlap.
+
+    >>> tiles, fractions = even_tiles((64, 128, 20), (32, 32, 32), 0.25)
+    >>> tiles, [round(f, 3) for f in fractions]
+    ((27, 32, 20), [0.278, 0.234, 0.0])
+    """
+    tiles, fractions = [], []
+    for n, roi in zip(size, roi_size):
+        o = min(round(overlap * roi), roi - 1)
+        count = 1 if n <= roi else math.ceil((n - o) / (roi - o))
+        tile = n if count == 1 else min(n, -(-math.ceil((n + (count - 1) * o) / count) // multiple) * multiple)
+        tiles.append(tile)
+        fractions.append((o - 0.5) / tile if count > 1 and o > 0 else 0.0)  # MONAI floors tile * (1 - f) to tile - o
+    return tuple(tiles), tuple(fractions)
+
+
+def core_weight_map(tiles: Sequence[int], fractions: Sequence[float], halo_weight: float = 1e-4) -> torch.Tensor:
+    """Blending weights of a tile: 1 in its core, ``halo_weight`` in the half-overlap halo at each side.
+
+    With :func:`even_tiles`' overlap of ``o`` pixels, neighbouring cores meet (or overlap), so every
+    output pixel comes from a tile that saw at least ``o // 2`` pixels of context around it: a tile
+    edge's padding artefacts, long for a sinc (k-space) base, fall in the halo and are dropped rather
+    than blended in, as a Gaussian map would. At the slice's own edges the halo is all there is, and
+    the tile's output is taken as it is.
+
+    >>> core_weight_map((6, 4), (2.5 / 6, 0.0))[:, 0].tolist()
+    [9.999999747378752e-05, 1.0, 1.0, 1.0, 1.0, 9.999999747378752e-05]
+    """
+    weights = torch.ones(tuple(tiles))
+    for axis, (tile, fraction) in enumerate(zip(tiles, fractions)):
+        halo = (tile - int(tile * (1 - fraction))) // 2
+        if halo:
+            index = torch.arange(tile)
+            edge = (index < halo) | (index >= tile - halo)
+            weights[(slice(None),) * axis + (edge,)] = halo_weight
+    return weights
+
+
 def _neighbour_batch(vol: torch.Tensor, start: int, stop: int, k: int) -> torch.Tensor:
     """Slices [start, stop) of ``vol`` (D, h, w) with k neighbours each side as channels: (B, 2k+1, h, w)."""
     depth = vol.shape[0]
@@ -103,6 +198,7 @@ def super_resolve(
     slice_batch: int = 8,
     device: str | torch.device | None = "cpu",
     amp: bool = False,
+    channels_last: bool | None = None,
     out_size: Sequence[int] | None = None,
     progress: bool = False,
 ) -> MetaTensor:
@@ -116,12 +212,18 @@ def super_resolve(
             series and most NIfTI files store them), or ``"auto"`` (the thickest axis, see
             :func:`resolve_slice_axis`); the other two axes are upsampled.
         in_channels: 1 for 2D, 2k+1 for 2.5D (k neighbours each side, edges replicated).
-        roi_size: (h, w) tile for ``sliding_window_inference``; ``None`` runs whole slices.
-        overlap: tile overlap fraction.
-        sw_batch_size: tiles per forward pass.
+        roi_size: largest (h, w) tile for ``sliding_window_inference``; ``None`` runs whole slices.
+            Tiles are shrunk evenly to cover the slice with the fewest pixels (:func:`even_tiles`);
+            a slice one tile covers runs whole.
+        overlap: tile overlap as a fraction of ``roi_size``: each tile keeps its core and drops
+            half the overlap at each cut edge (:func:`core_weight_map`).
+        sw_batch_size: tiles per forward pass (tiles of all slices in a batch are pooled).
         slice_batch: slices per batch.
         device: ``"cpu"``, ``"cuda"``, ``"auto"`` or a torch device.
         amp: autocast (float16 on CUDA, bfloat16 on CPU).
+        channels_last: run an ``nn.Module`` and its inputs in channels_last memory format; ``None``
+            follows the network's measured preference (:func:`prefers_channels_last`). The module's
+            weights are given back in their own format afterwards.
         out_size: in-plane output size (H, W); default ``round(scale * (h, w))``.
         progress: show a progress bar.
 
@@ -148,18 +250,26 @@ def super_resolve(
     depth, h, w = vol.shape
     size = tuple(int(v) for v in out_size) if out_size is not None else (round(h * scale), round(w * scale))
     out = torch.empty((depth, *size), dtype=torch.float32)
+    fmt = _memory_format(predictor, channels_last)
     if isinstance(predictor, torch.nn.Module):
         predictor = predictor.to(dev).eval()
+    tiles, fractions = ((h, w), (0.0, 0.0))
+    if roi_size is not None:
+        tiles, fractions = even_tiles((h, w), roi_size, overlap, getattr(predictor, "input_multiple", 1))
+    weight_map = core_weight_map(tiles, fractions).to(dev)
     autocast = autocast_context(dev, amp)
     starts = range(0, depth, max(1, slice_batch))
-    with torch.inference_mode(), autocast:
+    with _in_memory_format(predictor, fmt), torch.inference_mode(), autocast:  # weights converted outside inference mode
         for start in tqdm(starts, desc="super-resolving", unit="batch", disable=not progress, leave=False):
             stop = min(start + slice_batch, depth)
             x = _neighbour_batch(vol, start, stop, in_channels // 2).to(dev)
-            if roi_size is None:
+            x = x if fmt is None else x.contiguous(memory_format=fmt)
+            if tiles == (h, w):
                 y = predictor(x)
             else:
-                y = sliding_window_inference(x, roi_size, sw_batch_size, predictor, overlap=overlap, mode="gaussian")
+                y = sliding_window_inference(
+                    x, tiles, sw_batch_size, predictor, overlap=fractions, roi_weight_map=weight_map
+                )
             if tuple(y.shape) != (stop - start, 1, *size):
                 raise MrsrError(
                     f"The predictor returned shape {tuple(y.shape)} for input {tuple(x.shape)}; expected "

@@ -311,13 +311,13 @@ def test_model_cards_state_margins_over_both_baselines():
         assert "vs zerofill" in card and "mrsr train --network" in card
 
 
-# DURN's and ICONet's shipped weights do not beat zerofill on nibabel's 33x41x25 volume (see their model cards)
+# ICONet's shipped weights do not beat zerofill on nibabel's 33x41x25 volume (see its model card)
 SHORT_OF_ZEROFILL = pytest.mark.xfail(strict=True, reason="below zerofill on nibabel_anatomical at x2")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=SHORT_OF_ZEROFILL) if n in ("durn", "iconet") else n for n in BUNDLE_NAMES]
+    "name", [pytest.param(n, marks=SHORT_OF_ZEROFILL) if n == "iconet" else n for n in BUNDLE_NAMES]
 )
 def test_weights_beat_both_baselines_on_held_out_volumes_at_x2(name):
     report = evaluate_bundle(name, REPO / "data_manifests" / "real_data.json", scale=2, device="cpu")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -9,7 +11,7 @@ import torch.nn.functional as F
 from monai.data import MetaTensor
 
 from mrsr.errors import MrsrError
-from mrsr.inference import super_resolve
+from mrsr.inference import core_weight_map, even_tiles, super_resolve
 from mrsr.networks.baselines import Bicubic, ZeroFill
 from mrsr.transforms import KSpaceTruncate, RobustNormalize, SliceStack
 
@@ -106,6 +108,79 @@ def test_tiled_equals_whole_slice_for_a_local_predictor(t1_volume):
     whole = super_resolve(t1_volume, CentreCheck(), 2)
     tiled = super_resolve(t1_volume, CentreCheck(), 2, roi_size=(48, 40), overlap=0.5, sw_batch_size=3)
     torch.testing.assert_close(tiled, whole)
+
+
+@pytest.mark.parametrize("size, roi, overlap", [(64, 32, 0.25), (128, 80, 0.05), (100, 64, 0.125), (30, 40, 0.25)])
+def test_even_tiles_cover_with_the_fewest_pixels(size, roi, overlap):
+    from monai.data.utils import dense_patch_slices
+
+    (tile,), (fraction,) = even_tiles((size,), (roi,), overlap)
+    o = round(overlap * roi)
+    interval = int(tile * (1 - fraction))  # what MONAI steps by
+    windows = dense_patch_slices((size,), (tile,), (interval,))
+    starts = sorted(w[0].start for w in windows)
+    covered = torch.zeros(size, dtype=torch.bool)
+    for start in starts:
+        covered[start : start + tile] = True
+    assert covered.all() and (tile <= roi or size <= roi)
+    if size > roi:
+        assert len(starts) == math.ceil((size - o) / (roi - o))  # no more tiles than roi_size needs
+        assert interval == tile - o  # neighbours overlap by the asked pixels (the last may overlap more)
+        assert len(starts) * tile - size < len(starts) * (o + 1)  # no tile is larger than it must be
+    else:
+        assert (tile, fraction) == (size, 0.0)
+
+
+def test_even_tiles_round_up_to_the_network_multiple():
+    (tile,), _ = even_tiles((128,), (80,), 0.05, multiple=16)
+    assert tile == 80  # 66 would be padded to 80 by the network anyway
+    (tile,), _ = even_tiles((40,), (32,), 0.25, multiple=16)
+    assert tile == 32  # 24 rounded up
+    (tile,), _ = even_tiles((40,), (32,), 0.25, multiple=48)
+    assert tile == 40  # never larger than the slice
+
+
+def test_core_weight_map_keeps_the_core():
+    weights = core_weight_map((20, 10), (8.5 / 20, 0.0))
+    assert torch.equal(weights[4:16], torch.ones(12, 10))  # halo of 8 // 2 pixels at each cut edge
+    assert (weights[:4] < 1e-3).all() and (weights[16:] < 1e-3).all()
+
+
+@pytest.mark.parametrize("roi, overlap", [((40, 36), 0.125), ((24, 24), 0.25)])
+def test_tiled_bicubic_equals_whole_slice(t1_volume, roi, overlap):
+    """Keys cubic reaches 2 LR pixels: with a halo of >= 2 pixels every kept pixel is exact.
+
+    (Up to float32 rounding of the tile's sampling grid, 1e-4 of the 0-255 range; with no halo the
+    tile edges are off by up to 98.)
+    """
+    volume = t1_volume[..., 20:30]
+    whole = super_resolve(volume, Bicubic(scale=2), 2)
+    tiled = super_resolve(volume, Bicubic(scale=2), 2, roi_size=roi, overlap=overlap, sw_batch_size=5)
+    torch.testing.assert_close(tiled, whole, atol=0.05, rtol=0)
+
+
+class PrefersChannelsLast(torch.nn.Module):
+    prefers_channels_last = True
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)  # 2.5D: channels_last differs from contiguous
+        self.formats = []
+
+    def forward(self, x):
+        self.formats.append(x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous())
+        return torch.nn.functional.pixel_shuffle(self.conv(x), 2)
+
+
+def test_channels_last_follows_the_network_unless_asked(t1_volume):
+    volume = t1_volume[:, :16, :16, :3]
+    net = PrefersChannelsLast()
+    auto = super_resolve(volume, net, 2, in_channels=3)
+    assert all(net.formats) and net.conv.weight.is_contiguous()  # back as it was: a trainer's model goes on
+    net.formats.clear()
+    forced = super_resolve(volume, net, 2, in_channels=3, channels_last=False)
+    assert not any(net.formats) and net.conv.weight.is_contiguous()
+    torch.testing.assert_close(auto, forced)
 
 
 def test_amp_and_channels_preserved_dtype(t1_volume):

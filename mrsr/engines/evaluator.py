@@ -31,9 +31,11 @@ class VolumeInferer(Inferer):
         in_channels: network input channels (2k+1).
         slice_axis: the axis across which slices are taken, or ``"auto"`` (each volume's thickest axis,
             :func:`mrsr.inference.resolve_slice_axis`).
-        roi_size: tile (h, w) for sliding-window inference, or ``None`` for whole slices.
+        roi_size: largest tile (h, w) for sliding-window inference, or ``None`` for whole slices.
+        overlap: tile overlap, a fraction of ``roi_size``.
         slice_batch: slices per forward pass.
         amp: autocast (float16 on CUDA, bfloat16 on CPU).
+        channels_last: channels_last memory format; ``None`` follows the network's preference.
 
     Shapes:
         inputs (B, 1, x, y, z) LR volumes -> (B, 1, s*x, s*y, z) (slice axis 2).
@@ -45,18 +47,22 @@ class VolumeInferer(Inferer):
         in_channels: int = 1,
         slice_axis: int | str = 2,
         roi_size: Sequence[int] | None = None,
+        overlap: float = 0.25,
         slice_batch: int = 8,
         amp: bool = False,
+        channels_last: bool | None = None,
     ) -> None:
         super().__init__()
         self.scale, self.in_channels, self.slice_axis = scale, in_channels, slice_axis
-        self.roi_size, self.slice_batch, self.amp = roi_size, slice_batch, amp
+        self.roi_size, self.overlap, self.slice_batch = roi_size, overlap, slice_batch
+        self.amp, self.channels_last = amp, channels_last
 
     def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
         outs = [
             super_resolve(
                 vol, network, self.scale, slice_axis=self.slice_axis, in_channels=self.in_channels,
-                roi_size=self.roi_size, slice_batch=self.slice_batch, device=inputs.device, amp=self.amp,
+                roi_size=self.roi_size, overlap=self.overlap, slice_batch=self.slice_batch, device=inputs.device,
+                amp=self.amp, channels_last=self.channels_last,
             ).to(inputs.device)
             for vol in inputs
         ]  # fmt: skip

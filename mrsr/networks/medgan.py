@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from typing import Any
 
 import torch
@@ -222,6 +224,11 @@ class CasNet(nn.Module):
         )
         if self.global_residual:  # start exactly at the interpolation: the correction is 0
             zero_init_(self.blocks[-1].ups[-1][1])
+
+    @property
+    def input_multiple(self) -> int:
+        """LR tile sides that are a multiple of this need no padding: the HR grid is padded to ``multiple``."""
+        return max(1, self.multiple // math.gcd(self.multiple, self.scale))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Super-resolve ``x`` (B, in_channels, h, w) to (B, out_channels, scale*h, scale*w)."""

@@ -113,6 +113,8 @@ class MSRN(nn.Module):
         "small": {"features": 16, "num_blocks": 3},
     }
 
+    prefers_channels_last = True  # faster in channels_last on a CPU (benchmarks/inference_variants.py)
+
     def __init__(
         self,
         spatial_dims: int = 2,
