@@ -11,10 +11,14 @@ Speed and cost, per method, device and precision (float32; AMP: bfloat16 on CPU,
 - parameters; GFLOPs per output megapixel (``FlopCounterMode``, 2 per multiply-accumulate, on a
   128x128 LR slice);
 - throughput: output megavoxels per second of :func:`mrsr.inference.super_resolve` on a random LR
-  volume (whole slices, slice batch 8), the median of ``repeats`` runs after ``warmup`` runs;
+  volume (whole slices, slice batch 8, the network's memory format), the median of ``repeats``
+  runs after ``warmup`` runs;
 - the fraction of the machine's convolution peak that reaches: GFLOPs per megapixel x megapixels
   per second over the GFLOP/s of a large channels-last 3x3 convolution (64 -> 64 channels on
   8 x 128 x 128) timed in the same run;
+- tiled inference (float32, ``tile``: 64x64 LR tiles, overlap 0.125) against whole slices, as a
+  speed ratio on the same volume;
+- the PSNR change with AMP on the quality volumes;
 - peak memory of super-resolving a 256x256x108 HR volume's LR (x2: 128x128x108 in): on CUDA
   ``max_memory_allocated``; on the CPU the growth of the peak RSS of a fresh child process.
 
@@ -63,7 +67,8 @@ class BenchmarkConfig:
     amp: bool = True
     repeats: int = 5
     warmup: int = 1
-    speed_volume: tuple[int, int, int] = (64, 64, 16)  # LR volume of the throughput runs
+    speed_volume: tuple[int, int, int] = (128, 128, 8)  # LR volume of the throughput runs
+    tile: tuple[int, float] = (64, 0.125)  # LR tile side and overlap of the tiled-inference run
     memory: bool = True
     out: str = "benchmark"
     docs: str | None = None
@@ -108,6 +113,10 @@ def quality_rows(config: BenchmarkConfig, scale: int, methods: dict[str, tuple[A
             rows.append({"method": method, "scale": scale, "volume": name, "psnr": result.psnr,
                          "psnr_slice_mean": result.psnr_slice_mean, "ssim": result.ssim,
                          "psnr_fg": result.psnr_fg, "ssim_fg": result.ssim_fg})  # fmt: skip
+            if config.amp and _is_network(predictor):  # what mixed precision costs in quality
+                sr = super_resolve(pair["image"], predictor, scale, in_channels=channels, device=config.devices[0],
+                                   amp=True)  # fmt: skip
+                rows[-1]["psnr_amp"] = evaluate(sr, pair["label"], border=scale).psnr
             if i == 0:
                 panel[method] = sr[0, :, :, middle].numpy()
     return rows, panel
@@ -139,11 +148,16 @@ def _median_seconds(fn, dev: torch.device, amp: bool, repeats: int, warmup: int)
     return statistics.median(times)
 
 
+def _is_network(predictor: Any) -> bool:
+    """A trained network, not an interpolation baseline: a module with parameters."""
+    return isinstance(predictor, torch.nn.Module) and any(True for _ in predictor.parameters())
+
+
 def gflops_per_megapixel(predictor: Any, scale: int, in_channels: int, size: int = 128) -> float | None:
     """GFLOPs per output megapixel of a network (``None`` for a baseline: not a convolution network)."""
     from mrsr.networks.summary import count_flops
 
-    if not isinstance(predictor, torch.nn.Module) or not any(True for _ in predictor.parameters()):
+    if not _is_network(predictor):
         return None
     meta = copy.deepcopy(predictor).to("meta")
     return count_flops(meta, size, in_channels=in_channels) / 1e9 / ((scale * size) ** 2 / 1e6)
@@ -151,29 +165,40 @@ def gflops_per_megapixel(predictor: Any, scale: int, in_channels: int, size: int
 
 def speed_row(name: str, predictor: Any, in_channels: int, scale: int, device: str, amp: bool,
               config: BenchmarkConfig, peak: float) -> dict[str, Any]:  # fmt: skip
-    """Parameters, GFLOPs/MP, throughput and the fraction of the convolution peak of one method."""
+    """Parameters, GFLOPs/MP, throughput and the fraction of the convolution peak of one method.
+
+    In float32 also the speed of tiled inference (``config.tile``) relative to whole slices, timed
+    in the same way on the same volume.
+    """
     from monai.data import MetaTensor
 
-    from mrsr.inference import super_resolve
+    from mrsr.inference import prefers_channels_last, super_resolve
 
     dev = torch.device(device)
     h, w, d = config.speed_volume
     volume = MetaTensor(torch.rand(1, h, w, d, generator=torch.Generator().manual_seed(0)))
     if isinstance(predictor, torch.nn.Module):
         predictor = predictor.to(dev)
-    seconds = _median_seconds(
-        lambda: super_resolve(volume, predictor, scale, in_channels=in_channels, device=dev, amp=amp),
-        dev,
-        False,
-        config.repeats,
-        config.warmup,
-    )  # fmt: skip  (super_resolve sets up autocast itself)
+
+    def seconds_per_run(**options) -> float:  # super_resolve sets up autocast itself
+        def run():
+            super_resolve(volume, predictor, scale, in_channels=in_channels, device=dev, amp=amp, **options)
+
+        return _median_seconds(run, dev, False, config.repeats, config.warmup)
+
+    seconds = seconds_per_run()
+    tiled = None
+    if not amp and isinstance(predictor, torch.nn.Module):
+        side, overlap = config.tile
+        tiled = seconds / seconds_per_run(roi_size=(side, side), overlap=overlap)
     mvox = scale * h * scale * w * d / 1e6 / seconds
     gflops = gflops_per_megapixel(predictor, scale, in_channels)
     params = sum(p.numel() for p in predictor.parameters()) if isinstance(predictor, torch.nn.Module) else 0
     return {"method": name, "scale": scale, "device": device, "precision": _precision(dev, amp), "params": params,
             "gflops_per_mp": gflops, "mvox_per_s": mvox,
-            "peak_fraction": None if gflops is None else gflops * mvox / peak}  # fmt: skip
+            "peak_fraction": None if gflops is None else gflops * mvox / peak,
+            "memory_format": "channels_last" if prefers_channels_last(predictor) else "contiguous",
+            "tiled_vs_whole": tiled}  # fmt: skip
 
 
 def _precision(dev: torch.device, amp: bool) -> str:
@@ -243,7 +268,11 @@ def _header(config: BenchmarkConfig, peaks: dict[tuple[str, bool], float]) -> st
         + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
         + f"; torch {torch.__version__}.",
         f"- Throughput: `super_resolve` of a random {'x'.join(map(str, config.speed_volume))} LR volume (whole "
-        f"slices, batch 8), median of {config.repeats} runs after {config.warmup} warm-up; output Mvoxel/s.",
+        f"slices, batch 8, each network in its measured memory format), median of {config.repeats} runs after "
+        f"{config.warmup} warm-up; output Mvoxel/s. Tiled / whole: the same in float32 with {config.tile[0]}x"
+        f"{config.tile[0]} LR tiles at overlap {config.tile[1]} (`even_tiles`, core kept), whole-slice time over "
+        "tiled time (>= 0.9 is within 10%).",
+        "- AMP: mean PSNR change: the networks' scores with AMP minus in float32, on the same volumes.",
         "- Convolution peak (3x3, 64 -> 64, 8 x 128 x 128, channels-last): "
         + ", ".join(f"{dev} {_precision(torch.device(dev), amp)} {g:.1f} GFLOP/s" for (dev, amp), g in peaks.items())
         + ".",
@@ -263,23 +292,26 @@ def format_markdown(header: str, quality: list[dict], speed: list[dict]) -> str:
         rows = [r for r in quality if r["scale"] == scale]
         volumes = list(dict.fromkeys(r["volume"] for r in rows))
         out += [f"## Quality at x{scale}", "", "| method | " + " | ".join(
-            f"{v}: PSNR / slice-mean PSNR / SSIM / fg PSNR / fg SSIM" for v in volumes) + " | mean PSNR |",
-            "|---|" + "---|" * (len(volumes) + 1)]  # fmt: skip
+            f"{v}: PSNR / slice-mean PSNR / SSIM / fg PSNR / fg SSIM" for v in volumes) + " | mean PSNR | AMP: mean PSNR change |",
+            "|---|" + "---|" * (len(volumes) + 2)]  # fmt: skip
         for method in dict.fromkeys(r["method"] for r in rows):
             mine = {r["volume"]: r for r in rows if r["method"] == method}
             cells = [f"{m['psnr']:.2f} / {m['psnr_slice_mean']:.2f} / {m['ssim']:.4f} / {_fmt(m['psnr_fg'], '.2f')} / "
                      f"{_fmt(m['ssim_fg'], '.4f')}" for m in (mine[v] for v in volumes)]  # fmt: skip
             mean = float(np.mean([mine[v]["psnr"] for v in volumes]))
-            out.append(f"| {method} | " + " | ".join(cells) + f" | {mean:.2f} |")
+            amp = [mine[v]["psnr_amp"] - mine[v]["psnr"] for v in volumes if "psnr_amp" in mine[v]]
+            amp_cell = _fmt(float(np.mean(amp)) if amp else None, "+.3f")
+            out.append(f"| {method} | " + " | ".join(cells) + f" | {mean:.2f} | {amp_cell} |")
         out.append("")
     out += ["## Speed and cost", "",
-            "| method | scale | device | precision | params | GFLOPs / output MP | output Mvoxel/s | % of conv peak | "
-            "peak memory (MiB) |", "|---|---:|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
+            "| method | scale | device | precision | memory format | params | GFLOPs / output MP | output Mvoxel/s | "
+            "% of conv peak | tiled / whole speed | peak memory (MiB) |",
+            "|---|---:|---|---|---|---:|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in speed:
-        out.append(f"| {r['method']} | x{r['scale']} | {r['device']} | {r['precision']} | {r['params']:,} | "
-                   f"{_fmt(r['gflops_per_mp'], '.1f')} | {r['mvox_per_s']:.3f} | "
+        out.append(f"| {r['method']} | x{r['scale']} | {r['device']} | {r['precision']} | {r['memory_format']} | "
+                   f"{r['params']:,} | {_fmt(r['gflops_per_mp'], '.1f')} | {r['mvox_per_s']:.3f} | "
                    f"{_fmt(None if r['peak_fraction'] is None else 100 * r['peak_fraction'], '.1f')} | "
-                   f"{_fmt(r.get('peak_memory_mib'), '.0f')} |")  # fmt: skip
+                   f"{_fmt(r.get('tiled_vs_whole'), '.2f')} | {_fmt(r.get('peak_memory_mib'), '.0f')} |")  # fmt: skip
     return "\n".join(out) + "\n"
 
 

@@ -26,7 +26,8 @@ def small_manifest(tmp_path):
 
 def test_benchmark_writes_tables_csv_and_figures(small_manifest, tmp_path):
     config = BenchmarkConfig(manifest=small_manifest, scales=[2], bundles=["msrn"], devices=["cpu"], amp=True,
-                             repeats=1, warmup=0, speed_volume=(24, 20, 2), memory=False, out=str(tmp_path / "b"),
+                             repeats=1, warmup=0, speed_volume=(24, 20, 2), tile=(12, 0.25), memory=False,
+                             out=str(tmp_path / "b"),
                              docs=str(tmp_path / "docs" / "BENCHMARKS.md"))  # fmt: skip
     markdown = run_benchmark(config, progress=lambda _: None)
     out = tmp_path / "b"
@@ -53,6 +54,11 @@ def test_benchmark_writes_tables_csv_and_figures(small_manifest, tmp_path):
         (m, p) for m in ("zerofill", "bicubic", "msrn") for p in ("float32", "bfloat16 AMP")
     }
     assert all(float(r["mvox_per_s"]) > 0 for r in speed)
+    tiled = {(r["method"], r["precision"]): r["tiled_vs_whole"] for r in speed}
+    assert float(tiled[("msrn", "float32")]) > 0 and tiled[("msrn", "bfloat16 AMP")] == ""  # float32 networks only
+    assert {r["method"]: r["memory_format"] for r in speed}["msrn"] == "channels_last"  # its measured preference
+    amp = {r["method"]: r["psnr_amp"] for r in rows if r["table"] == "quality"}
+    assert amp["zerofill"] == "" and abs(float(amp["msrn"]) - quality["msrn"]) < 0.1  # bf16 costs little
 
 
 def test_gflops_per_megapixel_counts_the_network():
