@@ -6,10 +6,10 @@ Input: ``--slices`` middle slices of mrsr's real T1 sample (128x128 in-plane, no
 volume, super-resolved x2 by :func:`mrsr.inference.super_resolve` with the bundle's x2 weights.
 Each row: output Mvoxel/s (median of ``--repeats`` runs after one warm-up, the variants timed
 round-robin), the ratio to the
-default (float32, the network's preferred memory format, 8 slices per batch, whole slices), and
+default (float32, the network's preferred memory format and slices per batch, whole slices), and
 how far the output moves from the default's (mean and max absolute difference, in % of the
-normalised intensity range). Variants: channels_last and contiguous forced; 1, 2, 4 and 32 slices
-per batch; AMP (bfloat16 on CPU, float16 on CUDA); sliding-window tiles (``even_tiles``: the fewest
+normalised intensity range). Variants: channels_last and contiguous forced; 1, 2, 4, 8 and 32
+slices per batch; AMP (bfloat16 on CPU, float16 on CUDA); sliding-window tiles (``even_tiles``: the fewest
 tiles, shrunk evenly) with the computed area over the slice area; ``torch.compile`` (with
 ``--compile``: slow to build on a CPU). Ratios are comparable within one run only; run it on an
 otherwise idle machine.
@@ -57,6 +57,7 @@ def variants(size: tuple[int, int], with_compile: bool) -> dict[str, dict]:
         "1 slice per batch": {"slice_batch": 1},
         "2 slices per batch": {"slice_batch": 2},
         "4 slices per batch": {"slice_batch": 4},
+        "8 slices per batch": {"slice_batch": 8},
         "32 slices per batch": {"slice_batch": 32},
         "AMP": {"amp": True},
     }

@@ -194,7 +194,7 @@ def inference_config(name: str) -> dict:
         "slice_axis": "auto",
         "roi_size": None,
         "overlap": 0.25,
-        "slice_batch": 8,
+        "slice_batch": None,
         "amp": False,
         "channels_last": None,
         "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",

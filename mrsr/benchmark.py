@@ -11,12 +11,12 @@ Speed and cost, per method, device and precision (float32; AMP: bfloat16 on CPU,
 - parameters; GFLOPs per output megapixel (``FlopCounterMode``, 2 per multiply-accumulate, on a
   128x128 LR slice);
 - throughput: output megavoxels per second of :func:`mrsr.inference.super_resolve` on a random LR
-  volume (whole slices, slice batch 8, the network's memory format), the median of ``repeats``
+  volume (whole slices; the network's slice batch and memory format), the median of ``repeats``
   runs after ``warmup`` runs;
 - the fraction of the machine's convolution peak that reaches: GFLOPs per megapixel x megapixels
   per second over the GFLOP/s of a large channels-last 3x3 convolution (64 -> 64 channels on
   8 x 128 x 128) timed in the same run;
-- tiled inference (float32, ``tile``: 64x64 LR tiles, overlap 0.125) against whole slices, as a
+- tiled inference (float32, ``tile``: 80x80 LR tiles, overlap 0.05) against whole slices, as a
   speed ratio on the same volume;
 - the PSNR change with AMP on the quality volumes;
 - peak memory of super-resolving a 256x256x108 HR volume's LR (x2: 128x128x108 in): on CUDA
@@ -68,7 +68,7 @@ class BenchmarkConfig:
     repeats: int = 5
     warmup: int = 1
     speed_volume: tuple[int, int, int] = (128, 128, 8)  # LR volume of the throughput runs
-    tile: tuple[int, float] = (64, 0.125)  # LR tile side and overlap of the tiled-inference run
+    tile: tuple[int, float] = (80, 0.05)  # LR tile side and overlap of the tiled-inference run
     memory: bool = True
     out: str = "benchmark"
     docs: str | None = None
@@ -268,7 +268,7 @@ def _header(config: BenchmarkConfig, peaks: dict[tuple[str, bool], float]) -> st
         + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
         + f"; torch {torch.__version__}.",
         f"- Throughput: `super_resolve` of a random {'x'.join(map(str, config.speed_volume))} LR volume (whole "
-        f"slices, batch 8, each network in its measured memory format), median of {config.repeats} runs after "
+        f"slices; each network's measured slice batch and memory format), median of {config.repeats} runs after "
         f"{config.warmup} warm-up; output Mvoxel/s. Tiled / whole: the same in float32 with {config.tile[0]}x"
         f"{config.tile[0]} LR tiles at overlap {config.tile[1]} (`even_tiles`, core kept), whole-slice time over "
         "tiled time (>= 0.9 is within 10%).",

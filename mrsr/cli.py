@@ -132,7 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--overlap", type=float, default=0.25, help="tile overlap, a fraction of the tile (half is context)")
     p.add_argument("--sw-batch-size", type=int, default=8, help="tiles per forward pass")
-    p.add_argument("--slice-batch", type=int, default=8, help="slices per batch")
+    p.add_argument(
+        "--slice-batch",
+        type=int,
+        help="slices per forward pass (default: 8 on a GPU, the network's pixel budget on a CPU)",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--amp", action="store_true", help="mixed precision (fp16 on CUDA, bf16 on CPU)")
     _add_common(p)

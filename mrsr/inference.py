@@ -33,6 +33,7 @@ __all__ = [
     "core_weight_map",
     "even_tiles",
     "prefers_channels_last",
+    "resolve_slice_batch",
     "resolve_device",
     "resolve_slice_axis",
     "super_resolve",
@@ -112,17 +113,38 @@ def _memory_format(predictor: Predictor, channels_last: bool | None) -> torch.me
 def _in_memory_format(predictor: Predictor, fmt: torch.memory_format | None):
     """Run a module's 4D weights in ``fmt``, and give them back in the format they had (training goes on in it)."""
     weights = [w for w in predictor.parameters() if w.ndim == 4] if isinstance(predictor, torch.nn.Module) else []
-    if fmt is None or not weights or weights[0].is_contiguous(memory_format=fmt):
+    if fmt is None or all(w.is_contiguous(memory_format=fmt) for w in weights):  # (a 1-channel conv is both)
         yield
         return
-    was = (
-        torch.channels_last if weights[0].is_contiguous(memory_format=torch.channels_last) else torch.contiguous_format
-    )
+    cl = all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+    was = torch.channels_last if cl else torch.contiguous_format
     predictor.to(memory_format=fmt)
     try:
         yield
     finally:
         predictor.to(memory_format=was)
+
+
+CPU_BATCH_PIXELS = 32768  # LR pixels per forward pass on a CPU unless the network measured its own
+
+
+def resolve_slice_batch(predictor: Predictor, slice_size: Sequence[int], device: torch.device, slice_batch=None) -> int:
+    """Slices per forward pass: ``slice_batch``, or by default 8 on a GPU and on a CPU as many as fit
+    the network's ``batch_pixels`` (LR pixels; :data:`CPU_BATCH_PIXELS` if it has none), at least 1.
+
+    On a CPU, large batches run slower, not faster: their activations are fresh memory that the
+    kernel must fault in on every pass (``benchmarks/inference_variants.py``: DURN 2x faster one
+    128x128 slice at a time than eight), while a GPU wants work to fill it.
+
+    >>> resolve_slice_batch(None, (64, 64), torch.device("cpu")), resolve_slice_batch(None, (64, 64), torch.device("cuda"))
+    (8, 8)
+    """
+    if slice_batch is not None:
+        return max(1, int(slice_batch))
+    if device.type != "cpu":
+        return 8
+    budget = getattr(predictor, "batch_pixels", CPU_BATCH_PIXELS)
+    return max(1, budget // max(1, int(slice_size[0]) * int(slice_size[1])))
 
 
 def even_tiles(
@@ -195,7 +217,7 @@ def super_resolve(
     roi_size: Sequence[int] | None = None,
     overlap: float = 0.25,
     sw_batch_size: int = 8,
-    slice_batch: int = 8,
+    slice_batch: int | None = None,
     device: str | torch.device | None = "cpu",
     amp: bool = False,
     channels_last: bool | None = None,
@@ -218,7 +240,8 @@ def super_resolve(
         overlap: tile overlap as a fraction of ``roi_size``: each tile keeps its core and drops
             half the overlap at each cut edge (:func:`core_weight_map`).
         sw_batch_size: tiles per forward pass (tiles of all slices in a batch are pooled).
-        slice_batch: slices per batch.
+        slice_batch: slices per forward pass; ``None``: :func:`resolve_slice_batch` (8 on a GPU, a
+            measured pixel budget on a CPU).
         device: ``"cpu"``, ``"cuda"``, ``"auto"`` or a torch device.
         amp: autocast (float16 on CUDA, bfloat16 on CPU).
         channels_last: run an ``nn.Module`` and its inputs in channels_last memory format; ``None``
@@ -258,8 +281,13 @@ def super_resolve(
         tiles, fractions = even_tiles((h, w), roi_size, overlap, getattr(predictor, "input_multiple", 1))
     weight_map = core_weight_map(tiles, fractions).to(dev)
     autocast = autocast_context(dev, amp)
-    starts = range(0, depth, max(1, slice_batch))
-    with _in_memory_format(predictor, fmt), torch.inference_mode(), autocast:  # weights converted outside inference mode
+    slice_batch = resolve_slice_batch(predictor, (h, w), dev, slice_batch)
+    starts = range(0, depth, slice_batch)
+    with (
+        _in_memory_format(predictor, fmt),
+        torch.inference_mode(),
+        autocast,
+    ):  # weights converted outside inference mode
         for start in tqdm(starts, desc="super-resolving", unit="batch", disable=not progress, leave=False):
             stop = min(start + slice_batch, depth)
             x = _neighbour_batch(vol, start, stop, in_channels // 2).to(dev)

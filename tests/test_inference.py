@@ -240,3 +240,25 @@ def test_resolve_slice_axis_finds_the_thickest_axis():
     assert resolve_slice_axis(MetaTensor(torch.zeros(1, 4, 4, 4), affine=rotated), "auto") == 1
     with pytest.raises(MrsrError, match="'auto'"):
         super_resolve(vol([1.0, 1.0, 1.0]), lambda x: x, 1, slice_axis=3)
+
+
+def test_slice_batch_follows_the_network_pixel_budget_on_a_cpu():
+    from mrsr.inference import resolve_slice_batch
+    from mrsr.networks import get_network
+
+    durn = get_network("durn", preset="small", scale=2)
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    assert resolve_slice_batch(durn, (128, 128), cpu) == 1 and resolve_slice_batch(durn, (64, 64), cpu) == 4
+    assert resolve_slice_batch(durn, (512, 512), cpu) == 1  # at least one slice
+    assert resolve_slice_batch(Bicubic(scale=2), (128, 128), cpu) == 2  # the default budget
+    assert resolve_slice_batch(durn, (128, 128), gpu) == 8 and resolve_slice_batch(durn, (128, 128), cpu, 5) == 5
+
+
+def test_channels_last_converts_networks_whose_first_conv_has_one_channel():
+    from mrsr.inference import _in_memory_format
+    from mrsr.networks import get_network
+
+    net = get_network("msrn", preset="small", scale=2)  # its head is 1 -> C: both formats at once
+    with _in_memory_format(net, torch.channels_last):
+        assert all(w.is_contiguous(memory_format=torch.channels_last) for w in net.parameters() if w.ndim == 4)
+    assert all(w.is_contiguous() for w in net.parameters())

@@ -33,7 +33,7 @@ class VolumeInferer(Inferer):
             :func:`mrsr.inference.resolve_slice_axis`).
         roi_size: largest tile (h, w) for sliding-window inference, or ``None`` for whole slices.
         overlap: tile overlap, a fraction of ``roi_size``.
-        slice_batch: slices per forward pass.
+        slice_batch: slices per forward pass; ``None``: 8 on a GPU, the network's pixel budget on a CPU.
         amp: autocast (float16 on CUDA, bfloat16 on CPU).
         channels_last: channels_last memory format; ``None`` follows the network's preference.
 
@@ -48,7 +48,7 @@ class VolumeInferer(Inferer):
         slice_axis: int | str = 2,
         roi_size: Sequence[int] | None = None,
         overlap: float = 0.25,
-        slice_batch: int = 8,
+        slice_batch: int | None = None,
         amp: bool = False,
         channels_last: bool | None = None,
     ) -> None:

@@ -167,6 +167,7 @@ class DURN(nn.Module):
         "small": {"features": 16, "num_levels": 2, "num_urns": 2},
     }
 
+    batch_pixels = 16384  # LR pixels per forward pass on a CPU (mrsr.inference.resolve_slice_batch)
     prefers_channels_last = True  # faster in channels_last on a CPU (benchmarks/inference_variants.py)
 
     def __init__(

@@ -246,6 +246,7 @@ class ICONet(nn.Module):
         "small": {"features": 32, "num_blocks": 2, "reduction": 4},
     }
 
+    batch_pixels = 16384  # LR pixels per forward pass on a CPU (mrsr.inference.resolve_slice_batch)
     prefers_channels_last = True  # faster in channels_last on a CPU (benchmarks/inference_variants.py)
 
     def __init__(

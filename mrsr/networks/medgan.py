@@ -174,6 +174,8 @@ class CasNet(nn.Module):
         "small": {"features": 16, "num_levels": 5, "max_features": 128, "num_blocks": 2},
     }
 
+    batch_pixels = 65536  # LR pixels per forward pass on a CPU (mrsr.inference.resolve_slice_batch)
+
     def __init__(
         self,
         spatial_dims: int = 2,

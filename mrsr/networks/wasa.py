@@ -132,6 +132,8 @@ class WASA(nn.Module):
         "small": {"features": 16, "num_blocks": 4, "skip_features": 16, "reduction": 4},
     }
 
+    batch_pixels = 65536  # LR pixels per forward pass on a CPU (mrsr.inference.resolve_slice_batch)
+
     def __init__(
         self,
         spatial_dims: int = 2,
