@@ -121,6 +121,12 @@ class PairedPatchDataset(Dataset):
     degraded slice and its k neighbours each side (edges replicated, as at inference), the HR patch
     the centre slice exactly under it.
 
+    ``target_grids`` adds, for each factor f (a divisor of s, 1 < f <= s), ``"label_<f>"``: the
+    centre HR slice as a clean acquisition on the grid 1/f measures it (its whole-slice k-space
+    truncation by f, magnitude, no window or noise), cropped under the patch: (1, s/f*P, s/f*P).
+    These are the intermediate targets of multi-stage networks (ICONet); truncating the HR *patch*
+    instead would treat the patch as periodic and put wrap-around ringing into the target.
+
     Args:
         volumes: (1, X, Y, Z) HR volumes, normalised.
         scale: SR factor s (integer).
@@ -131,9 +137,11 @@ class PairedPatchDataset(Dataset):
         slice_axis: the axis across which slices are taken.
         background_weight: see :func:`slice_weights`.
         seed: the seed every sample's randomness derives from.
+        target_grids: factors f of the extra ``"label_<f>"`` targets (see above).
 
     Raises:
         MrsrError: no volume is large enough for an LR patch of ``patch_size``.
+        ValueError: a target grid factor does not divide ``scale``.
     """
 
     def __init__(
@@ -147,8 +155,13 @@ class PairedPatchDataset(Dataset):
         slice_axis: int = 2,
         background_weight: float = 0.1,
         seed: int = 0,
+        target_grids: Sequence[int] = (),
     ) -> None:
         self.scale, self.patch_size, self.k = int(scale), int(patch_size), int(neighbours)
+        self.target_grids = tuple(int(f) for f in target_grids)
+        bad = [f for f in self.target_grids if f <= 1 or self.scale % f]
+        if bad:
+            raise ValueError(f"target_grids {bad}: each must be a divisor of the scale {self.scale} above 1.")
         self.samples_per_epoch, self.seed = int(samples_per_epoch), int(seed)
         self.degradation = degradation or Degradation()
         self.slice_axis = slice_axis
@@ -216,8 +229,17 @@ class PairedPatchDataset(Dataset):
         x0 = int(rng.integers(hr.shape[2] // s - p + 1))
         lr = self._degrade(hr, rng)  # drawn last: the degradation options don't move the patch
         lr_patch = lr[:, y0 : y0 + p, x0 : x0 + p]
-        hr_patch = hr[self.k : self.k + 1, s * y0 : s * (y0 + p), s * x0 : s * (x0 + p)]
-        return {"image": lr_patch.float().contiguous(), "label": hr_patch.float().contiguous()}
+        centre = hr[self.k : self.k + 1]
+        item = {"image": lr_patch.float().contiguous(), "label": _crop_under(centre, s, y0, x0, p)}
+        for f in self.target_grids:
+            acquired = fourier_resize(centre, [centre.shape[1] // f, centre.shape[2] // f], [1, 2]).abs()
+            item[f"label_{f}"] = _crop_under(acquired, s // f, y0, x0, p)
+        return item
+
+
+def _crop_under(image: torch.Tensor, step: int, y0: int, x0: int, p: int) -> torch.Tensor:
+    """The (C, step*p, step*p) crop of ``image`` that lies under the LR patch at (y0, x0) of side p."""
+    return image[:, step * y0 : step * (y0 + p), step * x0 : step * (x0 + p)].float().contiguous()
 
 
 class VolumePairDataset(Dataset):

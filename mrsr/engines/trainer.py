@@ -43,6 +43,7 @@ __all__ = [
     "build_training",
     "Training",
     "StagesInferer",
+    "StageTargetBatch",
     "StagesForward",
     "MedGANTrainer",
     "CosineSchedule",
@@ -73,6 +74,36 @@ class StagesForward(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, stages: bool = False) -> Any:
         return self.net.forward_stages(x) if stages else self.net(x)
+
+
+def _target_grids(config: TrainConfig) -> tuple[int, ...]:
+    """The coarser grids whose whole-slice targets a multi-stage network (ICONet) is supervised on."""
+    if config.network != "iconet":
+        return ()
+    from mrsr.networks.iconet import ICONet
+
+    factors = ICONet.stage_factors(config.scale)
+    return tuple(sorted({f for fs in factors.values() for f in fs} - {1}))
+
+
+class StageTargetBatch:
+    """``prepare_batch`` for ICONet: ``(LR, {"sr": [...], "rec": [...]})``, the stage targets of the batch.
+
+    The targets are the batch's ``"label"`` (HR) and ``"label_<f>"`` (coarser grids, from whole slices;
+    :class:`~mrsr.engines.data.PairedPatchDataset`), in :meth:`ICONet.stage_factors` order.
+    """
+
+    def __init__(self, scale: int) -> None:
+        from mrsr.networks.iconet import ICONet
+
+        self.factors = ICONet.stage_factors(scale)
+
+    def __call__(self, batchdata: dict, device: Any = None, non_blocking: bool = False, **kwargs: Any) -> tuple:
+        def get(f: int) -> torch.Tensor:
+            return batchdata["label" if f == 1 else f"label_{f}"].to(device=device, non_blocking=non_blocking, **kwargs)
+
+        image = batchdata["image"].to(device=device, non_blocking=non_blocking, **kwargs)
+        return image, {kind: [get(f) for f in fs] for kind, fs in self.factors.items()}
 
 
 class CosineSchedule:
@@ -149,7 +180,7 @@ def _loaders(config: TrainConfig, ctx: DistContext) -> tuple[DataLoader, DataLoa
     deg = Degradation(config.windows, config.snr_range, config.factor_jitter, config.augment)
     dataset = PairedPatchDataset(
         train_vols, config.scale, config.patch_size, config.neighbours, config.samples_per_epoch, deg,
-        config.slice_axis, config.background_weight, config.seed,
+        config.slice_axis, config.background_weight, config.seed, _target_grids(config),
     )  # fmt: skip
     sampler = SampleSampler(dataset, ctx.world_size, ctx.rank, config.seed)
     cuda = ctx.device.type == "cuda"
@@ -308,6 +339,7 @@ def build_training(config: TrainConfig, ctx: DistContext, loader: DataLoader, ep
         trainer = SupervisedTrainer(
             device=ctx.device, max_epochs=epochs, train_data_loader=loader, network=wrapped, optimizer=opt,
             loss_function=loss_fn, epoch_length=steps, inferer=StagesInferer() if config.network == "iconet" else SimpleInferer(),
+            prepare_batch=StageTargetBatch(config.scale) if config.network == "iconet" else default_prepare_batch,
             amp=amp, decollate=False, optim_set_to_none=True,
         )  # fmt: skip
         extra = {}

@@ -23,7 +23,10 @@ class MultiStageLoss(nn.Module):
     DATA.md's degradation); the stage terms are summed, not averaged, as the paper's loss.
 
     Called with the dict of :meth:`ICONet.forward_stages` (training) or with a plain SR tensor (then
-    just ``L(sr, hr)``, e.g. for validation on the final output).
+    just ``L(sr, hr)``, e.g. for validation on the final output). The target is the HR tensor (the
+    stage targets are then computed from it, exact for whole images) or, in training, the stage
+    targets themselves, ``{"sr": [...], "rec": [...]}`` on the same grids as the outputs, taken from
+    whole slices (:class:`mrsr.engines.data.PairedPatchDataset` ``target_grids``).
 
     Args:
         scale: the network's scale (2, 4 or 8: one to three stages); None: ``2 ** (number of stages)``
@@ -33,7 +36,7 @@ class MultiStageLoss(nn.Module):
 
     Shapes:
         pred ``{"sr": [(B, C, 2**t h, 2**t w)], "rec": [(B, C, 2**(t-1) h, 2**(t-1) w)]}`` or
-        (B, C, s*h, s*w); hr (B, C, s*h, s*w) -> scalar.
+        (B, C, s*h, s*w); hr (B, C, s*h, s*w) or targets shaped as the stage outputs -> scalar.
     """
 
     def __init__(self, scale: int | None = None, rec_weight: float = 1.0, criterion: nn.Module | None = None) -> None:
@@ -42,7 +45,7 @@ class MultiStageLoss(nn.Module):
         self.rec_weight = float(rec_weight)
         self.criterion = criterion if criterion is not None else nn.L1Loss()
 
-    def stage_losses(self, pred: StageOutputs, hr: torch.Tensor) -> dict[str, torch.Tensor]:
+    def stage_losses(self, pred: StageOutputs, hr: torch.Tensor | StageOutputs) -> dict[str, torch.Tensor]:
         """Unweighted per-stage losses ``{"sr_1", ..., "rec_1", ...}`` of :meth:`ICONet.forward_stages` outputs."""
         stages = len(pred["sr"])
         scale = 2**stages if self.scale is None else self.scale
@@ -51,16 +54,20 @@ class MultiStageLoss(nn.Module):
                 f"MultiStageLoss(scale={scale}) expects {scale.bit_length() - 1} stages, got "
                 f"{stages} SR and {len(pred['rec'])} reconstruction outputs."
             )
-        targets = ICONet.stage_targets(hr, scale)
+        targets = hr if isinstance(hr, Mapping) else ICONet.stage_targets(hr, scale)
         losses = {}
         for kind in ("sr", "rec"):
-            for t, (out, target) in enumerate(zip(pred[kind], targets[kind]), start=1):
+            for t, (out, target) in enumerate(zip(pred[kind], targets[kind], strict=True), start=1):
+                if out.shape != target.shape:
+                    raise ValueError(
+                        f"MultiStageLoss: {kind}_{t} is {tuple(out.shape)}, its target {tuple(target.shape)}."
+                    )
                 losses[f"{kind}_{t}"] = self.criterion(out, target)
         return losses
 
-    def forward(self, pred: StageOutputs | torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
-        """The loss of ``pred`` (stage dict or final SR tensor) against the HR image ``hr``."""
+    def forward(self, pred: StageOutputs | torch.Tensor, hr: torch.Tensor | StageOutputs) -> torch.Tensor:
+        """The loss of ``pred`` (stage dict or final SR tensor) against the HR image or the stage targets."""
         if isinstance(pred, torch.Tensor):
-            return self.criterion(pred, hr)
+            return self.criterion(pred, hr["sr"][-1] if isinstance(hr, Mapping) else hr)
         losses = self.stage_losses(pred, hr)
         return sum((self.rec_weight * v if k.startswith("rec") else v) for k, v in losses.items())

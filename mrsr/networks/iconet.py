@@ -318,6 +318,22 @@ class ICONet(nn.Module):
         return self.forward_stages(x)["sr"][-1]
 
     @staticmethod
+    def stage_factors(scale: int) -> dict[str, list[int]]:
+        """The grid of every stage output, as the factor f of the HR grid (1/f) it lies on.
+
+        ``sr_t`` lies on the grid of factor ``scale // 2**t``, ``rec_t`` on ``scale // 2**(t-1)``.
+
+        >>> ICONet.stage_factors(4)
+        {'sr': [2, 1], 'rec': [4, 2]}
+        """
+        scale = check_scale(scale, (2, 4, 8), "ICONet.stage_factors")
+        stages = {2: 1, 4: 2, 8: 3}[scale]
+        return {
+            "sr": [scale >> t for t in range(1, stages + 1)],
+            "rec": [scale >> (t - 1) for t in range(1, stages + 1)],
+        }
+
+    @staticmethod
     def stage_targets(hr: torch.Tensor, scale: int) -> dict[str, list[torch.Tensor]]:
         """The targets of :meth:`forward_stages`'s outputs, from the HR image.
 
@@ -326,25 +342,25 @@ class ICONet(nn.Module):
             scale: the network's scale (2, 4 or 8).
 
         Returns:
-            ``{"sr": [...], "rec": [...]}`` matching :meth:`forward_stages`: ``hr`` k-space truncated
-            (DATA.md's degradation, :func:`~mrsr.transforms.kspace.fourier_resize`) by
+            ``{"sr": [...], "rec": [...]}`` matching :meth:`forward_stages`: the magnitude of ``hr`` k-space
+            truncated (DATA.md's degradation, :func:`~mrsr.transforms.kspace.fourier_resize`) by
             ``scale // 2**t`` for ``sr_t`` and by ``scale // 2**(t-1)`` for ``rec_t`` (t = 1..S): what
             an acquisition on that grid measures, free of aliasing (plain decimation would alias, and
             the reconstruction branch would learn to add aliasing to the image it upsamples).
+            Exact when ``hr`` is a whole image; for a patch of a larger image this treats the patch
+            as periodic (wrap-around ringing at its edges): training therefore takes the targets
+            from the whole slice (:class:`mrsr.engines.data.PairedPatchDataset` ``target_grids``).
 
         >>> t = ICONet.stage_targets(torch.rand(1, 1, 52, 68), 4)
         >>> [tuple(a.shape[-2:]) for a in t["sr"]], [tuple(a.shape[-2:]) for a in t["rec"]]
         ([(26, 34), (52, 68)], [(13, 17), (26, 34)])
         """
-        scale = check_scale(scale, (2, 4, 8), "ICONet.stage_targets")
+        factors = ICONet.stage_factors(scale)
         if hr.shape[-2] % scale != 0 or hr.shape[-1] % scale != 0:
             raise ValueError(f"ICONet.stage_targets: HR size {tuple(hr.shape[-2:])} is not a multiple of {scale}.")
-        stages = {2: 1, 4: 2, 8: 3}[scale]
         h, w = hr.shape[-2], hr.shape[-1]
 
         def on_grid(factor: int) -> torch.Tensor:
-            return hr if factor == 1 else fourier_resize(hr, [h // factor, w // factor], [-2, -1])
+            return hr if factor == 1 else fourier_resize(hr, [h // factor, w // factor], [-2, -1]).abs()
 
-        sr = [on_grid(scale >> t) for t in range(1, stages + 1)]
-        rec = [on_grid(scale >> (t - 1)) for t in range(1, stages + 1)]
-        return {"sr": sr, "rec": rec}
+        return {kind: [on_grid(f) for f in fs] for kind, fs in factors.items()}

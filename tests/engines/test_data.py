@@ -74,6 +74,27 @@ def test_lr_is_the_whole_slice_truncated_then_cropped(volume, size):
     assert hits
 
 
+@pytest.mark.parametrize("k", [0, 1])
+def test_target_grids_are_whole_slice_acquisitions_under_the_patch(volume, k):
+    """``label_f`` is the clean acquisition on grid 1/f, from the whole slice: at f = s it is the
+    clean LR patch itself, and at x4 ``label_2`` truncated once more is ``label_4``'s interior.
+    Truncating the HR patch instead (periodic) is measurably off at the patch edges."""
+    clean = Degradation(augment=False)
+    ds2 = PairedPatchDataset([volume], 2, 16, neighbours=k, samples_per_epoch=6, degradation=clean, target_grids=(2,))
+    for i in range(6):
+        item = ds2[i]
+        assert torch.equal(item["label_2"], item["image"][k : k + 1])
+    ds4 = PairedPatchDataset([volume], 4, 12, neighbours=k, samples_per_epoch=3, degradation=clean, target_grids=(2, 4))
+    item = ds4[1]
+    assert item["label_2"].shape == (1, 24, 24) and item["label_4"].shape == (1, 12, 12)
+    assert torch.equal(item["label_4"], item["image"][k : k + 1])
+    x2_of_hr = fourier_resize(item["label"], [24, 24], [1, 2]).abs()  # the HR patch treated as periodic
+    edge = (x2_of_hr - item["label_2"]).abs()
+    assert float(edge[:, :2].mean()) > 3 * float(edge[:, 8:-8, 8:-8].mean())  # wrap-around ringing at the edges
+    with pytest.raises(ValueError, match="divisor"):
+        PairedPatchDataset([volume], 4, 12, target_grids=(3,))
+
+
 def test_neighbours_are_the_adjacent_slices(volume):
     ds = PairedPatchDataset(
         [volume], 2, patch_size=16, neighbours=1, samples_per_epoch=5, degradation=Degradation(augment=False)

@@ -22,7 +22,7 @@ def test_matches_the_manual_sum_over_stages(iconet_x4):
     out = iconet_x4.forward_stages(lr)
 
     def kspace(factor):  # the HR image as an acquisition on the coarser grid measures it (DATA.md)
-        return fourier_resize(hr, [24 // factor, 28 // factor], [-2, -1])
+        return fourier_resize(hr, [24 // factor, 28 // factor], [-2, -1]).abs()
 
     manual = (
         F.l1_loss(out["sr"][0], kspace(2))  # stage 1: x2 grid
@@ -62,3 +62,20 @@ def test_stage_count_and_scale_are_checked(iconet_x4):
         MultiStageLoss(2)(out, hr)
     with pytest.raises(ValueError, match="scale"):
         MultiStageLoss(3)
+
+
+def test_given_stage_targets_are_used_as_they_are(iconet_x4):
+    """Training passes whole-slice targets; with the HR's own targets the loss is the same."""
+    from mrsr.networks.iconet import ICONet
+
+    lr, hr = torch.rand(2, 1, 6, 7), torch.rand(2, 1, 24, 28)
+    out = iconet_x4.forward_stages(lr)
+    targets = ICONet.stage_targets(hr, 4)
+    torch.testing.assert_close(MultiStageLoss(4)(out, targets), MultiStageLoss(4)(out, hr))
+    moved = {"sr": targets["sr"], "rec": [targets["rec"][0] + 0.25, targets["rec"][1]]}
+    terms = MultiStageLoss(4).stage_losses(out, moved)
+    torch.testing.assert_close(terms["rec_1"], F.l1_loss(out["rec"][0], targets["rec"][0] + 0.25))
+    torch.testing.assert_close(terms["sr_2"], F.l1_loss(out["sr"][1], hr))
+    torch.testing.assert_close(MultiStageLoss(4)(out["sr"][-1], targets), F.l1_loss(out["sr"][-1], hr))
+    with pytest.raises(ValueError, match="rec_1 is"):
+        MultiStageLoss(4)(out, {"sr": targets["sr"], "rec": [hr, targets["rec"][1]]})

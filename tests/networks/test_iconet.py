@@ -97,7 +97,11 @@ def test_forward_stages_and_targets(scale):
     # the LR target is the k-space degradation of the HR image (DATA.md), not its decimation
     from mrsr.transforms.kspace import fourier_resize
 
-    torch.testing.assert_close(targets["rec"][0], fourier_resize(hr, [13, 17], [-2, -1]))
+    torch.testing.assert_close(targets["rec"][0], fourier_resize(hr, [13, 17], [-2, -1]).abs())
+    assert ICONet.stage_factors(scale) == {
+        "sr": [scale >> t for t in range(1, stages + 1)],
+        "rec": [scale >> t for t in range(stages)],
+    }
     with pytest.raises(ValueError):
         ICONet.stage_targets(torch.rand(1, 1, 10, 12), 4)
 
