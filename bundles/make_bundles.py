@@ -58,7 +58,14 @@ BUNDLES = {
         "train": ["--lr", "5e-4", "--epochs", "12"],
         "epochs_x4": 2,  # two x2 stages on 128x128 HR patches: the slowest at x4 on a CPU
         "note": "The x2 run was stopped after epoch 6 of 12: validation PSNR fell every epoch after the first "
-        "(31.237, 31.224, ..., 31.140 dB; zerofill 31.207), so the shipped x2 weights are epoch 1's.",
+        "(31.237, 31.224, ..., 31.140 dB; zerofill 31.207), so the shipped x2 weights are epoch 1's. They were "
+        "trained before the stage-target fix (commit c5a9cb8: the coarser-grid targets were then the "
+        "truncation of the HR patch, with wrap-around ringing). Retrained with whole-slice targets at lr 2e-3, "
+        "validation PSNR still fell after epoch 1 (reconstruction weight 0.1: 31.221 to 31.098 dB by epoch 8; "
+        "weight 0: 31.205 to 30.902 dB), while the loss on training-like patches fell: on the training volumes "
+        "themselves the epoch-8 weights beat zerofill on the MNI template (35.97 vs 35.49 dB) but not on the "
+        "10-slice b0 volume (34.72 vs 35.12 dB). The small ICONet fits the template, which holds 189 of the 199 "
+        "training slices, and does not carry over to other contrasts; more varied training data is the next step.",
     },
     "msrn": {
         "network": "msrn",
