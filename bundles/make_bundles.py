@@ -27,7 +27,8 @@ MANIFEST = "data_manifests/real_data.json"
 EPOCHS_X4 = 8  # the x4 weights get a shorter run (CPU time), otherwise the x2 recipe
 
 # bundle name -> network (registry name, class), paper, what the bundle sets beyond the small preset,
-# and the training recipe of the shipped weights (mrsr train options besides --network/--scale)
+# and the training recipe of the shipped weights (mrsr train options besides --network/--scale: "train" as
+# option-value pairs, "train_flags" as bare flags)
 BUNDLES = {
     "durn": {
         "network": "durn",
@@ -126,6 +127,7 @@ def train_command(name: str, scale: int) -> str:
         if flag == "--epochs" and scale != 2:
             value = str(spec.get("epochs_x4", EPOCHS_X4))
         args.append(f"{flag} '{value}'" if value.startswith("{") else f"{flag} {value}")
+    args.extend(spec.get("train_flags", ()))
     args.append(f"--out runs/{spec['network']}_x{scale}")
     return " ".join(args)
 
@@ -291,6 +293,7 @@ def train_config(name: str) -> dict:
         "iterations": None,
         "lr": float(recipe.get("--lr", 5e-4)),
         "loss": json.loads(recipe.get("--loss", "{}")),
+        "balance_volumes": "--balance-volumes" in spec.get("train_flags", ()),
         "val_every": 1,
         "seed": 0,
         "device": "auto",
@@ -316,6 +319,7 @@ def train_config(name: str) -> dict:
             "iterations": "@iterations",
             "lr": "@lr",
             "loss": "@loss",
+            "balance_volumes": "@balance_volumes",
             "val_every": "@val_every",
             "seed": "@seed",
             "device": "@device",

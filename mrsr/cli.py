@@ -266,6 +266,7 @@ TRAIN_OPTIONS = (
 )
 TRAIN_FLAGS = (
     ("--no-augment", "augment", False, "no random flips/transposes"),
+    ("--balance-volumes", "balance_volumes", True, "draw every training volume equally often (default: every slice)"),
     ("--deterministic", "deterministic", True, "deterministic algorithms"),
     ("--amp", "amp", True, "mixed precision on CUDA"),
     ("--no-progress", "progress", False, "no progress bar"),

@@ -342,3 +342,21 @@ def test_train_bad_input_is_one_line(tmp_path, args, message):
     lines = [l for l in done.stderr.strip().splitlines() if "nvImageCodec" not in l]
     assert len(lines) == 1 and lines[0].startswith("mrsr: error:") and message in lines[0], done.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_train_flags_reach_the_config():
+    from mrsr.cli import build_parser, train_config_from_args
+
+    argv = [
+        "train",
+        "--network",
+        "iconet",
+        "--manifest",
+        "m.json",
+        "--balance-volumes",
+        "--loss",
+        '{"rec_weight": 0.1}',
+    ]
+    config = train_config_from_args(build_parser().parse_args(argv))
+    assert config.balance_volumes is True and config.loss == {"rec_weight": 0.1}
+    assert train_config_from_args(build_parser().parse_args(argv[:5])).balance_volumes is False

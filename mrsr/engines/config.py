@@ -44,6 +44,8 @@ class TrainConfig:
             "vgg_weights": "vgg19.pth"}``).
         windows, snr_range, factor_jitter, augment: see :class:`mrsr.engines.data.Degradation`.
         background_weight: sampling weight of an empty slice (see :func:`mrsr.engines.data.slice_weights`).
+        balance_volumes: draw every training volume equally often, whatever its number of slices (by
+            default a slice is a slice: a 189-slice volume is drawn 19 times as often as a 10-slice one).
         slice_axis: the axis across which slices are taken.
         val_every: validate every this many epochs (0: never).
         val_roi: tile size (h, w) for validation inference, or ``None`` for whole slices.
@@ -79,6 +81,7 @@ class TrainConfig:
     factor_jitter: float = 1.0
     augment: bool = True
     background_weight: float = 0.1
+    balance_volumes: bool = False
     slice_axis: int = 2
     val_every: int = 1
     val_roi: tuple[int, int] | None = None

@@ -138,6 +138,8 @@ class PairedPatchDataset(Dataset):
         background_weight: see :func:`slice_weights`.
         seed: the seed every sample's randomness derives from.
         target_grids: factors f of the extra ``"label_<f>"`` targets (see above).
+        balance_volumes: every volume is drawn equally often (its slice weights scaled to sum to 1);
+            by default the slice weights of all volumes are pooled, so larger volumes are drawn more.
 
     Raises:
         MrsrError: no volume is large enough for an LR patch of ``patch_size``.
@@ -156,6 +158,7 @@ class PairedPatchDataset(Dataset):
         background_weight: float = 0.1,
         seed: int = 0,
         target_grids: Sequence[int] = (),
+        balance_volumes: bool = False,
     ) -> None:
         self.scale, self.patch_size, self.k = int(scale), int(patch_size), int(neighbours)
         self.target_grids = tuple(int(f) for f in target_grids)
@@ -183,6 +186,8 @@ class PairedPatchDataset(Dataset):
                 f"(HR {need}x{need}); in-plane sizes: {sizes}. Use a smaller --patch-size."
             )
         weights = [slice_weights(s.movedim(0, slice_axis)[None], slice_axis, background_weight) for s in self.stacks]
+        if balance_volumes:
+            weights = [w / w.sum() for w in weights]
         self.slice_index = [(v, z) for v, w in enumerate(weights) for z in range(len(w))]
         cum = np.cumsum(np.concatenate(weights))
         self.cumulative = cum / cum[-1]

@@ -180,7 +180,7 @@ def _loaders(config: TrainConfig, ctx: DistContext) -> tuple[DataLoader, DataLoa
     deg = Degradation(config.windows, config.snr_range, config.factor_jitter, config.augment)
     dataset = PairedPatchDataset(
         train_vols, config.scale, config.patch_size, config.neighbours, config.samples_per_epoch, deg,
-        config.slice_axis, config.background_weight, config.seed, _target_grids(config),
+        config.slice_axis, config.background_weight, config.seed, _target_grids(config), config.balance_volumes,
     )  # fmt: skip
     sampler = SampleSampler(dataset, ctx.world_size, ctx.rank, config.seed)
     cuda = ctx.device.type == "cuda"

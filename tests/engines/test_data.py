@@ -121,6 +121,18 @@ def test_background_slices_are_down_weighted(volume):
     assert empty_share == pytest.approx(6.2 / w.sum(), abs=0.01) and empty_share < 0.25  # half the slices
 
 
+def test_balance_volumes_draws_every_volume_equally_often(volume):
+    small = volume[..., :6]  # a 6-slice volume next to the 62-slice one
+    pooled = PairedPatchDataset([volume, small], 2, 16, samples_per_epoch=1)
+    balanced = PairedPatchDataset([volume, small], 2, 16, samples_per_epoch=1, balance_volumes=True)
+
+    def small_share(ds):
+        r = np.linspace(0, 0.9999, 4000)
+        return np.mean([ds.slice_index[int(np.searchsorted(ds.cumulative, x, side="right"))][0] == 1 for x in r])
+
+    assert small_share(pooled) < 0.2 and small_share(balanced) == pytest.approx(0.5, abs=0.01)
+
+
 def test_noise_and_jitter(volume):
     clean = PairedPatchDataset([volume], 2, 16, samples_per_epoch=4, degradation=Degradation(augment=False))
     noisy = PairedPatchDataset(
