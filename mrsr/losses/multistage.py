@@ -32,15 +32,24 @@ class MultiStageLoss(nn.Module):
         scale: the network's scale (2, 4 or 8: one to three stages); None: ``2 ** (number of stages)``
             of each prediction. A given scale is checked against the prediction.
         rec_weight: weight of the reconstruction terms (1).
-        criterion: the per-stage loss (default ``nn.L1Loss()``).
+        criterion: the per-stage loss: a module, or ``"l1"`` (default, the paper's) or ``"mse"``.
 
     Shapes:
         pred ``{"sr": [(B, C, 2**t h, 2**t w)], "rec": [(B, C, 2**(t-1) h, 2**(t-1) w)]}`` or
         (B, C, s*h, s*w); hr (B, C, s*h, s*w) or targets shaped as the stage outputs -> scalar.
     """
 
-    def __init__(self, scale: int | None = None, rec_weight: float = 1.0, criterion: nn.Module | None = None) -> None:
+    CRITERIA = {"l1": nn.L1Loss, "mse": nn.MSELoss}
+
+    def __init__(
+        self, scale: int | None = None, rec_weight: float = 1.0, criterion: nn.Module | str | None = None
+    ) -> None:
         super().__init__()
+        if criterion is None or isinstance(criterion, str):
+            name = "l1" if criterion is None else criterion.lower()
+            if name not in self.CRITERIA:
+                raise ValueError(f"MultiStageLoss: criterion {criterion!r} is not one of {', '.join(self.CRITERIA)}.")
+            criterion = self.CRITERIA[name]()
         self.scale = None if scale is None else check_scale(scale, (2, 4, 8), "MultiStageLoss")
         self.rec_weight = float(rec_weight)
         self.criterion = criterion if criterion is not None else nn.L1Loss()

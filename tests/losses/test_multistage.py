@@ -79,3 +79,13 @@ def test_given_stage_targets_are_used_as_they_are(iconet_x4):
     torch.testing.assert_close(MultiStageLoss(4)(out["sr"][-1], targets), F.l1_loss(out["sr"][-1], hr))
     with pytest.raises(ValueError, match="rec_1 is"):
         MultiStageLoss(4)(out, {"sr": targets["sr"], "rec": [hr, targets["rec"][1]]})
+
+
+def test_criterion_by_name(iconet_x4):
+    out = iconet_x4.forward_stages(torch.rand(1, 1, 4, 4))
+    hr = torch.rand(1, 1, 16, 16)
+    by_module = MultiStageLoss(4, criterion=torch.nn.MSELoss())(out, hr)
+    torch.testing.assert_close(MultiStageLoss(4, criterion="mse")(out, hr), by_module)
+    torch.testing.assert_close(MultiStageLoss(4, criterion="L1")(out, hr), MultiStageLoss(4)(out, hr))
+    with pytest.raises(ValueError, match="l1, mse"):
+        MultiStageLoss(4, criterion="huber")
