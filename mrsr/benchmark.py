@@ -113,7 +113,7 @@ def quality_rows(config: BenchmarkConfig, scale: int, methods: dict[str, tuple[A
             rows.append({"method": method, "scale": scale, "volume": name, "psnr": result.psnr,
                          "psnr_slice_mean": result.psnr_slice_mean, "ssim": result.ssim,
                          "psnr_fg": result.psnr_fg, "ssim_fg": result.ssim_fg})  # fmt: skip
-            if config.amp and _is_network(predictor):  # what mixed precision costs in quality
+            if config.amp and amp_supported(config.devices[0]) and _is_network(predictor):  # what AMP costs
                 sr = super_resolve(pair["image"], predictor, scale, in_channels=channels, device=config.devices[0],
                                    amp=True)  # fmt: skip
                 rows[-1]["psnr_amp"] = evaluate(sr, pair["label"], border=scale).psnr
@@ -201,6 +201,30 @@ def speed_row(name: str, predictor: Any, in_channels: int, scale: int, device: s
             "tiled_vs_whole": tiled}  # fmt: skip
 
 
+def amp_supported(device: str | torch.device) -> bool:
+    """Whether AMP is worth timing on ``device``: CUDA, or a CPU with native bfloat16 (oneDNN).
+
+    Without native bfloat16 the CPU emulates it, tens of times slower than float32: timing that
+    measures the emulation, not the network (and takes most of the benchmark's time).
+    """
+    dev = torch.device(device)
+    if dev.type != "cpu":
+        return True
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def _precision(dev: torch.device, amp: bool) -> str:
     return ("float16 AMP" if dev.type == "cuda" else "bfloat16 AMP") if amp else "float32"
 
@@ -254,7 +278,7 @@ def _header(config: BenchmarkConfig, peaks: dict[tuple[str, bool], float]) -> st
     from mrsr.data.manifest import REAL_DATA_MANIFEST
 
     manifest = Path(config.manifest or REAL_DATA_MANIFEST)
-    cpu = platform.processor() or platform.machine()
+    cpu = _cpu_name()
     lines = [
         "# mrsr benchmark",
         "",
@@ -272,7 +296,12 @@ def _header(config: BenchmarkConfig, peaks: dict[tuple[str, bool], float]) -> st
         f"{config.warmup} warm-up; output Mvoxel/s. Tiled / whole: the same in float32 with {config.tile[0]}x"
         f"{config.tile[0]} LR tiles at overlap {config.tile[1]} (`even_tiles`, core kept), whole-slice time over "
         "tiled time (>= 0.9 is within 10%).",
-        "- AMP: mean PSNR change: the networks' scores with AMP minus in float32, on the same volumes.",
+        "- AMP: mean PSNR change: the networks' scores with AMP minus in float32, on the same volumes."
+        + "".join(
+            f" Not measured on {dev}: no native bfloat16 (emulated, far slower than float32)."
+            for dev in config.devices
+            if config.amp and not amp_supported(dev)
+        ),
         "- Convolution peak (3x3, 64 -> 64, 8 x 128 x 128, channels-last): "
         + ", ".join(f"{dev} {_precision(torch.device(dev), amp)} {g:.1f} GFLOP/s" for (dev, amp), g in peaks.items())
         + ".",
@@ -363,7 +392,7 @@ def run_benchmark(config: BenchmarkConfig, progress=print) -> str:
     out.mkdir(parents=True, exist_ok=True)
     peaks = {}
     for device in config.devices:
-        for amp in (False, True) if config.amp else (False,):
+        for amp in (False, True) if config.amp and amp_supported(device) else (False,):
             progress(f"convolution peak: {device}, {_precision(torch.device(device), amp)}")
             peaks[(device, amp)] = conv_peak_gflops(device, amp, config.repeats)
     quality, speed, panel = [], [], {}

@@ -24,7 +24,8 @@ def small_manifest(tmp_path):
     return str(path)
 
 
-def test_benchmark_writes_tables_csv_and_figures(small_manifest, tmp_path):
+def test_benchmark_writes_tables_csv_and_figures(small_manifest, tmp_path, monkeypatch):
+    monkeypatch.setattr("mrsr.benchmark.amp_supported", lambda device: True)  # time AMP even where it is emulated
     config = BenchmarkConfig(manifest=small_manifest, scales=[2], bundles=["msrn"], devices=["cpu"], amp=True,
                              repeats=1, warmup=0, speed_volume=(24, 20, 2), tile=(12, 0.25), memory=False,
                              out=str(tmp_path / "b"),
@@ -59,6 +60,16 @@ def test_benchmark_writes_tables_csv_and_figures(small_manifest, tmp_path):
     assert {r["method"]: r["memory_format"] for r in speed}["msrn"] == "channels_last"  # its measured preference
     amp = {r["method"]: r["psnr_amp"] for r in rows if r["table"] == "quality"}
     assert amp["zerofill"] == "" and abs(float(amp["msrn"]) - quality["msrn"]) < 0.1  # bf16 costs little
+
+
+def test_amp_is_skipped_where_the_cpu_only_emulates_bfloat16(small_manifest, tmp_path, monkeypatch):
+    monkeypatch.setattr("mrsr.benchmark.amp_supported", lambda device: False)
+    config = BenchmarkConfig(manifest=small_manifest, scales=[2], bundles=["msrn"], devices=["cpu"], amp=True,
+                             repeats=1, warmup=0, speed_volume=(24, 20, 2), tile=(12, 0.25), memory=False,
+                             out=str(tmp_path / "b"))  # fmt: skip
+    markdown = run_benchmark(config, progress=lambda _: None)
+    assert "AMP" not in markdown.split("## Speed and cost")[1].replace("AMP: mean PSNR change", "")
+    assert "Not measured on cpu: no native bfloat16" in markdown
 
 
 def test_gflops_per_megapixel_counts_the_network():
