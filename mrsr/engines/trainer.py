@@ -76,16 +76,6 @@ class StagesForward(torch.nn.Module):
         return self.net.forward_stages(x) if stages else self.net(x)
 
 
-def _target_grids(config: TrainConfig) -> tuple[int, ...]:
-    """The coarser grids whose whole-slice targets a multi-stage network (ICONet) is supervised on."""
-    if config.network != "iconet":
-        return ()
-    from mrsr.networks.iconet import ICONet
-
-    factors = ICONet.stage_factors(config.scale)
-    return tuple(sorted({f for fs in factors.values() for f in fs} - {1}))
-
-
 class StageTargetBatch:
     """``prepare_batch`` for ICONet: ``(LR, {"sr": [...], "rec": [...]})``, the stage targets of the batch.
 
@@ -97,6 +87,11 @@ class StageTargetBatch:
         from mrsr.networks.iconet import ICONet
 
         self.factors = ICONet.stage_factors(scale)
+
+    @property
+    def grids(self) -> tuple[int, ...]:
+        """The coarser grids (factors f > 1) the dataset must cut targets for (``target_grids``)."""
+        return tuple(sorted({f for fs in self.factors.values() for f in fs} - {1}))
 
     def __call__(self, batchdata: dict, device: Any = None, non_blocking: bool = False, **kwargs: Any) -> tuple:
         def get(f: int) -> torch.Tensor:
@@ -180,7 +175,8 @@ def _loaders(config: TrainConfig, ctx: DistContext) -> tuple[DataLoader, DataLoa
     deg = Degradation(config.windows, config.snr_range, config.factor_jitter, config.augment)
     dataset = PairedPatchDataset(
         train_vols, config.scale, config.patch_size, config.neighbours, config.samples_per_epoch, deg,
-        config.slice_axis, config.background_weight, config.seed, _target_grids(config), config.balance_volumes,
+        config.slice_axis, config.background_weight, config.seed,
+        StageTargetBatch(config.scale).grids if config.network == "iconet" else (), config.balance_volumes,
     )  # fmt: skip
     sampler = SampleSampler(dataset, ctx.world_size, ctx.rank, config.seed)
     cuda = ctx.device.type == "cuda"

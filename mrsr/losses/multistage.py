@@ -52,7 +52,7 @@ class MultiStageLoss(nn.Module):
             criterion = self.CRITERIA[name]()
         self.scale = None if scale is None else check_scale(scale, (2, 4, 8), "MultiStageLoss")
         self.rec_weight = float(rec_weight)
-        self.criterion = criterion if criterion is not None else nn.L1Loss()
+        self.criterion = criterion
 
     def stage_losses(self, pred: StageOutputs, hr: torch.Tensor | StageOutputs) -> dict[str, torch.Tensor]:
         """Unweighted per-stage losses ``{"sr_1", ..., "rec_1", ...}`` of :meth:`ICONet.forward_stages` outputs."""

@@ -327,7 +327,7 @@ class ICONet(nn.Module):
         {'sr': [2, 1], 'rec': [4, 2]}
         """
         scale = check_scale(scale, (2, 4, 8), "ICONet.stage_factors")
-        stages = {2: 1, 4: 2, 8: 3}[scale]
+        stages = scale.bit_length() - 1
         return {
             "sr": [scale >> t for t in range(1, stages + 1)],
             "rec": [scale >> (t - 1) for t in range(1, stages + 1)],

@@ -77,8 +77,7 @@ def test_lr_is_the_whole_slice_truncated_then_cropped(volume, size):
 @pytest.mark.parametrize("k", [0, 1])
 def test_target_grids_are_whole_slice_acquisitions_under_the_patch(volume, k):
     """``label_f`` is the clean acquisition on grid 1/f, from the whole slice: at f = s it is the
-    clean LR patch itself, and at x4 ``label_2`` truncated once more is ``label_4``'s interior.
-    Truncating the HR patch instead (periodic) is measurably off at the patch edges."""
+    clean LR patch itself. Truncating the HR patch instead (periodic) is measurably off at the patch edges."""
     clean = Degradation(augment=False)
     ds2 = PairedPatchDataset([volume], 2, 16, neighbours=k, samples_per_epoch=6, degradation=clean, target_grids=(2,))
     for i in range(6):
