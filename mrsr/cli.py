@@ -247,6 +247,8 @@ TRAIN_OPTIONS = (
     ("--iterations", "iterations", {"type": int, "help": "total optimiser steps (rounded up to whole epochs)"}),
     ("--lr", "lr", {"type": float, "help": "Adam learning rate"}),
     ("--lr-schedule", "lr_schedule", {"choices": ("cosine", "constant"), "help": "learning-rate schedule"}),
+    ("--warmup", "warmup", {"type": int, "help": "optimiser steps of linear learning-rate warm-up"}),
+    ("--grad-clip", "grad_clip", {"type": float, "help": "clip the gradient norm to this"}),
     ("--windows", "windows", {"nargs": "+", "help": "k-space windows drawn per sample: none hamming tukey"}),
     ("--snr-range", "snr_range", {"type": float, "nargs": 2, "metavar": ("LOW", "HIGH"), "help": "Rician SNR range"}),
     ("--factor-jitter", "factor_jitter", {"type": float, "help": "kept k-space band N/f, f in [s, s*jitter]"}),

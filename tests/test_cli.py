@@ -356,7 +356,13 @@ def test_train_flags_reach_the_config():
         "--balance-volumes",
         "--loss",
         '{"rec_weight": 0.1}',
+        "--warmup",
+        "100",
+        "--grad-clip",
+        "0.5",
     ]
     config = train_config_from_args(build_parser().parse_args(argv))
     assert config.balance_volumes is True and config.loss == {"rec_weight": 0.1}
-    assert train_config_from_args(build_parser().parse_args(argv[:5])).balance_volumes is False
+    assert config.warmup == 100 and config.grad_clip == 0.5
+    plain = train_config_from_args(build_parser().parse_args(argv[:5]))
+    assert plain.balance_volumes is False and plain.warmup == 0 and plain.grad_clip is None

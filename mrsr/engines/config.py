@@ -38,6 +38,8 @@ class TrainConfig:
         iterations: total optimiser steps; rounded up to whole epochs.
         lr: Adam learning rate (generator and discriminator for MedGAN).
         lr_schedule: ``"cosine"`` (to 1% of lr over the run, per step) or ``"constant"``.
+        warmup: optimiser steps of linear learning-rate warm-up (from ``lr / warmup`` to ``lr``) before the
+            schedule; 0: none. Adam's first steps at a high rate can throw a zero-initialised network far off.
         weight_decay: Adam weight decay.
         grad_clip: clip the gradient norm to this, or ``None``.
         loss: loss options, passed to :func:`mrsr.losses.get_loss` (e.g. ``{"perceptual_weight": 0.1,
@@ -73,6 +75,7 @@ class TrainConfig:
     iterations: int | None = None
     lr: float = 5e-4
     lr_schedule: str = "cosine"
+    warmup: int = 0
     weight_decay: float = 0.0
     grad_clip: float | None = None
     loss: dict[str, Any] = field(default_factory=dict)
@@ -113,6 +116,10 @@ class TrainConfig:
             raise MrsrError(f"neighbours must be >= 0 (0: 2D), got {self.neighbours}.")
         if self.lr_schedule not in ("cosine", "constant"):
             raise MrsrError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}.")
+        if not int(self.warmup) >= 0:
+            raise MrsrError(f"warmup must be a number of steps >= 0, got {self.warmup}.")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise MrsrError(f"grad_clip must be a positive gradient norm (or none), got {self.grad_clip}.")
         if not self.lr > 0:
             raise MrsrError(f"The learning rate must be positive, got {self.lr}.")
         if self.slice_axis not in (0, 1, 2):

@@ -102,17 +102,21 @@ class StageTargetBatch:
 
 
 class CosineSchedule:
-    """LR multiplier for ``LambdaLR``: cosine from 1 to ``floor`` over ``total`` steps, then ``floor``.
+    """LR multiplier for ``LambdaLR``: a linear warm-up over ``warmup`` steps (``1/warmup`` to 1), then
+    cosine from 1 to ``floor`` by step ``total``, then ``floor``.
 
-    A class rather than a lambda so the scheduler's state (``total``, ``floor``) is saved and a
+    A class rather than a lambda so the scheduler's state (``total``, ``floor``, ``warmup``) is saved and a
     resumed run with a new length can set ``total``.
     """
 
-    def __init__(self, total: int, floor: float = 0.01) -> None:
-        self.total, self.floor = int(total), float(floor)
+    def __init__(self, total: int, floor: float = 0.01, warmup: int = 0) -> None:
+        self.total, self.floor, self.warmup = int(total), float(floor), int(warmup)
 
     def __call__(self, step: int) -> float:
-        t = min(step, self.total) / max(1, self.total)
+        if step < self.warmup:
+            return (step + 1) / self.warmup
+        span = max(1, self.total - self.warmup)
+        t = min(step - self.warmup, span) / span
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
@@ -323,7 +327,7 @@ def build_training(config: TrainConfig, ctx: DistContext, loader: DataLoader, ep
     loss_fn = get_loss(config.network, **loss_options)
     if isinstance(loss_fn, torch.nn.Module):
         loss_fn = loss_fn.to(ctx.device)
-    schedule = CosineSchedule(epochs * steps, 0.01 if config.lr_schedule == "cosine" else 1.0)
+    schedule = CosineSchedule(epochs * steps, 0.01 if config.lr_schedule == "cosine" else 1.0, config.warmup)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     wrapped = StagesForward(net) if config.network == "iconet" else net
@@ -535,7 +539,7 @@ def _medgan_trainer(config, ctx, wrapped, g_opt, schedule, loss_fn, train_loader
         ctx.device
     )
     d_opt = torch.optim.Adam(d_net.parameters(), lr=config.lr, betas=(0.5, 0.999))
-    d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, CosineSchedule(schedule.total, schedule.floor))
+    d_sched = torch.optim.lr_scheduler.LambdaLR(d_opt, CosineSchedule(schedule.total, schedule.floor, schedule.warmup))
     d_wrapped = (
         DistributedDataParallel(d_net, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
         if ctx.distributed

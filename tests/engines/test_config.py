@@ -27,6 +27,8 @@ def test_defaults_and_round_trip(tmp_path):
         ({"neighbours": -1}, "neighbours"),
         ({"lr_schedule": "step"}, "lr_schedule"),
         ({"lr": 0.0}, "learning rate"),
+        ({"warmup": -1}, "warmup"),
+        ({"grad_clip": 0.0}, "grad_clip"),
         ({"windows": ("gauss",)}, "window"),
         ({"snr_range": (0, 3)}, "SNR"),
     ],

@@ -130,6 +130,14 @@ def test_cosine_schedule():
     assert s(500) == pytest.approx(0.01)
 
 
+def test_warmup_ramps_linearly_then_the_cosine_spans_the_rest():
+    s = CosineSchedule(110, 0.01, warmup=10)
+    assert [s(k) for k in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert s(10) == pytest.approx(1.0) and s(60) == pytest.approx(0.505) and s(110) == pytest.approx(0.01)
+    longer_than_run = CosineSchedule(5, 0.01, warmup=10)
+    assert longer_than_run(4) == pytest.approx(0.5) and longer_than_run(10) == pytest.approx(1.0)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("network", sorted(SMALLEST))
 def test_small_presets_train_on_the_real_data_manifest(tmp_path, network):
