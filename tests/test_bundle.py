@@ -312,13 +312,8 @@ def test_model_cards_state_margins_over_both_baselines():
 
 
 # ICONet's shipped weights do not beat zerofill on nibabel's 33x41x25 volume (see its model card)
-SHORT_OF_ZEROFILL = pytest.mark.xfail(strict=True, reason="below zerofill on nibabel_anatomical at x2")
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=SHORT_OF_ZEROFILL) if n == "iconet" else n for n in BUNDLE_NAMES]
-)
+@pytest.mark.parametrize("name", BUNDLE_NAMES)
 def test_weights_beat_both_baselines_on_held_out_volumes_at_x2(name):
     report = evaluate_bundle(name, REPO / "data_manifests" / "real_data.json", scale=2, device="cpu")
     net = name
