@@ -97,6 +97,10 @@ BUNDLES = {
 }
 
 
+# every config ends a failed run on bad input with one line (mrsr.bundle.one_line_errors); --traceback True: the traceback
+ONE_LINE_ERRORS = {"traceback": False, "initialize": ["$mrsr.bundle.one_line_errors(@traceback)"]}
+
+
 def network_def(spec: dict, preset: str = "small") -> dict:
     """The ``network_def`` of a bundle: the class, the preset's sizes and the bundle's options."""
     sys.path.insert(0, str(REPO))
@@ -196,7 +200,7 @@ def inference_config(name: str) -> dict:
         "imports": ["$import torch", "$import mrsr", "$import mrsr.bundle", "$import mrsr.data"],
         "bundle_root": ".",
         "scale": 2,
-        "ckpt_path": "$@bundle_root + ('/models/model.pt' if @scale == 2 else '/models/model_x%d.pt' % @scale)",
+        "ckpt_path": "$mrsr.bundle.shipped_weights(@bundle_root, @scale)",
         "input": "$str(mrsr.data.sample_path())",
         "output_dir": "$@bundle_root + '/eval'",
         "output_postfix": "$'sr_x%d' % @scale",
@@ -260,8 +264,7 @@ def inference_config(name: str) -> dict:
                 "load_dict": {"model": "@network"},
                 "map_location": "@device",
             },
-            {"_target_": "StatsHandler", "iteration_log": False},
-        ],
+        ],  # no StatsHandler: it has no metrics to log here, and it logs every error's traceback
         "evaluator": {
             "_target_": "SupervisedEvaluator",
             "device": "@device",
@@ -271,6 +274,7 @@ def inference_config(name: str) -> dict:
             "postprocessing": "@postprocessing",
             "val_handlers": "@handlers",
         },
+        **ONE_LINE_ERRORS,
         "run": ["$@evaluator.run()"],
     }
 
@@ -279,7 +283,7 @@ def train_config(name: str) -> dict:
     spec = BUNDLES[name]
     recipe = dict(zip(spec["train"][::2], spec["train"][1::2]))
     return {
-        "imports": ["$import mrsr", "$import mrsr.engines"],
+        "imports": ["$import mrsr", "$import mrsr.bundle", "$import mrsr.engines"],
         "bundle_root": ".",
         "network_name": spec["network"],
         "preset": "default",
@@ -334,6 +338,7 @@ def train_config(name: str) -> dict:
             "num_workers": "@num_workers",
             "progress": "@progress",
         },
+        **ONE_LINE_ERRORS,
         "run": ["$mrsr.engines.train(@train_config, resume=@resume, overwrite=@overwrite)"],
     }
 
@@ -345,7 +350,7 @@ MULTI_GPU = {
     "imports": ["$import mrsr", "$import mrsr.bundle", "$import mrsr.engines"],
     "device": "auto",
     "num_workers": 2,
-    "initialize": ["$mrsr.bundle.require_torchrun()"],
+    "initialize": [*ONE_LINE_ERRORS["initialize"], "$mrsr.bundle.require_torchrun()"],
 }
 
 
@@ -360,6 +365,7 @@ def evaluate_config() -> dict:
         "device": "auto",
         "output_dir": "$@bundle_root + '/eval'",
         "update_metadata": False,
+        **ONE_LINE_ERRORS,
         "run": [
             "$mrsr.bundle.evaluate_bundle(@bundle_root, @manifest, scale=@scale, section=@section, "
             "data_root=@data_root, device=@device, output=@output_dir + '/metrics_x%d.json' % @scale, "

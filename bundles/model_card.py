@@ -96,7 +96,7 @@ Options of `inference.json` worth knowing: `--device cuda`, `--amp True` (float1
 `--roi_size "[128,128]"` (tiles: bounded memory for any slice size; `--overlap 0.25` of the tile,
 half of it context that is dropped), `--slice_batch 16` (default: 8 on a GPU, the network's measured pixel budget on a CPU), `--channels_last True|False` (default: the
 network's measured preference), `--slice_axis auto|0|1|2`, `--orientation RAS`, `--output_ext ""`
-(write a DICOM series).
+(write a DICOM series), `--traceback True` (the Python traceback instead of a one-line error on bad input).
 
 ## Measured quality
 

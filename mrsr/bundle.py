@@ -21,6 +21,7 @@ import inspect
 import json
 import os
 import pickle
+import sys
 import time
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
     "find_bundle",
     "weights_path",
     "bundle_scales",
+    "shipped_weights",
     "read_metadata",
     "load_bundle_network",
     "install_weights",
@@ -50,6 +52,7 @@ __all__ = [
     "held_out_pairs",
     "as_datalist",
     "require_torchrun",
+    "one_line_errors",
     "RestoreVolumed",
     "SaveVolumed",
 ]
@@ -106,6 +109,22 @@ def find_bundle(name_or_path: str | os.PathLike) -> Path:
 def weights_path(bundle: str | os.PathLike, scale: int = 2) -> Path:
     """``models/model.pt`` for x2 (MONAI's default name), ``models/model_x{scale}.pt`` otherwise."""
     return find_bundle(bundle) / "models" / ("model.pt" if int(scale) == 2 else f"model_x{int(scale)}.pt")
+
+
+def shipped_weights(bundle: str | os.PathLike, scale: int = 2) -> str:
+    """:func:`weights_path` of a bundle that ships weights for ``scale`` (the inference config's ``ckpt_path``).
+
+    Raises:
+        MrsrError: no weights for this scale; the message names the scales there are.
+    """
+    path = weights_path(bundle, scale)
+    if not path.is_file():
+        have = ", ".join(f"x{s}" for s in bundle_scales(bundle)) or "none"
+        raise MrsrError(
+            f"The bundle {find_bundle(bundle).name} has no weights for x{scale} (it has: {have}); pass --scale "
+            "with one of those, or --ckpt_path with your own weights for this scale."
+        )
+    return str(path)
 
 
 def bundle_scales(bundle: str | os.PathLike) -> list[int]:
@@ -216,6 +235,41 @@ def require_torchrun() -> None:
             "--config_file \"['configs/train.json','configs/multi_gpu_train.json']\"; for one GPU or the CPU "
             "use configs/train.json alone."
         )
+
+
+def _user_error(err: BaseException | None) -> BaseException | None:
+    """The first :class:`MrsrError` or ``OSError`` in ``err``'s chain of causes (MONAI wraps them in RuntimeErrors)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, (MrsrError, OSError)):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
+
+
+def one_line_errors(traceback: bool = False) -> None:
+    """End a bundle run that fails on bad input with one line, ``mrsr: error: ...``, not MONAI's traceback.
+
+    The bundles' configs call this in their ``initialize`` step: ``python -m monai.bundle run`` wraps
+    every error of a config expression in RuntimeErrors and prints the whole chain, which buries the
+    one-line message. The hook (``sys.excepthook``) prints the first :class:`MrsrError` or ``OSError``
+    of an uncaught error's chain instead; the exit status stays non-zero (1). Other errors, and every
+    error when ``traceback`` is true (``--traceback True`` on the command line), keep the full traceback.
+    """
+    if traceback or getattr(sys.excepthook, "mrsr_one_line", False):  # once per process
+        return
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
+        cause = _user_error(value)
+        if cause is None:
+            previous(kind, value, tb)
+        else:
+            print(f"mrsr: error: {cause}", file=sys.stderr)
+
+    hook.mrsr_one_line = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 def as_datalist(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[dict[str, str]]:

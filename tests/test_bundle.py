@@ -29,8 +29,10 @@ from mrsr.bundle import (
     install_weights,
     list_bundles,
     load_bundle_network,
+    one_line_errors,
     read_metadata,
     require_torchrun,
+    shipped_weights,
     weights_path,
 )
 from mrsr.checkpoint import save_weights
@@ -186,6 +188,49 @@ def test_monai_bundle_run_from_the_command_line(lr_sample, tmp_path):
     lr = nib.load(lr_path)
     assert out.shape == (lr.shape[0] * 4, lr.shape[1] * 4, lr.shape[2])
     np.testing.assert_allclose(np.diag(out.affine)[:2], np.diag(lr.affine)[:2] / 4)
+
+
+@pytest.mark.parametrize("traceback", [False, True])
+def test_monai_bundle_run_ends_bad_input_with_one_line(tmp_path, traceback):
+    """MONAI prints every config error as a chain of tracebacks; the bundles' initialize step prints one line."""
+    root = find_bundle("msrn")
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", str(root / "configs" / "inference.json"),
+           "--bundle_root", str(root), "--input", str(tmp_path / "missing.nii.gz"), "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    result = subprocess.run(
+        cmd + (["--traceback", "True"] if traceback else []), capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    if traceback:
+        assert "Traceback" in result.stderr and "missing.nii.gz" in result.stderr
+    else:
+        assert "Traceback" not in result.stderr, result.stderr[-2000:]
+        assert last.startswith("mrsr: error: No such file or folder") and "missing.nii.gz" in last
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_line_errors_finds_the_cause_in_monais_chain(monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(sys, "excepthook", lambda *args: seen.append(args[1]))
+    one_line_errors()
+    one_line_errors()  # installed once
+    try:
+        try:
+            raise MrsrError("No such file or folder: x.nii.gz")
+        except MrsrError as cause:
+            raise RuntimeError("Failed to evaluate ConfigExpression") from cause
+    except RuntimeError as wrapped:
+        sys.excepthook(RuntimeError, wrapped, wrapped.__traceback__)
+    assert capsys.readouterr().err == "mrsr: error: No such file or folder: x.nii.gz\n"
+    internal = KeyError("a bug")
+    sys.excepthook(KeyError, internal, None)  # not bad input: the full report, as before
+    assert seen == [internal]
+
+
+def test_shipped_weights_names_the_scales_there_are():
+    assert shipped_weights("msrn", 4) == str(weights_path("msrn", 4))
+    with pytest.raises(MrsrError, match=r"no weights for x3 \(it has: x2, x4\)"):
+        shipped_weights("msrn", 3)
 
 
 @pytest.mark.parametrize("name", BUNDLE_NAMES)
