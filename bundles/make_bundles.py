@@ -28,7 +28,7 @@ EPOCHS_X4 = 8  # the x4 weights get a shorter run (CPU time), otherwise the x2 r
 
 # bundle name -> network (registry name, class), paper, what the bundle sets beyond the small preset,
 # and the training recipe of the shipped weights (mrsr train options besides --network/--scale: "train" as
-# option-value pairs, "train_flags" as bare flags; "train_x4" where the x4 weights came from another recipe)
+# option-value pairs, "train_flags" as bare flags)
 BUNDLES = {
     "durn": {
         "network": "durn",
@@ -131,13 +131,12 @@ def train_command(name: str, scale: int) -> str:
         "--preset small",
         f"--network-kwargs '{json.dumps(spec['options'])}'",
     ]
-    x4 = scale != 2 and "train_x4" in spec  # x4 weights made by another recipe than the x2 ones
-    rest = spec["train_x4"] if x4 else spec["train"]
+    rest = spec["train"]
     for flag, value in zip(rest[::2], rest[1::2]):
         if flag == "--epochs" and scale != 2:
             value = str(spec.get("epochs_x4", EPOCHS_X4))
         args.append(f"{flag} '{value}'" if value.startswith("{") else f"{flag} {value}")
-    args.extend(() if x4 else spec.get("train_flags", ()))
+    args.extend(spec.get("train_flags", ()))
     args.append(f"--out runs/{spec['network']}_x{scale}")
     return " ".join(args)
 

@@ -117,11 +117,12 @@ def shipped_weights(bundle: str | os.PathLike, scale: int = 2) -> str:
     Raises:
         MrsrError: no weights for this scale; the message names the scales there are.
     """
-    path = weights_path(bundle, scale)
+    root = find_bundle(bundle)
+    path = weights_path(root, scale)
     if not path.is_file():
-        have = ", ".join(f"x{s}" for s in bundle_scales(bundle)) or "none"
+        have = ", ".join(f"x{s}" for s in bundle_scales(root)) or "none"
         raise MrsrError(
-            f"The bundle {find_bundle(bundle).name} has no weights for x{scale} (it has: {have}); pass --scale "
+            f"The bundle {root.name} has no weights for x{scale} (it has: {have}); pass --scale "
             "with one of those, or --ckpt_path with your own weights for this scale."
         )
     return str(path)

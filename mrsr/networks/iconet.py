@@ -273,7 +273,7 @@ class ICONet(nn.Module):
         kernel_size = check_positive(kernel_size, "kernel_size", "ICONet")
         reduction = check_positive(reduction, "reduction", "ICONet")
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.num_stages = {2: 1, 4: 2, 8: 3}[self.scale]
+        self.num_stages = self.scale.bit_length() - 1  # one x2 stage per factor of 2
 
         self.sr_head = conv2d(in_channels, features, 3)
         self.rec_heads = nn.ModuleList(
