@@ -27,8 +27,10 @@ from monai.inferers import sliding_window_inference
 from tqdm.auto import tqdm
 
 from mrsr.errors import MrsrError
+from mrsr.transforms.consistency import kspace_consistency
 
 __all__ = [
+    "DATA_CONSISTENCY_KEY",
     "autocast_context",
     "core_weight_map",
     "even_tiles",
@@ -41,6 +43,7 @@ __all__ = [
 ]
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
+DATA_CONSISTENCY_KEY = "mrsr_data_consistency"
 
 
 def upsampled_affine(affine: torch.Tensor, old_shape: Sequence[int], new_shape: Sequence[int]) -> torch.Tensor:
@@ -223,6 +226,7 @@ def super_resolve(
     channels_last: bool | None = None,
     out_size: Sequence[int] | None = None,
     progress: bool = False,
+    data_consistency: bool = False,
 ) -> MetaTensor:
     """Super-resolve every slice of a volume in-plane.
 
@@ -249,9 +253,13 @@ def super_resolve(
             weights are given back in their own format afterwards.
         out_size: in-plane output size (H, W); default ``round(scale * (h, w))``.
         progress: show a progress bar.
+        data_consistency: replace each output slice's measured k-space band by its input slice's
+            (:func:`~mrsr.transforms.consistency.kspace_consistency`, on whole slices after tiling), so
+            that k-space truncation of the output gives the input back exactly.
 
     Returns:
-        (1, X', Y', Z') float32 MetaTensor on the CPU with the upsampled affine.
+        (1, X', Y', Z') float32 MetaTensor on the CPU with the upsampled affine; its meta records
+        ``"mrsr_data_consistency"``.
 
     >>> from mrsr.networks.baselines import Bicubic
     >>> v = MetaTensor(torch.rand(1, 8, 6, 3), affine=torch.diag(torch.tensor([2.0, 2.0, 5.0, 1.0])))
@@ -303,10 +311,14 @@ def super_resolve(
                     f"The predictor returned shape {tuple(y.shape)} for input {tuple(x.shape)}; expected "
                     f"{(stop - start, 1, *size)}. Check the scale and in_channels match the network."
                 )
+            if data_consistency:
+                centre = in_channels // 2
+                y = kspace_consistency(y.float(), x[:, centre : centre + 1].float(), (2, 3))
             out[start:stop] = y[:, 0].float().cpu()
     out = out.movedim(0, axis).unsqueeze(0)
     meta = dict(volume.meta) if isinstance(volume, MetaTensor) else {}
     affine = volume.affine if isinstance(volume, MetaTensor) else torch.eye(4, dtype=torch.float64)
     meta["affine"] = upsampled_affine(affine, volume.shape[1:], out.shape[1:])
     meta["spatial_shape"] = np.asarray(out.shape[1:])
+    meta[DATA_CONSISTENCY_KEY] = bool(data_consistency)
     return MetaTensor(out, meta=meta)

@@ -24,7 +24,7 @@ class VolumeInferer(Inferer):
     """A MONAI inferer that super-resolves whole volumes with :func:`mrsr.inference.super_resolve`.
 
     Validation thus runs exactly what ``mrsr infer`` runs: batched slices, 2.5D neighbours, optional
-    tiles.
+    tiles, data consistency and test-time adaptation.
 
     Args:
         scale: in-plane SR factor.
@@ -36,6 +36,11 @@ class VolumeInferer(Inferer):
         slice_batch: slices per forward pass; ``None``: 8 on a GPU, the network's pixel budget on a CPU.
         amp: autocast (float16 on CUDA, bfloat16 on CPU).
         channels_last: channels_last memory format; ``None`` follows the network's preference.
+        data_consistency: give each output slice its input's k-space band (:mod:`mrsr.transforms.consistency`).
+        adapt: test-time adaptation steps per volume (:func:`mrsr.adapt.adapt`); ``None``: none, 0: only
+            check the network against zerofill on the volume's own pairs.
+        adapt_time: time budget of the adaptation per volume, in seconds.
+        seed: seed of the adaptation.
 
     Shapes:
         inputs (B, 1, x, y, z) LR volumes -> (B, 1, s*x, s*y, z) (slice axis 2).
@@ -51,21 +56,39 @@ class VolumeInferer(Inferer):
         slice_batch: int | None = None,
         amp: bool = False,
         channels_last: bool | None = None,
+        data_consistency: bool = False,
+        adapt: int | None = None,
+        adapt_time: float | None = None,
+        seed: int = 0,
     ) -> None:
         super().__init__()
         self.scale, self.in_channels, self.slice_axis = scale, in_channels, slice_axis
         self.roi_size, self.overlap, self.slice_batch = roi_size, overlap, slice_batch
-        self.amp, self.channels_last = amp, channels_last
+        self.amp, self.channels_last, self.data_consistency = amp, channels_last, data_consistency
+        self.adapt, self.adapt_time, self.seed = adapt, adapt_time, seed
+
+    def _predictor(self, vol: torch.Tensor, network: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
+        """The network to run on ``vol`` (adapted when asked) and whether data consistency applies."""
+        if self.adapt is None:
+            return network, self.data_consistency
+        from mrsr.adapt import adapt
+
+        result = adapt(
+            network, vol, int(self.scale), steps=self.adapt, time_budget=self.adapt_time, slice_axis=self.slice_axis,
+            in_channels=self.in_channels, data_consistency=self.data_consistency, device=vol.device, seed=self.seed,
+        )  # fmt: skip
+        print(f"mrsr: {result.summary()}", flush=True)
+        return result.predictor, self.data_consistency and result.data_consistency_applies
 
     def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> torch.Tensor:
-        outs = [
-            super_resolve(
-                vol, network, self.scale, slice_axis=self.slice_axis, in_channels=self.in_channels,
+        outs = []
+        for vol in inputs:
+            predictor, consistent = self._predictor(vol, network)
+            outs.append(super_resolve(
+                vol, predictor, self.scale, slice_axis=self.slice_axis, in_channels=self.in_channels,
                 roi_size=self.roi_size, overlap=self.overlap, slice_batch=self.slice_batch, device=inputs.device,
-                amp=self.amp, channels_last=self.channels_last,
-            ).to(inputs.device)
-            for vol in inputs
-        ]  # fmt: skip
+                amp=self.amp, channels_last=self.channels_last, data_consistency=consistent,
+            ).to(inputs.device))  # fmt: skip
         return torch.stack(outs)
 
 

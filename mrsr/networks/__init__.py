@@ -53,6 +53,7 @@ __all__ = [
     "MSRN",
     "CasNet",
     "PatchDiscriminator",
+    "DataConsistent",
 ]
 
 # name -> "module:Class" (lazy) or the class itself once registered / resolved
@@ -193,4 +194,8 @@ def __getattr__(attr: str) -> Any:
     """Lazy access to the network classes: ``from mrsr.networks import MSRN``."""
     if attr in _CLASS_NAMES:
         return get_network_class(_CLASS_NAMES[attr])
+    if attr == "DataConsistent":
+        from mrsr.networks.consistent import DataConsistent
+
+        return DataConsistent
     raise AttributeError(f"module 'mrsr.networks' has no attribute {attr!r}")

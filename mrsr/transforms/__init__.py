@@ -1,5 +1,12 @@
-"""MONAI-style transforms of mrsr: k-space degradation, slice stacking, intensity normalisation."""
+"""MONAI-style transforms of mrsr: k-space degradation and data consistency, slice stacking, intensity normalisation."""
 
+from .consistency import (
+    KSpaceConsistency,
+    KSpaceConsistencyd,
+    KSpaceConsistencyD,
+    KSpaceConsistencyDict,
+    kspace_consistency,
+)
 from .intensity import RobustNormalize, RobustNormalized, RobustNormalizeD, RobustNormalizeDict
 from .kspace import (
     KSpaceTruncate,

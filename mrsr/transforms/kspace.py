@@ -114,14 +114,19 @@ def _resize_matrix(n_in: int, n_out: int, window: str, alpha: float, like: torch
     return _resize_matrix_cpu(n_in, n_out, window, float(alpha)).to(device=like.device, dtype=like.dtype)
 
 
+def matmul_dim(x: torch.Tensor, matrix: torch.Tensor, dim: int) -> torch.Tensor:
+    """Apply the (m, n) ``matrix`` along axis ``dim`` (of length n) of ``x``, batched over the other axes."""
+    n_in, size = x.shape[dim], matrix.shape[0]
+    before = int(np.prod(x.shape[:dim]))
+    after = int(np.prod(x.shape[dim + 1 :]))
+    out = torch.matmul(matrix, x.contiguous().reshape(before, n_in, after))
+    return out.reshape(*x.shape[:dim], size, *x.shape[dim + 1 :])
+
+
 def _resize_dim(x: torch.Tensor, size: int, dim: int, window: str, alpha: float) -> torch.Tensor:
     n_in = x.shape[dim]
     if max(n_in, size) <= MATMUL_MAX_SIZE:
-        matrix = _resize_matrix(n_in, size, window, alpha, x)
-        before = int(np.prod(x.shape[:dim]))
-        after = int(np.prod(x.shape[dim + 1 :]))
-        out = torch.matmul(matrix, x.contiguous().reshape(before, n_in, after))
-        return out.reshape(*x.shape[:dim], size, *x.shape[dim + 1 :])
+        return matmul_dim(x, _resize_matrix(n_in, size, window, alpha, x), dim)
     win = None
     if window not in ("none", None):
         win = kspace_window(min(size, n_in), window, alpha, device=x.device, dtype=x.dtype)
