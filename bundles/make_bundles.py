@@ -5,6 +5,9 @@
     python bundles/make_bundles.py --evaluate           # + score every shipped weights file (x2, x4) on
                                                         #   data_manifests/real_data.json [test], store the
                                                         #   numbers in metadata.json and the model cards
+    python bundles/make_bundles.py --scores benchmark/benchmark.csv
+                                                        # the same numbers from an `mrsr benchmark` run
+                                                        #   (with test-time adaptation at x2)
 
 The weights themselves come from the ``mrsr train`` commands in ``RECIPES`` (printed in each model card).
 Edit this file, not the generated JSON: ``tests/test_bundles.py`` checks they agree.
@@ -24,6 +27,7 @@ SCHEMA = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/downlo
 VERSION = "0.1.0"
 SCALES = (2, 4)
 MANIFEST = "data_manifests/real_data.json"
+BASELINES = ("zerofill", "bicubic")
 EPOCHS_X4 = 8  # the x4 weights get a shorter run (CPU time), otherwise the x2 recipe
 
 # bundle name -> network (registry name, class), paper, what the bundle sets beyond the small preset,
@@ -215,6 +219,10 @@ def inference_config(name: str) -> dict:
         "slice_batch": None,
         "amp": False,
         "channels_last": None,
+        "data_consistency": True,
+        "adapt": None,
+        "adapt_time": None,
+        "seed": 0,
         "device": "$torch.device('cuda:0' if torch.cuda.is_available() else 'cpu')",
         "network_def": network_def(BUNDLES[name]),
         "network": "$@network_def.to(@device)",
@@ -243,6 +251,10 @@ def inference_config(name: str) -> dict:
             "slice_batch": "@slice_batch",
             "amp": "@amp",
             "channels_last": "@channels_last",
+            "data_consistency": "@data_consistency",
+            "adapt": "@adapt",
+            "adapt_time": "@adapt_time",
+            "seed": "@seed",
         },
         "postprocessing": {
             "_target_": "Compose",
@@ -400,6 +412,29 @@ format=%(asctime)s - %(name)s - %(levelname)s - %(message)s
 """
 
 
+def benchmark_reports(csv_file: Path, name: str) -> list[dict]:
+    """``mrsr benchmark``'s per-image quality rows of bundle ``name`` (and both baselines), one report per scale,
+    in the form :func:`mrsr.bundle.store_eval_metrics` takes; the speed from its float32 throughput row."""
+    import csv
+
+    rows = list(csv.DictReader(open(csv_file, newline="")))
+    reports = []
+    for scale in sorted({int(r["scale"]) for r in rows if r["table"] == "quality" and r["method"] == name}):
+        volumes: dict[str, dict] = {}
+        for r in rows:
+            if r["table"] == "quality" and int(r["scale"]) == scale and r["method"].split(" ")[0] in (name, *BASELINES):
+                scores = {k: float(r[k]) for k in ("psnr", "ssim", "psnr_fg", "adapt_seconds") if r.get(k)}
+                if r.get("adapt_choice"):
+                    scores["adapt_choice"] = r["adapt_choice"]
+                volumes.setdefault(r["volume"], {})[r["method"]] = scores
+        speed = [r for r in rows if r["table"] == "speed" and r["method"] == name and int(r["scale"]) == scale
+                 and r["precision"] == "float32"]  # fmt: skip
+        reports.append({"manifest": MANIFEST, "section": "test", "scale": scale, "volumes": volumes,
+                        "speed": f"{float(speed[0]['mvox_per_s']):.2f} output Mvoxel/s on {speed[0]['device']} "
+                        "(mrsr benchmark)" if speed else "not measured"})  # fmt: skip
+    return reports
+
+
 def _write_json(path: Path, obj: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(obj, indent=4) + "\n")
@@ -436,6 +471,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bundles", nargs="+", default=list(BUNDLES), help="which bundles")
     parser.add_argument("--install", metavar="RUNS", help="install RUNS/<network>_x<s>/model_best.pt as weights")
     parser.add_argument("--evaluate", action="store_true", help="score the weights and store the numbers")
+    parser.add_argument("--adapt-steps", type=int, default=300, help="--evaluate: test-time adaptation steps at x2")
+    parser.add_argument("--scores", metavar="CSV", help="store the per-image scores of an `mrsr benchmark` run")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(HERE))
@@ -450,7 +487,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{name}: installed {run} -> {mb.install_weights(run, root, scale)}")
         if args.evaluate:
             for scale in mb.bundle_scales(root):
-                mb.evaluate_bundle(root, REPO / MANIFEST, scale=scale, update_metadata=True)
+                steps = args.adapt_steps if scale == 2 else 0
+                mb.evaluate_bundle(root, REPO / MANIFEST, scale=scale, update_metadata=True, adapt_steps=steps)
+        if args.scores:
+            for report in benchmark_reports(Path(args.scores), name):
+                mb.store_eval_metrics(root, report)
         write_bundle(name)  # the model card shows the stored numbers
     return 0
 

@@ -1,9 +1,10 @@
-"""Write data_manifests/real_data.json: the real scans that ship inside Python packages (DATA.md).
+"""Write data_manifests/real_data.json: the real MR scans that ship inside Python packages.
 
     python data_manifests/real_data.py --overwrite
 
-The paths are ``pkg:`` paths, so the manifest needs no ``--data-root``; ``pip install 'mrsr[data]'``
-installs nilearn and dipy. The file is committed; this script regenerates it.
+The paths are ``pkg:`` paths, so the manifest needs no ``--data-root``; the files come with nilearn,
+dipy, nibabel, pydicom, pydicom-data and matplotlib. The file is committed; this script regenerates
+it and checks that every file is installed.
 """
 
 from __future__ import annotations
@@ -15,8 +16,11 @@ from pathlib import Path
 from mrsr.data.manifest import manifest_parser, real_data_datalist, resolve_datalist, run_manifest_cli
 
 SPLIT = (
-    "Split: training = nilearn's MNI152 T1 template and dipy's S0_10slices b0; validation = dipy's aniso_vox b0; "
-    "test (held out, never trained on) = mrsr's T1 head sample and nibabel's anatomical.nii."
+    "Split: training = nilearn's MNI152 T1 template and dipy's S0_10slices b0; validation (what recipe choices "
+    "use) = dipy's aniso_vox b0, mrsr's T1 head sample and nibabel's anatomical.nii; test (held out, for "
+    "reporting only: never trained on, never used to choose a recipe) = six MR images from pydicom-data, "
+    "pydicom, dipy and matplotlib: a T1 shoulder, a post-contrast fat-suppressed T1 abdomen, a T1 brain crop, "
+    "a T2 slice, a T1 coronal brain slice (.npy) and a sagittal head slice (headerless raw)."
 )
 
 

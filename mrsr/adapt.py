@@ -39,7 +39,7 @@ from mrsr.networks.baselines import ZeroFill
 from mrsr.transforms.consistency import kspace_consistency
 from mrsr.transforms.kspace import fourier_resize
 
-__all__ = ["AdaptResult", "TooSmallToAdapt", "adapt", "CHOICES", "MIN_PAIR_SIZE"]
+__all__ = ["AdaptResult", "TooSmallToAdapt", "adapt", "adaptable_slices", "CHOICES", "MIN_PAIR_SIZE"]
 
 CHOICES = ("adapted", "network", "zerofill")
 MIN_PAIR_SIZE = 8  # the smallest in-plane side of a pair's input (LR / scale)
@@ -187,7 +187,13 @@ def _batch(pairs: _Pairs, scale: int, size: int, patch: int, rng: np.random.Gene
     return torch.stack(inputs).contiguous(), torch.stack(targets).contiguous()
 
 
-def _prepare(volume: torch.Tensor, scale: int, slice_axis: int | str) -> torch.Tensor:
+def adaptable_slices(volume: torch.Tensor, scale: int, slice_axis: int | str = "auto") -> torch.Tensor:
+    """The slices adaptation trains on: (D, h, w), in-plane cut to multiples of ``scale``.
+
+    Raises:
+        TooSmallToAdapt: slices smaller than ``MIN_PAIR_SIZE * scale`` a side.
+        MrsrError: not a (1, X, Y, Z) volume, or a scale that is not an integer >= 2.
+    """
     if volume.ndim != 4 or volume.shape[0] != 1:
         raise MrsrError(f"adapt needs a (1, X, Y, Z) volume, got shape {tuple(volume.shape)}.")
     if scale != int(scale) or scale < 2:
@@ -200,7 +206,7 @@ def _prepare(volume: torch.Tensor, scale: int, slice_axis: int | str) -> torch.T
             f"The input is too small to adapt on: its slices are {vol.shape[1]}x{vol.shape[2]}, and x{scale} "
             f"pairs need at least {MIN_PAIR_SIZE * scale}x{MIN_PAIR_SIZE * scale}; run without adaptation."
         )
-    return vol[:, :h, :w].contiguous()
+    return vol[:, :h, :w].clone()  # a normal tensor even when the input was made in inference mode
 
 
 def adapt(
@@ -248,8 +254,16 @@ def adapt(
     Raises:
         MrsrError: a scale that is not an integer >= 2, or slices too small to make pairs from.
     """
+    # MONAI's evaluators run inferers without autograd (no_grad or inference mode): fine-tuning needs it back
+    with torch.inference_mode(False), torch.enable_grad():
+        return _adapt(network, volume, scale, steps, time_budget, slice_axis, in_channels, batch_size, patch_size,
+                      lr, holdout, validate_every, data_consistency, device, seed, progress)  # fmt: skip
+
+
+def _adapt(network, volume, scale, steps, time_budget, slice_axis, in_channels, batch_size, patch_size, lr,
+           holdout, validate_every, data_consistency, device, seed, progress) -> AdaptResult:  # fmt: skip
     start = time.perf_counter()
-    vol = _prepare(volume, scale, slice_axis)
+    vol = adaptable_slices(volume, scale, slice_axis)
     dev = resolve_device(device)
     pairs = _make_pairs(vol, scale, in_channels, holdout)
     network = network.to(dev).eval()

@@ -1,10 +1,12 @@
 """``mrsr benchmark``: every bundle and both baselines under one protocol, side by side.
 
-Quality, per scale and held-out volume: each HR volume is normalised (0.5th/99.5th percentiles to
-0/1), cropped in-plane to a multiple of the scale, k-space truncated in-plane (DATA.md: no window,
-no noise) and super-resolved back by every method; :func:`mrsr.metrics.evaluate` scores it (PSNR
-of the volume and mean per slice, SSIM as the mean over slices, both also over the foreground mask;
-the HR volume's data range; ``scale`` border pixels cropped).
+Quality, per scale and held-out image: each HR volume is normalised (0.5th/99.5th percentiles to
+0/1), cropped in-plane to a multiple of the scale, k-space truncated in-plane (no window, no noise)
+and super-resolved back by every method; :func:`mrsr.metrics.evaluate` scores it (PSNR of the
+volume and mean per slice, SSIM as the mean over slices, both also over the foreground mask; the HR
+volume's data range; ``scale`` border pixels cropped). Each network is scored three ways: as it is,
+with data consistency (``+dc``, the ``mrsr infer`` default) and after test-time adaptation
+(``+dc +adapt``, :func:`mrsr.adapt.adapt`); the Markdown gives every image's margin over zerofill.
 
 Speed and cost, per method, device and precision (float32; AMP: bfloat16 on CPU, float16 on CUDA):
 
@@ -72,6 +74,8 @@ class BenchmarkConfig:
     memory: bool = True
     out: str = "benchmark"
     docs: str | None = None
+    adapt_steps: int = 300  # test-time adaptation steps of the "+dc +adapt" rows (0: none)
+    adapt_scales: Sequence[int] = (2,)  # scales with "+dc +adapt" rows
 
 
 def _methods(scale: int, bundles: Sequence[str] | None) -> dict[str, tuple[Any, int]]:
@@ -92,33 +96,31 @@ def _methods(scale: int, bundles: Sequence[str] | None) -> dict[str, tuple[Any, 
 def quality_rows(config: BenchmarkConfig, scale: int, methods: dict[str, tuple[Any, int]]) -> tuple[list[dict], dict]:
     """Scores of every method on every volume of the manifest section at ``scale``.
 
+    Each network is scored as it is, with data consistency (``NAME +dc``, ``mrsr infer``'s default) and,
+    at ``config.adapt_scales``, after test-time adaptation with data consistency (``NAME +dc +adapt``:
+    the adaptation's choice and time are in the row); :func:`mrsr.bundle.score_methods`, as the model cards.
+
     Returns:
-        (rows ``{method, scale, volume, psnr, psnr_slice_mean, ssim, psnr_fg, ssim_fg}``, the middle
-        slice of the first volume ``{"hr": array, method: array}`` for the panel).
+        (rows ``{method, scale, volume, psnr, psnr_slice_mean, ssim, psnr_fg, ssim_fg, seconds[, psnr_amp,
+        adapt_choice, adapt_seconds]}``, the middle slice of the first volume ``{"hr": array, method: array}``
+        for the panel).
     """
-    from mrsr.bundle import held_out_pairs
+    from mrsr.bundle import ADAPT, held_out_pairs, score_methods
     from mrsr.data.manifest import REAL_DATA_MANIFEST
-    from mrsr.inference import super_resolve
-    from mrsr.metrics import evaluate
 
     pairs = held_out_pairs(config.manifest or REAL_DATA_MANIFEST, scale, config.section, config.data_root)
+    device = config.devices[0]
+    adapt_steps = config.adapt_steps if scale in config.adapt_scales else 0
+    amp = config.amp and amp_supported(device)
     rows, panel = [], {}
     for i, (name, pair) in enumerate(pairs):
         middle = pair["label"].shape[-1] // 2
         if i == 0:
             panel["hr"] = pair["label"][0, :, :, middle].numpy()
-        for method, (predictor, channels) in methods.items():
-            sr = super_resolve(pair["image"], predictor, scale, in_channels=channels, device=config.devices[0])
-            result = evaluate(sr, pair["label"], border=scale)
-            rows.append({"method": method, "scale": scale, "volume": name, "psnr": result.psnr,
-                         "psnr_slice_mean": result.psnr_slice_mean, "ssim": result.ssim,
-                         "psnr_fg": result.psnr_fg, "ssim_fg": result.ssim_fg})  # fmt: skip
-            if config.amp and amp_supported(config.devices[0]) and _is_network(predictor):  # what AMP costs
-                sr = super_resolve(pair["image"], predictor, scale, in_channels=channels, device=config.devices[0],
-                                   amp=True)  # fmt: skip
-                rows[-1]["psnr_amp"] = evaluate(sr, pair["label"], border=scale).psnr
-            if i == 0:
-                panel[method] = sr[0, :, :, middle].numpy()
+        for label, scores, sr in score_methods(pair, methods, scale, device, adapt_steps, amp):
+            rows.append({"method": label, "scale": scale, "volume": name, **scores})
+            if i == 0 and not label.endswith(ADAPT):
+                panel[label] = sr[0, :, :, middle].numpy()
     return rows, panel
 
 
@@ -315,22 +317,37 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def format_markdown(header: str, quality: list[dict], speed: list[dict]) -> str:
-    """The benchmark's Markdown: header, quality tables (per scale), speed table."""
+    """The benchmark's Markdown: header, per-image quality and margins over zerofill (per scale), speed table."""
     out = [header, ""]
     for scale in sorted({r["scale"] for r in quality}):
         rows = [r for r in quality if r["scale"] == scale]
         volumes = list(dict.fromkeys(r["volume"] for r in rows))
-        out += [f"## Quality at x{scale}", "", "| method | " + " | ".join(
-            f"{v}: PSNR / slice-mean PSNR / SSIM / fg PSNR / fg SSIM" for v in volumes) + " | mean PSNR | AMP: mean PSNR change |",
-            "|---|" + "---|" * (len(volumes) + 2)]  # fmt: skip
-        for method in dict.fromkeys(r["method"] for r in rows):
-            mine = {r["volume"]: r for r in rows if r["method"] == method}
-            cells = [f"{m['psnr']:.2f} / {m['psnr_slice_mean']:.2f} / {m['ssim']:.4f} / {_fmt(m['psnr_fg'], '.2f')} / "
-                     f"{_fmt(m['ssim_fg'], '.4f')}" for m in (mine[v] for v in volumes)]  # fmt: skip
-            mean = float(np.mean([mine[v]["psnr"] for v in volumes]))
-            amp = [mine[v]["psnr_amp"] - mine[v]["psnr"] for v in volumes if "psnr_amp" in mine[v]]
-            amp_cell = _fmt(float(np.mean(amp)) if amp else None, "+.3f")
-            out.append(f"| {method} | " + " | ".join(cells) + f" | {mean:.2f} | {amp_cell} |")
+        methods = list(dict.fromkeys(r["method"] for r in rows))
+        table = {(r["method"], r["volume"]): r for r in rows}
+        out += [f"## Quality at x{scale}", "", "PSNR (dB) / SSIM of each test image; the foreground scores and the "
+                "slice-mean PSNR are in benchmark.csv.", "",
+                "| method | " + " | ".join(volumes) + " | mean PSNR | mean SSIM | AMP: mean PSNR change |",
+                "|---|" + "---:|" * (len(volumes) + 3)]  # fmt: skip
+        for method in methods:
+            mine = [table[method, v] for v in volumes]
+            amp = [m["psnr_amp"] - m["psnr"] for m in mine if "psnr_amp" in m]
+            out.append(f"| {method} | " + " | ".join(f"{m['psnr']:.2f} / {m['ssim']:.4f}" for m in mine)
+                       + f" | {np.mean([m['psnr'] for m in mine]):.2f} | {np.mean([m['ssim'] for m in mine]):.4f} | "
+                       f"{_fmt(float(np.mean(amp)) if amp else None, '+.3f')} |")  # fmt: skip
+        out += ["", f"### Margins over zerofill at x{scale}", "",
+                "PSNR minus zerofill's PSNR (dB) on each test image; `+dc +adapt` cells add the adaptation's choice "
+                "and its time.", "",
+                "| method | " + " | ".join(volumes) + " | mean | worst |", "|---|" + "---:|" * (len(volumes) + 2)]  # fmt: skip
+        for method in methods:
+            if method == "zerofill":
+                continue
+            margins = [table[method, v]["psnr"] - table["zerofill", v]["psnr"] for v in volumes]
+            cells = []
+            for margin, v in zip(margins, volumes):
+                r = table[method, v]
+                note = f" ({r['adapt_choice']}, {r['adapt_seconds']:.0f} s)" if "adapt_choice" in r else ""
+                cells.append(f"{margin:+.2f}{note}")
+            out.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(margins):+.2f} | {min(margins):+.2f} |")
         out.append("")
     out += ["## Speed and cost", "",
             "| method | scale | device | precision | memory format | params | GFLOPs / output MP | output Mvoxel/s | "

@@ -49,6 +49,9 @@ __all__ = [
     "load_bundle_network",
     "install_weights",
     "evaluate_bundle",
+    "score_methods",
+    "store_eval_metrics",
+    "DO_NO_HARM_DB",
     "held_out_pairs",
     "as_datalist",
     "require_torchrun",
@@ -58,6 +61,8 @@ __all__ = [
 ]
 
 BUNDLES_ENV = "MRSR_BUNDLES"
+# what an SR output says about how it was made (mrsr.inference.super_resolve sets them)
+PROVENANCE_KEYS = ("mrsr_description", "mrsr_data_consistency")
 SUFFIX = "_mr_sr"
 # registry name of the network -> bundle name, where they differ
 BUNDLE_NAMES = {"casnet": "medgan"}
@@ -299,7 +304,7 @@ class RestoreVolumed(MapTransform):
 
     The output under each key gets the reference image's meta, the affine of the upsampled grid
     (:func:`mrsr.inference.upsampled_affine`: origin kept, in-plane spacing divided by the factor;
-    DATA.md) and the intensities :class:`~mrsr.transforms.RobustNormalize` took away.
+    docs/CONVENTIONS.md) and the intensities :class:`~mrsr.transforms.RobustNormalize` took away.
 
     Args:
         keys: keys of the SR outputs, each (1, X', Y', Z').
@@ -320,7 +325,8 @@ class RestoreVolumed(MapTransform):
         affine = ref.affine if isinstance(ref, MetaTensor) else torch.eye(4, dtype=torch.float64)
         for key in self.key_iterator(d):
             pred = torch.as_tensor(d[key]).detach().float().cpu()
-            out = MetaTensor(pred.as_tensor() if isinstance(pred, MetaTensor) else pred, meta=dict(meta))
+            provenance = {k: pred.meta[k] for k in PROVENANCE_KEYS if isinstance(pred, MetaTensor) and k in pred.meta}
+            out = MetaTensor(pred.as_tensor() if isinstance(pred, MetaTensor) else pred, meta={**meta, **provenance})
             out.affine = upsampled_affine(affine, ref.shape[1:], pred.shape[1:])
             d[key] = RobustNormalize.inverse(out)
         return d
@@ -389,7 +395,7 @@ def held_out_pairs(
     """``(name, {"image": LR, "label": HR})`` for each volume of a manifest section, as the model cards score them.
 
     Each HR volume is normalised (:class:`~mrsr.transforms.RobustNormalize`), cropped in-plane to a
-    multiple of ``scale`` and k-space truncated in-plane by ``scale`` (DATA.md; no window, no noise).
+    multiple of ``scale`` and k-space truncated in-plane by ``scale`` (docs/CONVENTIONS.md; no window, no noise).
 
     Raises:
         MrsrError: the section is missing or empty.
@@ -403,8 +409,56 @@ def held_out_pairs(
     if not entries:
         raise MrsrError(f"The manifest {manifest} has no {section!r} volumes to evaluate on.")
     for entry in entries:
-        hr = RobustNormalize()(LoadVolumed("image")({"image": entry["image"]})["image"])
+        hr = RobustNormalize()(LoadVolumed("image")(entry)["image"])  # the entry: a raw file's layout too
         yield entry.get("name") or Path(entry["image"]).name, VolumePairDataset([hr], scale)[0]
+
+
+DC, ADAPT = " +dc", " +dc +adapt"  # a network's scored variants: data consistency, and test-time adaptation too
+DO_NO_HARM_DB = 0.1  # a bundle's default output may lose at most this much to zerofill on any test image
+
+
+def score_methods(
+    pair: dict[str, torch.Tensor],
+    methods: dict[str, tuple[Any, int]],
+    scale: int,
+    device: str | torch.device = "cpu",
+    adapt_steps: int = 0,
+    amp: bool = False,
+) -> Iterator[tuple[str, dict[str, Any], torch.Tensor]]:
+    """Score every method on one held-out ``{"image": LR, "label": HR}`` pair.
+
+    Baselines are scored as they are; each network as it is (``NAME``), with data consistency
+    (``NAME +dc``: the default of ``mrsr infer`` and the bundles) and, when ``adapt_steps``, after
+    test-time adaptation with data consistency (``NAME +dc +adapt``; the row carries the adaptation's
+    choice and seconds).
+
+    Yields:
+        ``(label, scores, sr)``: scores are :meth:`mrsr.metrics.EvaluationResult.as_dict` plus
+        ``seconds`` (and ``psnr_amp`` for a plain network when ``amp``).
+    """
+    from mrsr.adapt import adapt
+    from mrsr.inference import super_resolve
+    from mrsr.metrics import evaluate
+
+    for method, (predictor, channels) in methods.items():
+        network = isinstance(predictor, nn.Module) and any(True for _ in predictor.parameters())
+        variants = [(method, predictor, False, {})]
+        if network:
+            variants.append((method + DC, predictor, True, {}))
+        if network and adapt_steps:
+            result = adapt(predictor, pair["image"], scale, steps=adapt_steps, slice_axis=2, in_channels=channels,
+                           device=device)  # fmt: skip
+            extra = {"adapt_choice": result.choice, "adapt_seconds": result.seconds}
+            variants.append((method + ADAPT, result.predictor, result.data_consistency_applies, extra))
+        for label, run, consistent, extra in variants:
+            start = time.perf_counter()
+            sr = super_resolve(pair["image"], run, scale, in_channels=channels, device=device,
+                               data_consistency=consistent)  # fmt: skip
+            scores = {**evaluate(sr, pair["label"], border=scale).as_dict(), "seconds": time.perf_counter() - start}
+            if label == method and network and amp:  # what mixed precision costs
+                amp_sr = super_resolve(pair["image"], run, scale, in_channels=channels, device=device, amp=True)
+                scores["psnr_amp"] = evaluate(amp_sr, pair["label"], border=scale).psnr
+            yield label, {**scores, **extra}, sr
 
 
 def evaluate_bundle(
@@ -416,12 +470,15 @@ def evaluate_bundle(
     device: str = "auto",
     output: str | os.PathLike | None = None,
     update_metadata: bool = False,
+    adapt_steps: int = 0,
 ) -> dict[str, Any]:
-    """Score a bundle's weights against zerofill and bicubic on a manifest section's HR volumes.
+    """Score a bundle's weights against zerofill and bicubic on a manifest section's HR volumes, per image.
 
     Each HR volume, degraded as :func:`held_out_pairs` says, is super-resolved slice by slice by the
-    network and by both baselines; :func:`mrsr.metrics.evaluate` scores each against
-    the HR volume (whole volume and foreground mask, ``scale`` border pixels cropped, the HR volume's data range).
+    network (as it is, with data consistency, and after ``adapt_steps`` of test-time adaptation when
+    given: :func:`score_methods`) and by both baselines; :func:`mrsr.metrics.evaluate` scores each
+    against the HR volume (whole volume and foreground mask, ``scale`` border pixels cropped, the HR
+    volume's data range).
 
     Args:
         bundle: bundle name or folder.
@@ -431,13 +488,14 @@ def evaluate_bundle(
         data_root: folder the manifest's relative paths start from.
         device: where the network runs.
         output: optional JSON file for the results.
-        update_metadata: write the means into the bundle's ``eval_metrics``.
+        update_metadata: write the per-image scores into the bundle's ``eval_metrics``.
+        adapt_steps: test-time adaptation steps of the ``+dc +adapt`` variant (0: not scored).
 
     Returns:
         ``{"scale", "section", "volumes": {name: {method: scores}}, "mean": {method: scores}}``.
     """
-    from mrsr.inference import resolve_device, super_resolve
-    from mrsr.metrics import evaluate, format_report
+    from mrsr.inference import resolve_device
+    from mrsr.metrics import format_report
     from mrsr.networks.baselines import Bicubic, ZeroFill
 
     path = find_bundle(bundle)
@@ -449,16 +507,15 @@ def evaluate_bundle(
     }
     volumes: dict[str, dict[str, dict]] = {}
     for name, pair in held_out_pairs(manifest, scale, section, data_root):
-        results, seconds = {}, {}
-        for method, (predictor, channels) in methods.items():
-            start = time.perf_counter()
-            sr = super_resolve(pair["image"], predictor, scale, in_channels=channels, device=device)
-            seconds[method] = time.perf_counter() - start
-            results[method] = evaluate(sr, pair["label"], border=scale)
-        print(f"{name} (x{scale}):\n{format_report(results)}\n", flush=True)
         voxels = int(pair["label"].numel())
-        volumes[name] = {m: {**r.as_dict(), "seconds": seconds[m], "voxels": voxels} for m, r in results.items()}
-    mean = {m: {k: float(np.mean([v[m][k] for v in volumes.values()])) for k in ("psnr", "ssim")} for m in methods}
+        volumes[name] = {
+            label: {**scores, "voxels": voxels}
+            for label, scores, _ in score_methods(pair, methods, scale, device, adapt_steps)
+        }
+        print(f"{name} (x{scale}): " + ", ".join(f"{m} {v['psnr']:.2f} dB" for m, v in volumes[name].items()),
+              flush=True)  # fmt: skip
+    labels = list(next(iter(volumes.values())))
+    mean = {m: {k: float(np.mean([v[m][k] for v in volumes.values()])) for k in ("psnr", "ssim")} for m in labels}
     report = {
         "bundle": path.name,
         "scale": scale,
@@ -473,32 +530,56 @@ def evaluate_bundle(
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2, default=float) + "\n")
     if update_metadata:
-        _store_eval_metrics(path, report)
+        store_eval_metrics(path, report)
     return report
 
 
-def _store_eval_metrics(bundle: Path, report: dict[str, Any]) -> None:
-    meta_file = bundle / "configs" / "metadata.json"
+def store_eval_metrics(bundle: str | os.PathLike, report: dict[str, Any]) -> dict[str, Any]:
+    """Write a report of :func:`evaluate_bundle` (or the same rows from ``mrsr benchmark``) into ``eval_metrics``.
+
+    The report needs ``manifest``, ``section``, ``scale`` and ``volumes`` (``{image: {method: scores}}``),
+    and either ``speed`` (text) or ``device`` and each network score's ``voxels`` and ``seconds``.
+
+    ``psnr``/``ssim`` are the means of the default output (data consistency on); ``worst_margin`` is
+    its smallest margin over zerofill on any image, and ``do_no_harm`` whether that stays above
+    ``-DO_NO_HARM_DB``.
+
+    Returns:
+        The stored ``eval_metrics["x<scale>"]``.
+    """
+    path = find_bundle(bundle)
+    meta_file = path / "configs" / "metadata.json"
     meta = json.loads(meta_file.read_text())
-    net = bundle.name[: -len(SUFFIX)]
+    net = path.name[: -len(SUFFIX)]
+    keep = ("psnr", "ssim", "psnr_fg", "adapt_choice", "adapt_seconds")
+    volumes = report["volumes"]
     scores = {
-        name: {
-            m: {"psnr": round(s["psnr"], 3), "ssim": round(s["ssim"], 4), "psnr_fg": round(s["psnr_fg"], 3)}
-            for m, s in methods.items()
-        }
-        for name, methods in report["volumes"].items()
-    }
-    # speed on the largest volume (the first one also pays for warm-up)
-    largest = max(report["volumes"].values(), key=lambda v: v[net]["voxels"])[net]
-    meta.setdefault("eval_metrics", {})[f"x{report['scale']}"] = {
+        name: {m: {k: (round(v, 4 if k == "ssim" else 3) if isinstance(v, float) else v) for k, v in s.items()
+                   if k in keep} for m, s in methods.items()}
+        for name, methods in volumes.items()
+    }  # fmt: skip
+    default = net + DC
+    margins = {name: methods[default]["psnr"] - methods["zerofill"]["psnr"] for name, methods in volumes.items()}
+    mean = {m: float(np.mean([v[m]["psnr"] for v in volumes.values()])) for m in (default, net, "zerofill", "bicubic")}
+    speed = report.get("speed")
+    if speed is None:  # on the largest volume (the first one also pays for warm-up)
+        largest = max(volumes.values(), key=lambda v: v[net]["voxels"])[net]
+        speed = f"{largest['voxels'] / largest['seconds'] / 1e6:.2f} output Mvoxel/s on {report['device']}"
+    entry = {
         "data": f"{Path(report['manifest']).name} [{report['section']}]",
-        "psnr": round(report["mean"][net]["psnr"], 3),
-        "ssim": round(report["mean"][net]["ssim"], 4),
-        "psnr_zerofill": round(report["mean"]["zerofill"]["psnr"], 3),
-        "psnr_bicubic": round(report["mean"]["bicubic"]["psnr"], 3),
+        "psnr": round(mean[default], 3),
+        "ssim": round(float(np.mean([v[default]["ssim"] for v in volumes.values()])), 4),
+        "psnr_without_data_consistency": round(mean[net], 3),
+        "psnr_zerofill": round(mean["zerofill"], 3),
+        "psnr_bicubic": round(mean["bicubic"], 3),
+        "worst_margin": round(min(margins.values()), 3),
+        "worst_image": min(margins, key=margins.get),
+        "do_no_harm": bool(min(margins.values()) >= -DO_NO_HARM_DB),
         "volumes": scores,
-        "speed": f"{largest['voxels'] / largest['seconds'] / 1e6:.2f} output Mvoxel/s on {report['device']}",
+        "speed": speed,
     }
+    meta.setdefault("eval_metrics", {})[f"x{report['scale']}"] = entry
     tmp = meta_file.with_name(".metadata.json.tmp")
     tmp.write_text(json.dumps(meta, indent=4) + "\n")
     os.replace(tmp, meta_file)
+    return entry

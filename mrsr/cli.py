@@ -21,6 +21,7 @@ from pathlib import Path
 
 EXIT_USAGE = 2
 BASELINE_NETWORKS = ("zerofill", "bicubic")
+DEFAULT_ADAPT_STEPS = 300  # mrsr.adapt.DEFAULT_STEPS (not imported: --help stays fast)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,6 +42,16 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--traceback", action="store_true", help="show the Python traceback on errors")
@@ -54,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "degrade",
         help="simulate a low-resolution scan by k-space truncation",
-        description="Keep the centre of k-space along the chosen axes (DATA.md's convention): the LR "
+        description="Keep the centre of k-space along the chosen axes (docs/CONVENTIONS.md): the LR "
         "affine keeps the origin and multiplies the spacing by the factor.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -139,6 +150,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--amp", action="store_true", help="mixed precision (fp16 on CUDA, bf16 on CPU)")
+    p.add_argument(
+        "--no-data-consistency",
+        dest="data_consistency",
+        action="store_false",
+        help="keep the network's own k-space band instead of the input's (data consistency is on by default "
+        "for networks and bundles; the baselines run as they are)",
+    )
+    p.add_argument(
+        "--adapt",
+        type=_non_negative_int,
+        nargs="?",
+        const=DEFAULT_ADAPT_STEPS,
+        metavar="STEPS",
+        help=f"fine-tune a copy of the network on the input's own x-scale pairs first ({DEFAULT_ADAPT_STEPS} steps "
+        "without a number) and keep it only if it beats the network and zerofill on held-out slices; "
+        "0: only that check",
+    )
+    p.add_argument("--adapt-time", type=float, metavar="SECONDS", help="time budget of --adapt per volume")
+    p.add_argument("--seed", type=int, default=0, help="seed of --adapt")
     _add_common(p)
 
     p = sub.add_parser(
@@ -208,6 +238,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-amp", action="store_true", help="time float32 only")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     p.add_argument("--repeats", type=int, default=5, help="timed runs (median reported)")
+    p.add_argument(
+        "--adapt-steps",
+        type=_non_negative_int,
+        default=DEFAULT_ADAPT_STEPS,
+        help="test-time adaptation steps of the 'NAME +dc +adapt' rows (0: no such rows)",
+    )
+    p.add_argument("--adapt-scales", type=int, nargs="+", default=[2], help="scales with '+dc +adapt' rows")
     p.add_argument("-o", "--output", default="benchmark", help="output folder")
     p.add_argument("--docs", help="also write the Markdown here (e.g. docs/BENCHMARKS.md)")
     _add_common(p)
@@ -405,25 +442,43 @@ def _method(args: argparse.Namespace) -> str:
     return f"bundle {args.bundle}" if args.bundle else (args.network or "bicubic").lower()
 
 
-def super_resolve_file(args: argparse.Namespace, path: str | None = None, predictor=None):
-    """Load, normalise, super-resolve and de-normalise ``path`` (default ``args.input``).
+def super_resolve_file(args: argparse.Namespace, path: str | None = None, predictor=None, layout=None):
+    """Load, normalise, (adapt,) super-resolve and de-normalise ``path`` (default ``args.input``).
 
     Returns ``(lr, sr, (predictor, in_channels, scale))``; pass the last back as ``predictor`` to
-    reuse a loaded network for the next file.
+    reuse a loaded network for the next file (adaptation always starts again from it).
     """
     from mrsr.data import load_volume
-    from mrsr.inference import super_resolve
+    from mrsr.inference import DESCRIPTION_KEY, describe, super_resolve
     from mrsr.transforms import RobustNormalize
 
-    lr = load_volume(path or args.input)
+    if args.adapt is not None and _method(args) in BASELINE_NETWORKS:
+        raise ValueError(f"--adapt fine-tunes a network; {_method(args)} has nothing to adapt: drop --adapt or give "
+                         "--bundle or --network with --weights.")  # fmt: skip
+    lr = load_volume(path or args.input, layout=layout)  # layout: a headerless manifest image's
     if predictor is None or _method(args) in BASELINE_NETWORKS:  # a baseline's scale may depend on the shape
         predictor = build_predictor(args, tuple(lr.shape[1:]))
     network, in_channels, scale = predictor
     normalise = RobustNormalize()
     x = normalise(lr)
+    is_network = _method(args) not in BASELINE_NETWORKS
+    run, method = network, _method(args)
+    if is_network and args.adapt is not None:
+        from mrsr.adapt import adapt, adaptable_slices
+
+        adaptable_slices(x, int(scale), args.slice_axis)  # a one-line error before any work
+        _say(f"{method}: adapting to {Path(path or args.input).name} ({args.adapt} steps"
+             f"{f', at most {args.adapt_time:g} s' if args.adapt_time else ''})")  # fmt: skip
+        result = adapt(network, x, int(scale), steps=args.adapt, time_budget=args.adapt_time,
+                       slice_axis=args.slice_axis, in_channels=in_channels, device=args.device, seed=args.seed,
+                       data_consistency=args.data_consistency, progress=sys.stderr.isatty())  # fmt: skip
+        _say(f"{method}: {result.summary()}")
+        run, method = result.predictor, f"{method} ({result.choice})"
+        is_network = result.choice != "zerofill"
+    consistent = bool(is_network and args.data_consistency)
     sr = super_resolve(
         x,
-        network,
+        run,
         scale,
         slice_axis=args.slice_axis,
         in_channels=in_channels,
@@ -436,8 +491,14 @@ def super_resolve_file(args: argparse.Namespace, path: str | None = None, predic
         channels_last=args.channels_last,
         out_size=args.size,
         progress=sys.stderr.isatty(),
+        data_consistency=consistent,
     )
-    return lr, normalise.inverse(sr), predictor
+    sr = normalise.inverse(sr)
+    sr.meta[DESCRIPTION_KEY] = describe(method, scale, consistent)
+    return lr, sr, predictor
+
+
+LAYOUTS: dict[Path, dict] = {}  # manifest images without a header -> their layout (mrsr.data.io.RawLayout)
 
 
 def _batch_inputs(args: argparse.Namespace) -> list[Path]:
@@ -453,6 +514,7 @@ def _batch_inputs(args: argparse.Namespace) -> list[Path]:
             raise ValueError(
                 f"The manifest {args.manifest} has no {args.section!r} entries; choose one with --section."
             )
+        LAYOUTS.update({Path(e["image"]): e["image_layout"] for e in entries if "image_layout" in e})
         return [Path(e["image"]) for e in entries]
     files = sorted(p for p in Path(args.input).iterdir() if is_nifti_path(p))
     if not files:
@@ -491,7 +553,7 @@ def cmd_infer_batch(args: argparse.Namespace) -> int:
             continue
         start = time.perf_counter()
         try:
-            lr, sr, predictor = super_resolve_file(args, str(path), predictor)
+            lr, sr, predictor = super_resolve_file(args, str(path), predictor, LAYOUTS.get(path))
             save_volume(sr, out, overwrite=args.overwrite)
         except (ValueError, OSError) as err:
             failed.append(path.name)
@@ -511,6 +573,7 @@ def cmd_infer_batch(args: argparse.Namespace) -> int:
 def cmd_infer(args: argparse.Namespace) -> int:
     from mrsr.data import save_volume
     from mrsr.data.io import check_output_path, is_nifti_path
+    from mrsr.inference import DESCRIPTION_KEY
 
     if args.manifest or (
         args.input and Path(args.input).is_dir() and any(is_nifti_path(p) for p in Path(args.input).iterdir())
@@ -523,7 +586,8 @@ def cmd_infer(args: argparse.Namespace) -> int:
     lr, sr, _ = super_resolve_file(args)
     save_volume(sr, args.output, args.overwrite)
     _say(
-        f"{_method(args)}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s; wrote {args.output}"
+        f"{_method(args)}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s; "
+        f"wrote {args.output} ({sr.meta[DESCRIPTION_KEY]})"
     )
     return 0
 
@@ -588,9 +652,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     results, volumes = {}, {}
     for name, (predictor, in_channels) in methods.items():
         _say(f"[3/4] super-resolving with {name}")
-        sr = super_resolve(
-            lr, predictor, args.scale, in_channels=in_channels, device=args.device, out_size=hr.shape[1:3]
-        )
+        sr = super_resolve(lr, predictor, args.scale, in_channels=in_channels, device=args.device,
+                           out_size=hr.shape[1:3], data_consistency=name not in BASELINE_NETWORKS)  # fmt: skip
         volumes[name] = sr
         results[name] = evaluate(sr, hr, border=int(round(args.scale)))
     _say("[4/4] writing volumes, metrics and the panel")
@@ -631,13 +694,20 @@ def _demo_bundle(choice: str, scale: float) -> str | None:
     if choice != "best":
         return choice
     key = f"x{int(scale)}"
-    scored = [
-        (read_metadata(b).get("eval_metrics", {}).get(key, {}).get("psnr", float("-inf")), b.name[: -len("_mr_sr")])
-        for b in list_bundles()
-        if int(scale) in bundle_scales(b)
-    ]
+    scored, harmful = [], []
+    for b in list_bundles():
+        metrics = read_metadata(b).get("eval_metrics", {}).get(key, {})
+        if int(scale) not in bundle_scales(b):
+            continue
+        if not metrics.get("do_no_harm", True):  # it loses to zerofill on some test image: never the demo's pick
+            harmful.append(b.name[: -len("_mr_sr")])
+            continue
+        scored.append((metrics.get("psnr", float("-inf")), b.name[: -len("_mr_sr")]))
+    if harmful:
+        _say(f"note: not considered, as they lose more than 0.1 dB to zerofill on some test image at {key}: "
+             f"{', '.join(harmful)} (see `mrsr bundles`)")  # fmt: skip
     if not scored:
-        _say(f"note: no bundle ships x{int(scale)} weights: running the baselines only")
+        _say(f"note: no bundle ships x{int(scale)} weights that do no harm on every test image: running the baselines only")
         return None
     return max(scored)[1]
 
@@ -651,7 +721,8 @@ def cmd_bundles(args: argparse.Namespace) -> int:
         where = bundle.relative_to(Path.cwd()) if bundle.is_relative_to(Path.cwd()) else bundle
         row = {"bundle": bundle.name[: -len(SUFFIX)], "version": meta.get("version"), "path": str(where)}
         row["scales"] = bundle_scales(bundle)
-        row["eval_metrics"] = {k: {m: v[m] for m in ("psnr", "ssim", "psnr_zerofill", "psnr_bicubic") if m in v}
+        row["eval_metrics"] = {k: {m: v[m] for m in ("psnr", "ssim", "psnr_zerofill", "psnr_bicubic", "worst_margin",
+                                                     "worst_image", "do_no_harm") if m in v}
                                for k, v in meta.get("eval_metrics", {}).items()}  # fmt: skip
         rows.append(row)
     if args.json:
@@ -661,22 +732,35 @@ def cmd_bundles(args: argparse.Namespace) -> int:
         print("No bundles found: set $MRSR_BUNDLES to a folder of <name>_mr_sr bundles.")
         return 0
     scales = sorted({int(k[1:]) for r in rows for k in r["eval_metrics"]})
-    head = "| bundle | version | weights |" + "".join(f" x{s} test PSNR (vs zerofill, bicubic) |" for s in scales)
+    head = "| bundle | version | weights |" + "".join(
+        f" x{s} test PSNR (vs zerofill, bicubic) | x{s} worst image vs zerofill |" for s in scales)  # fmt: skip
     print(head + " folder |")
-    print("|---|---|---|" + "---|" * len(scales) + "---|")
+    print("|---|---|---|" + "---|---|" * len(scales) + "---|")
+    warnings = []
     for r in rows:
         cells = []
         for s in scales:
             m = r["eval_metrics"].get(f"x{s}")
-            cells.append(
-                f" {m['psnr']:.2f} dB ({m['psnr'] - m['psnr_zerofill']:+.2f}, {m['psnr'] - m['psnr_bicubic']:+.2f}) |"
-                if m
-                else " not scored |"
-            )
+            if not m:
+                cells.append(" not scored | |")
+                continue
+            cells.append(f" {m['psnr']:.2f} dB ({m['psnr'] - m['psnr_zerofill']:+.2f}, {m['psnr'] - m['psnr_bicubic']:+.2f}) |"
+                         f" {_fmt_margin(m)} |")  # fmt: skip
+            if not m.get("do_no_harm", True):
+                warnings.append(f"{r['bundle']} at x{s} is worse than zerofill by {-m['worst_margin']:.2f} dB on "
+                                f"{m['worst_image']}, even with data consistency: on scans like it, use zerofill "
+                                "or --adapt.")  # fmt: skip
         weights = ", ".join(f"x{s}" for s in r["scales"]) or "none"
         print(f"| {r['bundle']} | {r['version']} | {weights} |{''.join(cells)} {r['path']} |")
-    print("\nScores: mean over the held-out test volumes of data_manifests/real_data.json (see each docs/README.md).")
+    print("\nScores: the default output (data consistency on), mean over the test images of "
+          "data_manifests/real_data.json, and its smallest margin over zerofill on any one image (see each docs/README.md).")
+    for line in warnings:
+        print(f"- {line}")
     return 0
+
+
+def _fmt_margin(m: dict) -> str:
+    return f"{m['worst_margin']:+.2f} dB ({m['worst_image']})" if "worst_margin" in m else "n/a"
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:
@@ -687,7 +771,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
         raise ValueError(f"{out} holds files; pass --overwrite to replace them or choose another folder with -o.")
     config = BenchmarkConfig(manifest=args.manifest, section=args.section, data_root=args.data_root,
                              scales=args.scales, bundles=args.bundles, amp=not args.no_amp, repeats=args.repeats,
-                             memory=not args.no_memory, out=str(out), docs=args.docs)  # fmt: skip
+                             memory=not args.no_memory, out=str(out), docs=args.docs,
+                             adapt_steps=args.adapt_steps, adapt_scales=args.adapt_scales)  # fmt: skip
     if args.devices:
         config.devices = args.devices
     start = time.perf_counter()

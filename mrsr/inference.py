@@ -9,7 +9,7 @@ on the slice size, the slice batch and the ROI, not on the number of slices. MON
 ``SliceInferer`` would hold every slice's output in a list and stack it at the end (twice the
 output), which is why the loop is ours.
 
-The output affine follows DATA.md: sample ``j`` of the output lies at input position
+The output affine follows docs/CONVENTIONS.md: sample ``j`` of the output lies at input position
 ``j * n / M`` along each upsampled axis (origin kept), so when the input was made from an HR
 volume by k-space truncation with a factor that divides its matrix, the output has the HR affine.
 """
@@ -26,11 +26,14 @@ from monai.data import MetaTensor
 from monai.inferers import sliding_window_inference
 from tqdm.auto import tqdm
 
+from mrsr.data.io import DESCRIPTION_KEY
 from mrsr.errors import MrsrError
 from mrsr.transforms.consistency import kspace_consistency
 
 __all__ = [
     "DATA_CONSISTENCY_KEY",
+    "DESCRIPTION_KEY",
+    "describe",
     "autocast_context",
     "core_weight_map",
     "even_tiles",
@@ -44,6 +47,11 @@ __all__ = [
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 DATA_CONSISTENCY_KEY = "mrsr_data_consistency"
+
+
+def describe(method: str, scale: float, data_consistency: bool) -> str:
+    """The provenance line of an SR output, e.g. ``"mrsr MSRN x2; data consistency on"``."""
+    return f"mrsr {method} x{scale:g}; data consistency {'on' if data_consistency else 'off'}"
 
 
 def upsampled_affine(affine: torch.Tensor, old_shape: Sequence[int], new_shape: Sequence[int]) -> torch.Tensor:
@@ -321,4 +329,5 @@ def super_resolve(
     meta["affine"] = upsampled_affine(affine, volume.shape[1:], out.shape[1:])
     meta["spatial_shape"] = np.asarray(out.shape[1:])
     meta[DATA_CONSISTENCY_KEY] = bool(data_consistency)
+    meta[DESCRIPTION_KEY] = describe(type(predictor).__name__, scale, data_consistency)
     return MetaTensor(out, meta=meta)

@@ -1,4 +1,4 @@
-"""Real data shared by the tests (DATA.md): all of it ships with the packages; nothing downloads."""
+"""Real data shared by the tests (data_manifests/README.md): all of it ships with the packages; nothing downloads."""
 
 from __future__ import annotations
 

@@ -430,7 +430,7 @@ def test_restore_volumed_puts_the_output_on_the_upsampled_grid():
     out = RestoreVolumed("pred", ref_key="image")({"image": image, "pred": pred})["pred"]
     assert out.shape == (1, 12, 10, 3)
     np.testing.assert_allclose(np.diag(np.asarray(out.affine))[:3], [-1.0, 1.0, 3.0])
-    np.testing.assert_allclose(np.asarray(out.affine)[:3, 3], [10, -5, 7])  # origin kept (DATA.md)
+    np.testing.assert_allclose(np.asarray(out.affine)[:3, 3], [10, -5, 7])  # origin kept (docs/CONVENTIONS.md)
     lo, hi = image.meta["mrsr_intensity_range"]
     torch.testing.assert_close(out.as_tensor(), pred * (hi - lo) + lo)
 

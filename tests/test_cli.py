@@ -79,6 +79,39 @@ def test_infer_with_a_bundle_lands_on_the_hr_grid(tmp_path):
     assert sr_img.shape == hr_img.shape and torch.allclose(sr_img.affine, hr_img.affine)
 
 
+def test_infer_is_data_consistent_by_default_and_says_so(tmp_path):
+    import nibabel as nib
+
+    from mrsr.transforms import fourier_resize
+
+    one = tmp_path / "one.nii.gz"  # a single 4 mm slice: the output keeps its third axis and thickness
+    hr = load_volume(sample_path())
+    nib.save(nib.Nifti1Image(hr[0, :, :, 30:31].numpy(), hr.affine.numpy()), one)
+    lr, on, off = tmp_path / "lr.nii.gz", tmp_path / "on.nii.gz", tmp_path / "off.nii.gz"
+    assert main(["degrade", str(one), "-o", str(lr)]) == 0
+    assert main(["infer", str(lr), "-o", str(on), "--bundle", "msrn"]) == 0
+    assert main(["infer", str(lr), "-o", str(off), "--bundle", "msrn", "--no-data-consistency"]) == 0
+    for path, state in ((on, b"on"), (off, b"off")):
+        image = nib.load(path)
+        assert image.shape == (128, 128, 1) and image.header.get_zooms() == (2.0, 2.0, 3.0)
+        assert image.header["descrip"].tobytes().rstrip(b"\0") == b"mrsr bundle msrn x2; data consistency " + state
+    lr_data = torch.as_tensor(nib.load(lr).get_fdata(), dtype=torch.float32)
+    for path, consistent in ((on, True), (off, False)):
+        back = fourier_resize(torch.as_tensor(nib.load(path).get_fdata(), dtype=torch.float32), (64, 64), (0, 1)).abs()
+        error = float((back - lr_data).abs().max() / lr_data.abs().max())
+        assert (error < 1e-4) == consistent, (path, error)  # float32 files: 1e-5 before the intensities are restored
+
+
+def test_infer_adapts_and_reports_its_choice(tmp_path, capsys):
+    lr, sr = tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz"
+    assert main(["degrade", str(sample_path()), "-o", str(lr)]) == 0
+    capsys.readouterr()
+    assert main(["infer", str(lr), "-o", str(sr), "--bundle", "msrn", "--adapt", "4", "--seed", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "adapting to lr.nii.gz (4 steps)" in err and "internal validation on 12 of 62 slices" in err
+    assert "using " in err and f"wrote {sr}" in err
+
+
 def test_bundles_lists_every_bundle_with_scores(capsys):
     assert main(["bundles"]) == 0
     table = capsys.readouterr().out
@@ -145,6 +178,14 @@ def _nan_volume(tmp_path):
     data[1, 1, 1] = np.nan
     nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "nan.nii.gz")
     return tmp_path / "nan.nii.gz"
+
+
+def _tiny_volume(tmp_path):
+    import nibabel as nib
+    import numpy as np
+
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((12, 12, 3), np.float32), np.eye(4)), tmp_path / "tiny.nii.gz")
+    return tmp_path / "tiny.nii.gz"
 
 
 def _two_series(tmp_path):
@@ -243,6 +284,21 @@ BAD = [
         "integer factor",
     ),
     ("demo with an unknown bundle", lambda t: ["demo", "-o", str(t / "d"), "--bundle", "srgan"], "No bundle"),
+    (
+        "adapting a baseline",
+        lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--network", "zerofill", "--adapt"],
+        "nothing to adapt",
+    ),
+    (
+        "too small to adapt on",
+        lambda t: ["infer", str(_tiny_volume(t)), "-o", str(t / "o.nii.gz"), "--bundle", "msrn", "--adapt", "5"],
+        "too small to adapt on",
+    ),
+    (
+        "negative adaptation steps",
+        lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--bundle", "msrn", "--adapt", "-3"],
+        "expected a number >= 0",
+    ),
     (
         "unsafe weights",
         lambda t: [

@@ -1,16 +1,29 @@
-"""Reading, writing and the bundled sample."""
+"""Reading (NIfTI, DICOM, .npy, headerless raw), writing and the bundled sample."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["sample_path", "load_volume", "LoadVolumed", "save_volume", "DicomReader", "write_dicom_series"]
+__all__ = [
+    "sample_path",
+    "load_volume",
+    "LoadVolumed",
+    "save_volume",
+    "RawLayout",
+    "RawReader",
+    "NumpyVolumeReader",
+    "DicomReader",
+    "write_dicom_series",
+]
 
 # imported on first use: `mrsr.data.manifest` (and the manifest scripts) must not pay for torch and MONAI
 _LAZY = {
     "load_volume": ".io",
     "LoadVolumed": ".io",
     "save_volume": ".io",
+    "RawLayout": ".io",
+    "RawReader": ".io",
+    "NumpyVolumeReader": ".io",
     "DicomReader": ".dicom",
     "write_dicom_series": ".dicom",
 }

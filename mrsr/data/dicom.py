@@ -281,6 +281,7 @@ def write_dicom_series(
     tags: dict[str, str] | None = None,
     slice_geometry: list | None = None,
     series_description: str = "mrsr super-resolution",
+    derivation: str | None = None,
 ) -> Path:
     """Write a volume as a derived DICOM series, atomically (a temporary folder, then a rename).
 
@@ -293,6 +294,7 @@ def write_dicom_series(
         slice_geometry: per-slice (position, orientation) in LPS for non-parallel sets; the pixel
             spacing then comes from ``affine``'s first two columns.
         series_description: SeriesDescription of the new series.
+        derivation: DerivationDescription of every slice (how it was made), if given.
 
     Returns:
         The folder written. Every slice has a new SOPInstanceUID, one new SeriesInstanceUID, ImageType
@@ -342,6 +344,8 @@ def write_dicom_series(
             ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study_uid, series_uid, frame_uid
             ds.SeriesNumber = int(float(tags.get("SeriesNumber", 0) or 0)) + 1000
             ds.SeriesDescription = series_description
+            if derivation:
+                ds.DerivationDescription = derivation[:1024]
             ds.ImageType = ["DERIVED", "SECONDARY"]
             ds.InstanceNumber = k + 1
             ds.ImagePositionPatient = [round(float(v), 6) for v in position]

@@ -1,8 +1,16 @@
-"""Load a volume from NIfTI or DICOM, save one to NIfTI or a DICOM series, atomically.
+"""Load a volume from NIfTI, DICOM, a ``.npy`` array or a headerless raw file; save one to NIfTI or a
+DICOM series, atomically.
 
-Both go through MONAI: ``LoadImage`` with ``NibabelReader`` or :class:`~mrsr.data.dicom.DicomReader`,
-and ``NibabelWriter``. Every failure a user can cause becomes an :class:`~mrsr.errors.MrsrError`
-with a one-line message.
+All go through MONAI: ``LoadImage`` with ``NibabelReader``, :class:`~mrsr.data.dicom.DicomReader`,
+:class:`NumpyVolumeReader` or :class:`RawReader`, and ``NibabelWriter``. Every failure a user can
+cause becomes an :class:`~mrsr.errors.MrsrError` with a one-line message.
+
+Files without a header (raw pixels, ``.npy`` arrays) say nothing or little about their layout; a
+:class:`RawLayout` gives it explicitly, nothing is guessed. In a manifest entry it is the
+``"image_layout"`` key (``LoadVolumed`` reads ``<key>_layout``)::
+
+    {"image": "pkg:matplotlib/mpl-data/sample_data/s1045.ima.gz", "name": "matplotlib_s1045_head",
+     "image_layout": {"shape": [256, 256], "dtype": ">u2"}}
 """
 
 from __future__ import annotations
@@ -14,13 +22,18 @@ import shutil
 import uuid
 import warnings
 import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import torch
-from monai.data import MetaTensor, NibabelReader, NibabelWriter
+from monai.data import MetaTensor, NibabelReader, NibabelWriter, NumpyReader
+from monai.data.image_reader import ImageReader
 from monai.config import KeysCollection
 from monai.transforms import LoadImage, MapTransform, Orientation
+from monai.utils import MetaKeys, SpaceKeys
 
 from mrsr.errors import MrsrError
 
@@ -29,9 +42,22 @@ from .dicom import DICOM_META_KEY, SLICE_GEOMETRY_KEY, DicomReader, is_dicom_fil
 # MONAI warns on every LoadImage that its optional GPU DICOM decoder (nvImageCodec) is missing: noise for us
 logging.getLogger("monai.data.nvimgcodec_pydicom_plugin").setLevel(logging.ERROR)
 
-__all__ = ["load_volume", "LoadVolumed", "save_volume", "is_nifti_path", "check_output_path", "replace_path"]
+__all__ = [
+    "load_volume",
+    "LoadVolumed",
+    "save_volume",
+    "RawLayout",
+    "RawReader",
+    "NumpyVolumeReader",
+    "is_nifti_path",
+    "check_output_path",
+    "replace_path",
+]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
+DESCRIPTION_KEY = "mrsr_description"  # provenance line of an output: NIfTI descrip, DICOM DerivationDescription
+NUMPY_SUFFIX = ".npy"
+GZIP_MAGIC = b"\x1f\x8b"
 
 
 def is_nifti_path(path: str | os.PathLike) -> bool:
@@ -39,32 +65,269 @@ def is_nifti_path(path: str | os.PathLike) -> bool:
     return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
-def _reader_for(path: Path):
-    if path.is_dir() or is_dicom_file(path):
-        return DicomReader()
-    if is_nifti_path(path):
-        return NibabelReader()
-    raise MrsrError(f"{path}: unsupported format; give a .nii/.nii.gz file, a DICOM file or a DICOM series folder.")
+# ------------------------------------------------------------------------------------- headerless files
 
 
-def load_volume(path: str | os.PathLike, orientation: str | None = None) -> MetaTensor:
-    """Load a NIfTI file, DICOM file or DICOM series folder as a (1, X, Y, Z) float32 MetaTensor.
+@dataclass(frozen=True)
+class RawLayout:
+    """The layout of a file that has no header (or, for ``.npy``, no voxel size), given explicitly.
+
+    Array axes are (X, Y[, Z]) as in NIfTI: in a raw file X varies fastest (the order NIfTI,
+    Analyze and MetaImage store voxels; for an image of rows, X is the column and Y the row); a
+    ``.npy`` array is taken as indexed ``array[x, y(, z)]``, as nibabel returns voxel arrays. A 2D
+    image is a one-slice volume. The affine is diagonal (``spacing``), with no orientation: such
+    files carry none.
+
+    Args:
+        shape: (X, Y) or (X, Y, Z) voxels. Needed for raw files; for ``.npy`` the file's own shape,
+            checked if given.
+        dtype: a NumPy dtype string; for raw files a byte order is needed for multi-byte types
+            (``">u2"``: big-endian uint16, ``"<f4"``: little-endian float32, ``"u1"``). For ``.npy``
+            the file's own, checked if given.
+        spacing: voxel size in mm, one per axis (a 2D image may add its slice thickness as a third);
+            default 1 mm.
+
+    >>> RawLayout.from_dict({"shape": [256, 256], "dtype": ">u2"})
+    RawLayout(shape=(256, 256), dtype='>u2', spacing=None)
+    """
+
+    shape: tuple[int, ...] | None = None
+    dtype: str | None = None
+    spacing: tuple[float, ...] | None = None
+
+    KEYS = ("shape", "dtype", "spacing")
+
+    def __post_init__(self) -> None:
+        if self.shape is not None:
+            shape = tuple(self.shape)
+            if not 2 <= len(shape) <= 3 or not all(_is_int(n) and n > 0 for n in shape):
+                raise MrsrError(f"layout shape {list(shape)}: give 2 or 3 positive whole numbers (X, Y[, Z]).")
+            object.__setattr__(self, "shape", tuple(int(n) for n in shape))
+        if self.dtype is not None:
+            try:
+                dtype = np.dtype(self.dtype)
+            except TypeError:
+                raise MrsrError(
+                    f"layout dtype {self.dtype!r} is not a NumPy dtype (e.g. '>u2', '<f4', 'u1')."
+                ) from None
+            if dtype.kind not in "uif":
+                raise MrsrError(f"layout dtype {self.dtype!r}: give an integer or float type (e.g. '>u2', '<f4').")
+            # a dtype object keeps its byte order only in .str ('<u2'); a string is kept as written
+            object.__setattr__(self, "dtype", self.dtype if isinstance(self.dtype, str) else dtype.str)
+        if self.spacing is not None:
+            try:
+                spacing = tuple(float(v) for v in self.spacing)
+            except (TypeError, ValueError):
+                raise MrsrError(f"layout spacing {self.spacing!r}: give 2 or 3 numbers in mm.") from None
+            if not 2 <= len(spacing) <= 3 or not all(np.isfinite(spacing)) or min(spacing) <= 0:
+                raise MrsrError(f"layout spacing {list(spacing)}: give 2 or 3 positive sizes in mm.")
+            if self.shape is not None and len(spacing) < len(self.shape):
+                raise MrsrError(f"layout spacing {list(spacing)} has fewer values than shape {list(self.shape)}.")
+            object.__setattr__(self, "spacing", spacing)
+
+    @classmethod
+    def from_dict(cls, value: RawLayout | Mapping | None) -> RawLayout | None:
+        """A layout from a manifest entry's mapping (``{"shape", "dtype", "spacing"}``); ``None`` stays ``None``."""
+        if value is None or isinstance(value, RawLayout):
+            return value
+        if not isinstance(value, Mapping):
+            raise MrsrError(f"a layout is a mapping with keys {', '.join(cls.KEYS)}, got {value!r}.")
+        unknown = sorted(set(value) - set(cls.KEYS))
+        if unknown:
+            raise MrsrError(f"unknown layout key(s) {', '.join(map(repr, unknown))}; use {', '.join(cls.KEYS)}.")
+        return cls(**value)
+
+    def affine(self) -> np.ndarray:
+        """The diagonal voxel-to-mm affine: ``spacing``, 1 mm where it gives none."""
+        spacing = [*(self.spacing or ()), 1.0, 1.0, 1.0][:3]
+        return np.diag([*spacing, 1.0])
+
+
+def _is_int(n) -> bool:
+    return isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+
+
+def _headerless_meta(volume: np.ndarray, layout: RawLayout, path: str) -> dict:
+    affine = layout.affine()
+    return {
+        MetaKeys.AFFINE: affine,
+        MetaKeys.ORIGINAL_AFFINE: affine.copy(),
+        MetaKeys.SPATIAL_SHAPE: np.asarray(volume.shape),
+        MetaKeys.ORIGINAL_CHANNEL_DIM: float("nan"),
+        MetaKeys.SPACE: SpaceKeys.RAS,
+        "filename_or_obj": path,
+    }
+
+
+def _one_file(data) -> str:
+    names = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+    if len(names) != 1:
+        raise MrsrError("Give one file at a time to a raw or .npy reader.")
+    return str(names[0])
+
+
+class RawReader(ImageReader):
+    """MONAI ``ImageReader`` for a headerless raw image whose :class:`RawLayout` is given.
+
+    The file holds exactly ``prod(shape)`` values of ``dtype``, X fastest; a gzip-compressed file
+    (``.gz``, told by its first bytes) is decompressed first. The output is (X, Y, Z) with a 2D
+    image as one slice, the layout's diagonal affine in the meta.
+
+    Args:
+        layout: the file's layout; ``shape`` and ``dtype`` are required.
+
+    Raises:
+        MrsrError: a layout without shape or dtype, a multi-byte dtype without byte order, or a file
+            whose size does not match the layout.
+
+    >>> import matplotlib.cbook
+    >>> path = matplotlib.cbook.get_sample_data("s1045.ima.gz", asfileobj=False)
+    >>> img = LoadImage(image_only=True)(path, reader=RawReader({"shape": [256, 256], "dtype": ">u2"}))
+    >>> tuple(img.shape)
+    (256, 256, 1)
+    """
+
+    def __init__(self, layout: RawLayout | Mapping) -> None:
+        super().__init__()
+        layout = RawLayout.from_dict(layout)
+        if layout is None or layout.shape is None or layout.dtype is None:
+            raise MrsrError(
+                "a raw file's layout needs its shape and dtype, e.g. {'shape': [256, 256], 'dtype': '>u2'}."
+            )
+        dtype = np.dtype(layout.dtype)
+        if dtype.itemsize > 1 and layout.dtype[:1] not in "<>":
+            raise MrsrError(f"layout dtype {layout.dtype!r}: give the byte order, '>{dtype.str[1:]}' (big-endian) "
+                            f"or '<{dtype.str[1:]}' (little-endian).")  # fmt: skip
+        self.layout = layout
+
+    def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
+        return True  # a raw file has no signature: the layout, given explicitly, says what it is
+
+    def read(self, data: Sequence[str | os.PathLike] | str | os.PathLike, **kwargs) -> tuple[bytes, str]:
+        path = _one_file(data)
+        with open(path, "rb") as f:
+            head = f.read(2)
+        opener = gzip.open if head == GZIP_MAGIC else open
+        with opener(path, "rb") as f:
+            return f.read(), path
+
+    def get_data(self, img: tuple[bytes, str]) -> tuple[np.ndarray, dict]:
+        raw, path = img
+        shape, dtype = self.layout.shape, np.dtype(self.layout.dtype)
+        need = int(np.prod(shape)) * dtype.itemsize
+        if len(raw) != need:
+            raise MrsrError(
+                f"{path}: {len(raw)} bytes, but the raw layout {list(shape)} {self.layout.dtype} needs {need}; "
+                "check its shape and dtype."
+            )
+        volume = np.frombuffer(raw, dtype=dtype).reshape(shape[::-1]).T  # X fastest in the file
+        volume = volume.astype(dtype.newbyteorder("="))
+        if volume.ndim == 2:
+            volume = volume[..., None]
+        return np.ascontiguousarray(volume), _headerless_meta(volume, self.layout, path)
+
+
+class NumpyVolumeReader(NumpyReader):
+    """MONAI ``NumpyReader`` for one ``.npy`` array as a volume: ``array[x, y(, z)]``, a 2D array as one
+    slice, a diagonal affine of the layout's spacing (1 mm if none is given).
+
+    ``.npz`` files and pickled arrays are refused; a layout's ``shape`` and ``dtype``, if given, must
+    be the file's.
+
+    >>> import dipy.data
+    >>> path = dipy.data.get_fnames(name="t1_coronal_slice")
+    >>> tuple(LoadImage(image_only=True)(path, reader=NumpyVolumeReader()).shape)
+    (256, 256, 1)
+    """
+
+    def __init__(self, layout: RawLayout | Mapping | None = None) -> None:
+        super().__init__(channel_dim=None, allow_pickle=False)
+        self.layout = RawLayout.from_dict(layout) or RawLayout()
+
+    def verify_suffix(self, filename: Sequence[str | os.PathLike] | str | os.PathLike) -> bool:
+        names = [filename] if isinstance(filename, (str, os.PathLike)) else list(filename)
+        return all(str(n).lower().endswith(NUMPY_SUFFIX) for n in names)
+
+    def read(self, data: Sequence[str | os.PathLike] | str | os.PathLike, **kwargs) -> tuple[np.ndarray, str]:
+        path = _one_file(data)
+        if not self.verify_suffix(path):
+            raise MrsrError(
+                f"{path}: NumpyVolumeReader reads .npy files (one array), not {Path(path).suffix or 'this'}."
+            )
+        return super().read(path, **kwargs), path
+
+    def get_data(self, img: tuple[np.ndarray, str]) -> tuple[np.ndarray, dict]:
+        array, path = img
+        if not isinstance(array, np.ndarray) or array.dtype.kind not in "uifcb":
+            raise MrsrError(f"{path} does not hold a numeric array.")
+        if array.ndim not in (2, 3):
+            raise MrsrError(f"{path} holds an array of shape {array.shape}; give a 2D image or a 3D volume.")
+        layout = self.layout
+        if layout.shape is not None and tuple(array.shape) != layout.shape:
+            raise MrsrError(
+                f"{path} holds an array of shape {list(array.shape)}, not the layout's {list(layout.shape)}."
+            )
+        if layout.dtype is not None and array.dtype != np.dtype(layout.dtype):
+            raise MrsrError(f"{path} holds {array.dtype.str} values, not the layout's {layout.dtype}.")
+        if layout.spacing is not None and len(layout.spacing) < array.ndim:
+            raise MrsrError(
+                f"layout spacing {list(layout.spacing)} has fewer values than {path} has axes ({array.ndim})."
+            )
+        volume = array.astype(array.dtype.newbyteorder("=")) if array.dtype.kind != "b" else array.astype(np.uint8)
+        if volume.ndim == 2:
+            volume = volume[..., None]
+        return np.ascontiguousarray(volume), _headerless_meta(volume, layout, path)
+
+
+# ------------------------------------------------------------------------------------- loading
+
+
+def _reader_for(path: Path, layout: RawLayout | None):
+    reader = DicomReader() if path.is_dir() or is_dicom_file(path) else NibabelReader() if is_nifti_path(path) else None
+    if reader is not None:
+        if layout is not None:
+            raise MrsrError(f"{path} has its own header; a layout is only for raw and .npy files, drop it.")
+        return reader
+    if path.name.lower().endswith(NUMPY_SUFFIX):
+        return NumpyVolumeReader(layout)
+    if layout is not None:
+        return RawReader(layout)
+    raise MrsrError(
+        f"{path}: unsupported format; give a .nii/.nii.gz file, a DICOM file or series folder, a .npy array, "
+        "or a headerless raw file with its layout (shape and dtype)."
+    )
+
+
+def load_volume(
+    path: str | os.PathLike, orientation: str | None = None, layout: RawLayout | Mapping | None = None
+) -> MetaTensor:
+    """Load a NIfTI file, DICOM file or series folder, ``.npy`` array or raw file as a (1, X, Y, Z)
+    float32 MetaTensor.
 
     A 2D image becomes a one-slice volume (1, X, Y, 1); the affine (voxel to RAS, mm) and spacing
-    stay in the meta.
+    stay in the meta. A file that is none of NIfTI, DICOM or ``.npy`` is read as raw pixels when
+    ``layout`` is given (:class:`RawReader`), gzip-compressed or not; ``.npy`` arrays take the
+    layout's spacing (default 1 mm).
 
     Args:
         path: the file or folder.
         orientation: optional axis codes (e.g. ``"RAS"``) to reorient to; ``None`` keeps the stored order.
+        layout: a :class:`RawLayout` or its mapping (``{"shape": [256, 256], "dtype": ">u2"}``) for
+            raw and ``.npy`` files; refused for files with a header.
 
     Raises:
         MrsrError: missing, unreadable or truncated input, several DICOM series, a DICOM file with no
-            image, more than one volume (4D), or NaN/Inf voxels.
+            image, more than one volume (4D), NaN/Inf voxels, a bad layout, or a raw file whose size
+            does not match its layout.
     """
     path = Path(path)
     if not path.exists():
         raise MrsrError(f"No such file or folder: {path}")
-    reader = _reader_for(path)
+    try:
+        layout = RawLayout.from_dict(layout)
+        reader = _reader_for(path, layout)
+    except MrsrError as err:
+        raise err if str(err).startswith(str(path)) else MrsrError(f"{path}: {err}") from None
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
@@ -88,25 +351,37 @@ class LoadVolumed(MapTransform):
     """Dictionary transform: replace each path under ``keys`` by its volume, as :func:`load_volume`.
 
     For MONAI pipelines and datalists (``{"image": path}``), e.g. in front of a ``CacheDataset``.
+    The layout of a raw or ``.npy`` file under ``key`` is read from ``<key>_<layout_postfix>``
+    (``"image_layout"``) when the data has it, as manifest entries carry it (see :class:`RawLayout`);
+    the key is kept.
 
     Args:
         keys: keys holding file or DICOM folder paths.
         orientation: optional axis codes to reorient to (see :func:`load_volume`).
         allow_missing_keys: don't raise for keys missing from the data.
+        layout_postfix: the postfix of the keys holding layouts; ``None``: read no layouts.
 
     >>> from mrsr.data import sample_path
     >>> LoadVolumed("image")({"image": sample_path()})["image"].shape
     torch.Size([1, 128, 128, 62])
     """
 
-    def __init__(self, keys: KeysCollection, orientation: str | None = None, allow_missing_keys: bool = False) -> None:
+    def __init__(
+        self,
+        keys: KeysCollection,
+        orientation: str | None = None,
+        allow_missing_keys: bool = False,
+        layout_postfix: str | None = "layout",
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.orientation = orientation
+        self.layout_postfix = layout_postfix
 
     def __call__(self, data: dict) -> dict:
         d = dict(data)
         for key in self.key_iterator(d):
-            d[key] = load_volume(d[key], self.orientation)
+            layout = d.get(f"{key}_{self.layout_postfix}") if self.layout_postfix else None
+            d[key] = load_volume(d[key], self.orientation, layout)
         return d
 
 
@@ -182,12 +457,10 @@ def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = Fal
                 raise MrsrError("This series' slices are not parallel (a radial or localizer set) and have no "
                                 "single affine; write a DICOM folder instead of NIfTI.")  # fmt: skip
             tmp = tmp.with_name(tmp.name + (".nii.gz" if out.name.lower().endswith(".gz") else ".nii"))
-            writer = NibabelWriter(output_dtype=np.float32)
-            writer.set_data_array(data, channel_dim=0)
-            writer.affine = affine  # the data is already on this grid: no resampling (set_metadata would try)
-            writer.write(str(tmp), verbose=False)
+            _write_nifti(data[0], affine, tmp, meta.get(DESCRIPTION_KEY))
         else:
-            tmp = write_dicom_series(data, affine, tmp, meta.get(DICOM_META_KEY), meta.get(SLICE_GEOMETRY_KEY))
+            tmp = write_dicom_series(data, affine, tmp, meta.get(DICOM_META_KEY), meta.get(SLICE_GEOMETRY_KEY),
+                                     derivation=meta.get(DESCRIPTION_KEY))  # fmt: skip
         replace_path(tmp, out)
     except OSError as err:
         raise MrsrError(f"Cannot write {out}: {err.strerror or err}.") from None
@@ -195,6 +468,22 @@ def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = Fal
         if tmp.exists():
             shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     return out
+
+
+def _write_nifti(data: np.ndarray, affine: np.ndarray, path: Path, description: str | None) -> None:
+    """Write (X, Y, Z) float32 data as NIfTI with this affine (sform and qform) and ``descrip``.
+
+    MONAI's ``NibabelWriter`` builds the image; its ``write`` is not used because it squeezes
+    trailing singleton axes, which would turn a one-slice volume into a 2D image and lose its
+    slice thickness.
+    """
+    header = nib.Nifti1Header()
+    if description:
+        header["descrip"] = description.encode("ascii", "replace")[:79]
+    image = NibabelWriter.create_backend_obj(data, affine=affine, dtype=np.float32, header=header)
+    image.set_sform(affine, code=1)
+    image.set_qform(affine, code=1)
+    nib.save(image, str(path))
 
 
 def replace_path(tmp: Path, out: Path) -> None:

@@ -10,9 +10,9 @@ for files that ship inside an installed Python package (``pkg:nilearn/datasets/d
 without importing the package. The scripts in ``data_manifests/`` call the ``*_datalist`` functions
 here to write manifests for a user's copy of IXI, fastMRI knee and ACDC, and ``real_data.json``.
 
->>> entries = load_manifest(REAL_DATA_MANIFEST, sections="test", check=False)["test"]
+>>> entries = load_manifest(REAL_DATA_MANIFEST, sections="validation", check=False)["validation"]
 >>> [e["name"] for e in entries]
-['itk_t1_head', 'nibabel_anatomical']
+['dipy_aniso_vox', 'itk_t1_head', 'nibabel_anatomical']
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from mrsr.errors import MrsrError
 
 __all__ = [
     "PATH_KEYS",
+    "PIP_NAMES",
     "PKG_SCHEME",
     "REAL_DATA_MANIFEST",
     "SECTIONS",
@@ -62,10 +63,15 @@ REAL_DATA_MANIFEST = Path(__file__).resolve().parents[2] / "data_manifests" / "r
 Datalist = dict  # {"description": str, "training": [...], "validation": [...], "test": [...]}
 
 
+# import names whose pip name differs (pkg: paths name the import name, the folder in site-packages)
+PIP_NAMES = {"data_store": "pydicom-data"}
+
+
 class _PackageMissing(MrsrError):
     def __init__(self, package: str):
-        super().__init__(f"the package {package!r} is not installed (pip install {package}).")
-        self.package = package
+        pip_name = PIP_NAMES.get(package, package)
+        super().__init__(f"the package {package!r} is not installed (pip install {pip_name}).")
+        self.package = pip_name
 
 
 # --------------------------------------------------------------------------------------------- reading, writing
@@ -126,7 +132,9 @@ def load_manifest(
         path: the manifest (MONAI datalist JSON).
         data_root: the folder its relative paths start from.
         sections: the section name(s) to return; ``None``: all of training/validation/test present.
-        check: fail early, with one error naming all missing files, if any file does not exist.
+        check: fail early, with one error naming all missing files (or all packages not installed)
+            if any file does not exist. Unchecked, a ``pkg:`` path of a package not installed is
+            returned as it is, so the sections that are used can be checked on their own.
 
     Returns:
         ``{section: [entry, ...]}``; each entry is a copy with its ``image`` (and ``label``/``mask``)
@@ -134,7 +142,7 @@ def load_manifest(
 
     Raises:
         MrsrError: a missing or malformed manifest, a missing section, an entry without ``image``,
-            relative paths without ``data_root``, packages not installed, or missing files.
+            relative paths without ``data_root``, or (checked) packages not installed or missing files.
     """
     path = Path(path)
     return resolve_datalist(_read_json(path), data_root, sections, check, source=str(path))
@@ -161,12 +169,12 @@ def resolve_datalist(
                 if key in entry:
                     try:
                         resolved[key] = _resolve_value(entry[key], data_root)
-                    except _PackageMissing as err:
+                    except _PackageMissing as err:  # unchecked: the pkg: path is kept, as missing files are
                         missing_packages.add(err.package)
                     except MrsrError as err:
                         raise MrsrError(f"{where} {key}: {err}") from None
             out[name].append(resolved)
-    if missing_packages:
+    if missing_packages and check:
         pkgs = sorted(missing_packages)
         raise MrsrError(f"{source} reads files shipped in packages that are not installed: {', '.join(pkgs)}; "
                         f"pip install {' '.join(pkgs)}.")  # fmt: skip
@@ -581,6 +589,8 @@ def _acdc_phase(frame: Path) -> str | None:
 # --------------------------------------------------------------------------------------------- real data
 
 _NILEARN_MNI = "pkg:nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
+# Training and validation: what recipes were trained and chosen on. Test: images no training run or
+# recipe choice has seen, kept for reporting only; from other packages, anatomy and contrasts.
 REAL_DATA = {
     "training": [
         {
@@ -588,12 +598,16 @@ REAL_DATA = {
             "name": "mni152_t1",
             "source": "nilearn: MNI ICBM152 2009 T1 template, skull-stripped, 197x233x189, 1 mm (many-subject average)",
             "licence": "as nilearn states (BSD-3-Clause package); read in place, not copied",
+            "anatomy": "brain (template)",
+            "contrast": "T1-weighted",
         },
         {
             "image": "pkg:dipy/data/files/S0_10slices.nii.gz",
             "name": "dipy_s0_10slices",
             "source": "dipy: diffusion b0 brain, 128x128x10(x1), 2 mm in-plane; its affine is sheared through-plane",
             "licence": "BSD-3-Clause (dipy)",
+            "anatomy": "brain",
+            "contrast": "diffusion b0 (T2-weighted EPI)",
         },
     ],
     "validation": [
@@ -602,38 +616,119 @@ REAL_DATA = {
             "name": "dipy_aniso_vox",
             "source": "dipy: diffusion b0 brain, 58x58x24, 4x4x5 mm",
             "licence": "BSD-3-Clause (dipy)",
+            "anatomy": "brain",
+            "contrast": "diffusion b0 (T2-weighted EPI)",
         },
-    ],
-    "test": [
         {
             "image": "pkg:mrsr/data/sample_t1_head.nii.gz",
             "name": "itk_t1_head",
             "source": "mrsr's bundled sample: ITK KmeansTest_T1UCharRaw, real T1 head, 128x128x62, 2x2x3 mm",
             "licence": "Apache-2.0 (see mrsr/data/NOTICE)",
+            "anatomy": "head",
+            "contrast": "T1-weighted",
         },
         {
             "image": "pkg:nibabel/tests/data/anatomical.nii",
             "name": "nibabel_anatomical",
             "source": "nibabel test data: real brain, 33x41x25, 2 mm",
             "licence": "MIT (nibabel)",
+            "anatomy": "brain (cropped)",
+            "contrast": "T1-weighted in appearance (not stated)",
+        },
+    ],
+    "test": [
+        {
+            "image": "pkg:data_store/data/MR2_UNCR.dcm",
+            "name": "pydicom_data_mr2_shoulder",
+            "source": (
+                "pydicom-data: MR2_UNCR (NEMA WG04 sample; the uncompressed original, MR2_UNCI is the same slice after "
+                "lossy JPEG 2000), Philips 1.5 T, one oblique coronal slice, 1024x1024, 0.195 mm, 6 mm thick; "
+                "reconstructed from 512 phase-encoding steps, so along Y (image rows) its spectrum stops at half the "
+                "band"
+            ),
+            "licence": "MIT (pydicom-data)",
+            "anatomy": "shoulder",
+            "contrast": "T1-weighted spin echo (TR 350 ms, TE 27 ms)",
+        },
+        {
+            "image": "pkg:data_store/data/MR-SIEMENS-DICOM-WithOverlays.dcm",
+            "name": "pydicom_data_siemens_abdomen",
+            "source": (
+                "pydicom-data (from GDCM): Siemens Avanto 1.5 T, one axial MPR slice of a 3D VIBE, 484x484, 0.72 mm, 4 "
+                "mm thick; its lesion marks are overlay planes, not in the pixels"
+            ),
+            "licence": "MIT (pydicom-data)",
+            "anatomy": "abdomen (liver, kidneys)",
+            "contrast": "T1-weighted 3D gradient echo, fat-suppressed, after gadolinium (TR 5.5 ms, TE 2.8 ms)",
+        },
+        {
+            "image": "pkg:data_store/data/emri_small.dcm",
+            "name": "pydicom_data_emri_head",
+            "source": (
+                "pydicom-data: enhanced multi-frame MR, Philips 3 T, a 64x64x10 crop of a 3D acquisition; the file has "
+                "no pixel spacing or position: loads as 1x1 mm in-plane (nominal), 1.2 mm between slices"
+            ),
+            "licence": "MIT (pydicom-data)",
+            "anatomy": "brain (a crop of cortex and white matter)",
+            "contrast": "T1-weighted 3D turbo field echo",
+        },
+        {
+            "image": "pkg:pydicom/data/test_files/MR_small.dcm",
+            "name": "pydicom_mr_small",
+            "source": (
+                "pydicom test file: Toshiba MR, one slice downsized to 64x64 from NEMA WG04 MR1 (pydicom's test-file "
+                "notes); its header keeps 0.3125 mm pixels and 0.8 mm slices, which may be the original's"
+            ),
+            "licence": "MIT (pydicom)",
+            "anatomy": "not stated in the file (a small field of fluid-bright structures)",
+            "contrast": "heavily T2-weighted 3D spin echo (TR 4000 ms, TE 240 ms)",
+        },
+        {
+            "image": "pkg:dipy/data/files/t1_coronal_slice.npy",
+            "name": "dipy_t1_coronal_slice",
+            "source": (
+                "dipy: one coronal slice of a T1-weighted brain MRI (its registration tests), skull-stripped, 256x256 "
+                "float64 in [0, 1] (123 grey levels); .npy, no voxel size: 1 mm nominal"
+            ),
+            "licence": "BSD-3-Clause (dipy)",
+            "anatomy": "brain (coronal, skull-stripped)",
+            "contrast": "T1-weighted",
+        },
+        {
+            "image": "pkg:matplotlib/mpl-data/sample_data/s1045.ima.gz",
+            "name": "matplotlib_s1045_head",
+            "source": (
+                "matplotlib sample data (its MRI gallery examples): one sagittal head slice, 256x256, 8-bit values "
+                "stored as big-endian uint16, gzip, no header: read with image_layout, 1 mm nominal"
+            ),
+            "licence": "matplotlib licence (PSF-based; matplotlib)",
+            "anatomy": "head (sagittal, with neck)",
+            "contrast": "T1-weighted in appearance (not stated)",
+            "image_layout": {"shape": [256, 256], "dtype": ">u2"},
         },
     ],
 }
 
 
 def real_data_datalist() -> Datalist:
-    """The real scans that ship inside packages (DATA.md): what the demonstration weights train on.
+    """The real scans that ship inside packages: what the demonstration weights train on, and a held-out test set.
 
-    Training: the MNI152 T1 template (nilearn) and dipy's 10-slice b0; validation: dipy's anisotropic
-    b0; test (never trained on): mrsr's own T1 head sample and nibabel's anatomical brain. All paths
-    are ``pkg:`` paths; ``pip install 'mrsr[data]'`` brings nilearn and dipy.
+    Training: the MNI152 T1 template (nilearn) and dipy's 10-slice b0. Validation, which recipe
+    choices use: dipy's anisotropic b0, mrsr's T1 head sample and nibabel's anatomical brain. Test,
+    for reporting only (no training run or recipe choice has seen it): six MR images from
+    pydicom-data, pydicom, dipy and matplotlib (shoulder, abdomen, brain and head; T1, T2 and
+    post-contrast fat-suppressed T1). All paths are ``pkg:`` paths; the headerless matplotlib slice
+    carries its ``image_layout`` (:class:`mrsr.data.io.RawLayout`), which ``LoadVolumed`` reads.
     """
     description = (
         "Real MR scans shipped inside Python packages (pkg: paths, no data root). Training: nilearn MNI152 T1 "
-        "template, dipy S0_10slices b0; validation: dipy aniso_vox b0; test (held out): mrsr's T1 head sample, "
-        "nibabel anatomical.nii. Demonstration data only: brains, no knee or cardiac."
+        "template, dipy S0_10slices b0. Validation (what recipe choices use): dipy aniso_vox b0, mrsr's T1 head "
+        "sample, nibabel anatomical.nii. Test (for reporting only, never trained on or used to choose anything): "
+        "pydicom-data MR2 shoulder T1, Siemens abdomen post-contrast fat-suppressed T1, emri T1 brain crop, "
+        "pydicom MR_small T2, dipy T1 coronal brain slice (.npy), matplotlib s1045 sagittal head (raw; load it "
+        "with its image_layout, e.g. LoadVolumed)."
     )
-    return {"description": description, **{k: [dict(e) for e in v] for k, v in REAL_DATA.items()}}
+    return {"description": description, **{k: [json.loads(json.dumps(e)) for e in v] for k, v in REAL_DATA.items()}}
 
 
 # --------------------------------------------------------------------------------------------- scripts

@@ -4,7 +4,7 @@ The HR volumes of a manifest are loaded and normalised once (MONAI ``CacheDatase
 samples are drawn from them on the fly: a slice (background slices down-weighted) with its 2k+1
 neighbours, a random flip/transpose of the whole slice, the k-space degradation of the whole slice
 (never of a crop: a crop's FFT would add edge ringing the scanner never makes), then an LR patch
-and the HR patch that lies exactly under it (LR sample m at HR sample m*s, DATA.md).
+and the HR patch that lies exactly under it (LR sample m at HR sample m*s, docs/CONVENTIONS.md).
 
 Every random choice of sample ``g`` comes from ``numpy.random.default_rng([seed, g])``, and the
 sampler numbers samples ``epoch * samples_per_epoch + i``. A sample is therefore the same whatever
@@ -42,7 +42,7 @@ __all__ = [
 
 @dataclass
 class Degradation:
-    """How training LR patches are made from HR slices (k-space truncation, DATA.md).
+    """How training LR patches are made from HR slices (k-space truncation, docs/CONVENTIONS.md).
 
     Args:
         windows: k-space windows drawn uniformly per sample (``"none"``, ``"hamming"``, ``"tukey"``).

@@ -20,7 +20,7 @@ class MultiStageLoss(nn.Module):
 
     Kui et al., ICONet (IEEE TCI 2025; seed 002): both branches are supervised at every stage. The
     targets come from :meth:`ICONet.stage_targets` (the HR k-space truncated to each stage's grid,
-    DATA.md's degradation); the stage terms are summed, not averaged, as the paper's loss.
+    the degradation of docs/CONVENTIONS.md); the stage terms are summed, not averaged, as the paper's loss.
 
     Called with the dict of :meth:`ICONet.forward_stages` (training) or with a plain SR tensor (then
     just ``L(sr, hr)``, e.g. for validation on the final output). The target is the HR tensor (the

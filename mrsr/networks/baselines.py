@@ -1,7 +1,7 @@
 """Interpolation baselines that run through the same inference path as the networks.
 
 Both sample the LR slice where the k-space degradation put it (LR sample ``m`` at HR position
-``m * N / n``, see DATA.md), so they are not handicapped by a half-pixel shift.
+``m * N / n``, see docs/CONVENTIONS.md), so they are not handicapped by a half-pixel shift.
 """
 
 from __future__ import annotations

@@ -176,7 +176,7 @@ class ICONet(nn.Module):
       artifact-free reconstruction at the *input* grid of stage t (``rec_1`` on the LR grid, the
       de-ringed LR slice). Target: the HR image as an acquisition on that grid measures it.
     - :meth:`stage_targets` returns these targets: the HR k-space truncated by ``scale / 2**t`` (SR)
-      and ``scale / 2**(t-1)`` (Rec), DATA.md's degradation, whose grid sample ``m`` lies at HR
+      and ``scale / 2**(t-1)`` (Rec), the degradation of docs/CONVENTIONS.md, whose grid sample ``m`` lies at HR
       sample ``m * k``. (Decimating the HR instead aliases: trained towards it, the reconstruction
       branch adds aliasing to the image its stage upsamples, and the small preset then stays
       below the zerofill baseline.)
@@ -343,7 +343,7 @@ class ICONet(nn.Module):
 
         Returns:
             ``{"sr": [...], "rec": [...]}`` matching :meth:`forward_stages`: the magnitude of ``hr`` k-space
-            truncated (DATA.md's degradation, :func:`~mrsr.transforms.kspace.fourier_resize`) by
+            truncated (the degradation of docs/CONVENTIONS.md, :func:`~mrsr.transforms.kspace.fourier_resize`) by
             ``scale // 2**t`` for ``sr_t`` and by ``scale // 2**(t-1)`` for ``rec_t`` (t = 1..S): what
             an acquisition on that grid measures, free of aliasing (plain decimation would alias, and
             the reconstruction branch would learn to add aliasing to the image it upsamples).

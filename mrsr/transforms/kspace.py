@@ -1,4 +1,4 @@
-"""Low-resolution simulation by k-space truncation (DATA.md's degradation convention).
+"""Low-resolution simulation by k-space truncation (docs/CONVENTIONS.md).
 
 An MR scanner's low-resolution image is a smaller piece of k-space. ``fourier_resize`` keeps the
 central ``n`` of ``N`` Fourier samples along each degraded axis (or zero-pads ``n`` back to ``N``),

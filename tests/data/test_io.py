@@ -1,15 +1,21 @@
-"""load_volume / save_volume: formats, atomic writes and every bad input."""
+"""load_volume / save_volume: formats (NIfTI, DICOM, .npy, raw), atomic writes and every bad input."""
 
 from __future__ import annotations
 
+import gzip
+import os
+from pathlib import Path
+
+import dipy.data
+import matplotlib
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
 
-from mrsr.data import load_volume, sample_path, save_volume
-from mrsr.data.io import check_output_path
+from mrsr.data import LoadVolumed, load_volume, sample_path, save_volume
+from mrsr.data.io import RawLayout, check_output_path
 from mrsr.errors import MrsrError
 from tests.conftest import MR700
 
@@ -97,3 +103,115 @@ def test_output_checks(tmp_path, t1_volume):
         check_output_path(tmp_path / "out.png")
     with pytest.raises(MrsrError, match="Cannot create|Cannot write"):
         save_volume(MetaTensor(torch.zeros(1, 4, 4, 2)), blocker / "out.nii.gz")
+
+
+# ------------------------------------------------------------------------------------------- headerless files
+
+DIPY_T1_SLICE = Path(os.path.dirname(dipy.data.__file__)) / "files" / "t1_coronal_slice.npy"
+MPL_S1045 = Path(matplotlib.get_data_path()) / "sample_data" / "s1045.ima.gz"
+S1045_LAYOUT = {"shape": [256, 256], "dtype": ">u2"}
+
+
+def test_npy_slice_real_dipy_t1():
+    stored = np.load(DIPY_T1_SLICE)
+    img = load_volume(DIPY_T1_SLICE)
+    assert stored.shape == (256, 256) and stored.dtype == np.float64
+    assert img.shape == (1, 256, 256, 1) and img.dtype == torch.float32
+    assert torch.equal(img.affine, torch.eye(4, dtype=img.affine.dtype))  # 1 mm, no orientation: none is stored
+    np.testing.assert_array_equal(img[0, :, :, 0].numpy(), stored.astype(np.float32))  # array[x, y], as stored
+    assert float(img.min()) == 0 and float(img.max()) == 1 and float(img.std()) > 0.1
+    spaced = load_volume(DIPY_T1_SLICE, layout={"spacing": [0.9, 0.8, 3]})
+    np.testing.assert_allclose(spaced.affine.numpy(), np.diag([0.9, 0.8, 3, 1]))
+
+
+def test_npy_volume_keeps_axes_values_and_spacing(tmp_path):
+    array = (np.arange(4 * 5 * 3).reshape(4, 5, 3) - 20).astype(">i2")  # big-endian on purpose
+    np.save(tmp_path / "v.npy", array)
+    img = load_volume(tmp_path / "v.npy", layout={"shape": [4, 5, 3], "dtype": ">i2", "spacing": [0.5, 0.5, 2]})
+    assert img.shape == (1, 4, 5, 3) and img.dtype == torch.float32
+    np.testing.assert_array_equal(img[0].numpy(), array.astype(np.float32))
+    np.testing.assert_allclose(img.affine.numpy(), np.diag([0.5, 0.5, 2, 1]))
+    with pytest.raises(MrsrError, match=r"shape \[4, 5, 3\], not the layout's \[5, 4, 3\]"):
+        load_volume(tmp_path / "v.npy", layout={"shape": [5, 4, 3]})
+    with pytest.raises(MrsrError, match="not the layout's <f4"):
+        load_volume(tmp_path / "v.npy", layout={"dtype": "<f4"})
+    np.save(tmp_path / "4d.npy", np.ones((2, 2, 2, 2)))
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    for name, message in [("4d.npy", "2D image or a 3D volume"), ("obj.npy", "unreadable")]:
+        with pytest.raises(MrsrError, match=message):
+            load_volume(tmp_path / name)
+
+
+def test_raw_real_matplotlib_s1045():
+    stored = np.frombuffer(gzip.decompress(MPL_S1045.read_bytes()), dtype=">u2").reshape(256, 256)  # 256 rows
+    img = load_volume(MPL_S1045, layout=S1045_LAYOUT)
+    assert img.shape == (1, 256, 256, 1) and img.dtype == torch.float32
+    assert torch.equal(img.affine, torch.eye(4, dtype=img.affine.dtype))
+    np.testing.assert_array_equal(img[0, :, :, 0].numpy(), stored.T.astype(np.float32))  # X = column, Y = row
+    assert float(img.min()) == 0 and float(img.max()) == 215  # 8-bit values in big-endian 16-bit words
+    assert (img > 20).float().mean() > 0.3  # a head filling much of the field, not noise
+    swapped = load_volume(MPL_S1045, layout={"shape": [256, 256], "dtype": "<u2"})
+    assert float(swapped.max()) == 215 * 256  # the byte order is the layout's, not guessed
+    spaced = load_volume(MPL_S1045, layout={**S1045_LAYOUT, "spacing": [0.9, 0.9, 5]})
+    np.testing.assert_allclose(spaced.affine.numpy(), np.diag([0.9, 0.9, 5, 1]))
+
+
+@pytest.mark.parametrize("compress", [False, True])
+def test_raw_volume_x_fastest_plain_and_gzip(tmp_path, compress):
+    array = np.random.default_rng(0).random((6, 5, 4)).astype("<f4")  # (X, Y, Z)
+    data = array.tobytes(order="F")  # X varies fastest, as NIfTI stores voxels
+    path = tmp_path / ("v.raw.gz" if compress else "v.raw")
+    path.write_bytes(gzip.compress(data) if compress else data)
+    img = load_volume(path, layout={"shape": [6, 5, 4], "dtype": "<f4", "spacing": [1.5, 1.5, 3]})
+    assert img.shape == (1, 6, 5, 4)
+    np.testing.assert_array_equal(img[0].numpy(), array)
+    np.testing.assert_allclose(img.affine.numpy(), np.diag([1.5, 1.5, 3, 1]))
+
+
+def test_raw_size_mismatch_is_one_line(tmp_path):
+    with pytest.raises(MrsrError) as err:
+        load_volume(MPL_S1045, layout={"shape": [256, 255], "dtype": ">u2"})
+    message = str(err.value)
+    assert "\n" not in message and message.startswith(str(MPL_S1045))
+    assert "131072 bytes" in message and "[256, 255] >u2 needs 130560" in message
+    (tmp_path / "short.raw").write_bytes(b"\0" * 99)
+    with pytest.raises(MrsrError, match=r"99 bytes, but the raw layout \[10, 10\] u1 needs 100"):
+        load_volume(tmp_path / "short.raw", layout={"shape": [10, 10], "dtype": "u1"})
+    _write(tmp_path / "cut.ima.gz", MPL_S1045.read_bytes()[:2000])
+    with pytest.raises(MrsrError, match="truncated or damaged"):
+        load_volume(tmp_path / "cut.ima.gz", layout=S1045_LAYOUT)
+
+
+@pytest.mark.parametrize(
+    "layout, message",
+    [
+        (None, "unsupported format.*headerless raw file with its layout"),
+        ({"shape": [256, 256]}, "needs its shape and dtype"),
+        ({"shape": [256, 256], "dtype": "uint16"}, "give the byte order, '>u2'"),
+        ({"shape": [256, 256], "dtype": ">u2", "dytpe": "x"}, "unknown layout key"),
+        ({"shape": [256], "dtype": ">u2"}, "2 or 3 positive whole numbers"),
+        ({"shape": [256, 256], "dtype": "S2"}, "integer or float type"),
+        ({"shape": [256, 256], "dtype": ">u2", "spacing": [1, 0]}, "positive sizes in mm"),
+        ([256, 256], "a layout is a mapping"),
+    ],
+)
+def test_bad_raw_layouts(layout, message):
+    with pytest.raises(MrsrError, match=message) as err:
+        load_volume(MPL_S1045, layout=layout)
+    assert "\n" not in str(err.value)
+
+
+def test_layout_is_refused_for_files_with_a_header():
+    with pytest.raises(MrsrError, match="has its own header"):
+        load_volume(sample_path(), layout={"spacing": [1, 1, 1]})
+
+
+def test_load_volumed_reads_the_entry_layout():
+    entry = {"image": str(MPL_S1045), "image_layout": S1045_LAYOUT, "name": "s1045"}
+    out = LoadVolumed("image")(entry)
+    assert out["image"].shape == (1, 256, 256, 1) and out["image_layout"] == S1045_LAYOUT and out["name"] == "s1045"
+    with pytest.raises(MrsrError, match="unsupported format"):
+        LoadVolumed("image", layout_postfix=None)(entry)
+    with pytest.raises(MrsrError, match="unsupported format"):
+        LoadVolumed("image")({"image": str(MPL_S1045)})  # the path alone cannot say how to read it
+    assert RawLayout.from_dict(S1045_LAYOUT) == RawLayout(shape=(256, 256), dtype=">u2")

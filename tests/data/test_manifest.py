@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
+import warnings
 from pathlib import Path
 
 import h5py
@@ -13,9 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from mrsr.data import load_volume, sample_path
+from mrsr.data import LoadVolumed, load_volume, sample_path
 from mrsr.data.manifest import (
     FASTMRI_DEFAULT_SPACING,
+    PIP_NAMES,
     REAL_DATA_MANIFEST,
     acdc_datalist,
     convert_fastmri_h5,
@@ -32,13 +35,27 @@ from mrsr.errors import MrsrError
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "data_manifests"
 NILEARN_MNI = "pkg:nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
-REAL_SHAPES = {
-    "mni152_t1": (197, 233, 189),
-    "dipy_s0_10slices": (128, 128, 10),
-    "dipy_aniso_vox": (58, 58, 24),
-    "itk_t1_head": (128, 128, 62),
-    "nibabel_anatomical": (33, 41, 25),
+REAL_SHAPES = {  # (X, Y, Z), spacing in mm as loaded
+    "mni152_t1": ((197, 233, 189), (1, 1, 1)),
+    "dipy_s0_10slices": ((128, 128, 10), None),  # sheared affine: its through-plane spacing means nothing
+    "dipy_aniso_vox": ((58, 58, 24), (4, 4, 5)),
+    "itk_t1_head": ((128, 128, 62), (2, 2, 3)),
+    "nibabel_anatomical": ((33, 41, 25), (2, 2, 2)),
+    "pydicom_data_mr2_shoulder": ((1024, 1024, 1), (0.195313, 0.195313, 6.6)),
+    "pydicom_data_siemens_abdomen": ((484, 484, 1), (0.72314, 0.72314, 4)),
+    "pydicom_data_emri_head": ((64, 64, 10), (1, 1, 1.2)),
+    "pydicom_mr_small": ((64, 64, 1), (0.3125, 0.3125, 0.8)),
+    "dipy_t1_coronal_slice": ((256, 256, 1), (1, 1, 1)),
+    "matplotlib_s1045_head": ((256, 256, 1), (1, 1, 1)),
 }
+TEST_SECTION = [
+    "pydicom_data_mr2_shoulder",
+    "pydicom_data_siemens_abdomen",
+    "pydicom_data_emri_head",
+    "pydicom_mr_small",
+    "dipy_t1_coronal_slice",
+    "matplotlib_s1045_head",
+]
 
 
 def script(name: str):
@@ -76,19 +93,50 @@ def test_real_data_split(real_lists):
     names = {k: [e["name"] for e in v] for k, v in real_lists.items()}
     assert names == {
         "training": ["mni152_t1", "dipy_s0_10slices"],
-        "validation": ["dipy_aniso_vox"],
-        "test": ["itk_t1_head", "nibabel_anatomical"],
+        "validation": ["dipy_aniso_vox", "itk_t1_head", "nibabel_anatomical"],  # the former test set chose recipes
+        "test": TEST_SECTION,
     }
-    assert real_lists["test"][0]["image"] == str(sample_path().resolve())
-    assert all(e["source"] and e["licence"] for v in real_lists.values() for e in v)
+    assert real_lists["validation"][1]["image"] == str(sample_path().resolve())
+    keys = ("source", "licence", "anatomy", "contrast")
+    assert all(isinstance(e.get(k), str) and e[k] for v in real_lists.values() for e in v for k in keys)
+
+
+def test_real_data_test_section_is_held_out_and_varied(real_lists):
+    test = real_lists["test"]
+    assert len(test) >= 6
+    everything = [e for v in real_lists.values() for e in v]
+    assert len({e["name"] for e in everything}) == len(everything)  # names unique over all sections
+    files = {k: {os.path.realpath(e["image"]) for e in v} for k, v in real_lists.items()}
+    assert sum(len(f) for f in files.values()) == len(everything)  # no image twice, in one section or two
+    assert not files["test"] & (files["training"] | files["validation"])
+    raw = json.loads(REAL_DATA_MANIFEST.read_text())
+    packages = {e["image"][len("pkg:") :].split("/")[0] for e in raw["test"]}
+    assert all(e["image"].startswith("pkg:") for e in raw["test"]) and len(packages) >= 3
+    assert packages == {"data_store", "pydicom", "dipy", "matplotlib"}
+    assert len({e["anatomy"] for e in test}) >= 4 and len({e["contrast"] for e in test}) >= 4
 
 
 @pytest.mark.parametrize("name", sorted(REAL_SHAPES))
 def test_every_real_volume_loads_as_one_3d_volume(real_lists, name):
+    """As the training and evaluation code loads them: LoadVolumed on the whole entry (layouts included)."""
     entry = next(e for v in real_lists.values() for e in v if e["name"] == name)
-    img = load_volume(entry["image"])
-    assert img.shape == (1, *REAL_SHAPES[name]) and img.dtype == torch.float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # emri_small has no plane position: the reader says so
+        img = LoadVolumed("image")(entry)["image"]
+    shape, spacing = REAL_SHAPES[name]
+    assert img.shape == (1, *shape) and img.dtype == torch.float32
+    affine = img.affine.numpy()
+    assert np.isfinite(affine).all() and abs(np.linalg.det(affine[:3, :3])) > 1e-3
+    if spacing is not None:
+        np.testing.assert_allclose(np.linalg.norm(affine[:3, :3], axis=0), spacing, rtol=1e-4)
     assert float(img.std()) > 0 and float(img.max()) > float(np.percentile(img.numpy(), 50))  # an image, not noise-free
+
+
+def test_headerless_test_entry_needs_its_layout(real_lists):
+    entry = next(e for e in real_lists["test"] if e["name"] == "matplotlib_s1045_head")
+    assert entry["image_layout"] == {"shape": [256, 256], "dtype": ">u2"}
+    with pytest.raises(MrsrError, match="headerless raw file with its layout"):
+        load_volume(entry["image"])  # code that passes the path alone must pass the layout too
 
 
 # ------------------------------------------------------------------------------------------- paths
@@ -110,6 +158,16 @@ def test_missing_packages_are_named_together(tmp_path):
         load_manifest(man)
     with pytest.raises(MrsrError, match="pkg:PACKAGE"):
         resolve_path("pkg:nilearn", None)
+
+
+def test_missing_package_names_its_pip_name(tmp_path, monkeypatch):
+    assert PIP_NAMES["data_store"] == "pydicom-data"  # pydicom-data installs the data_store folder
+    monkeypatch.setitem(PIP_NAMES, "no_such_pkg_c", "no-such-dist")
+    man = write_json(tmp_path / "m.json", {"test": [{"image": "pkg:no_such_pkg_c/x.dcm"}]})
+    with pytest.raises(MrsrError, match=r"not installed: no-such-dist; pip install no-such-dist\.$"):
+        load_manifest(man)
+    # unchecked (which sections are there?), the path is kept: training need not install the test set's packages
+    assert load_manifest(man, check=False)["test"][0]["image"] == "pkg:no_such_pkg_c/x.dcm"
 
 
 def test_relative_paths_need_a_data_root(tmp_path):

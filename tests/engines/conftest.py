@@ -8,7 +8,7 @@ import pytest
 
 from mrsr.engines import TrainConfig
 
-# real scans that ship in packages (DATA.md): the bundled T1 head trains, nibabel's brain validates
+# real scans that ship in packages (data_manifests/README.md): the bundled T1 head trains, nibabel's brain validates
 TRAIN_IMAGE = "pkg:mrsr/data/sample_t1_head.nii.gz"
 VAL_IMAGE = "pkg:nibabel/tests/data/anatomical.nii"
 

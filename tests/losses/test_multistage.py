@@ -21,7 +21,7 @@ def test_matches_the_manual_sum_over_stages(iconet_x4):
     lr, hr = torch.rand(2, 1, 6, 7), torch.rand(2, 1, 24, 28)
     out = iconet_x4.forward_stages(lr)
 
-    def kspace(factor):  # the HR image as an acquisition on the coarser grid measures it (DATA.md)
+    def kspace(factor):  # the HR image as an acquisition on the coarser grid measures it (docs/CONVENTIONS.md)
         return fourier_resize(hr, [24 // factor, 28 // factor], [-2, -1]).abs()
 
     manual = (

@@ -94,7 +94,7 @@ def test_forward_stages_and_targets(scale):
     assert [t.shape for t in targets["sr"]] == [t.shape for t in out["sr"]]
     assert [t.shape for t in targets["rec"]] == [t.shape for t in out["rec"]]
     assert torch.equal(targets["sr"][-1], hr)
-    # the LR target is the k-space degradation of the HR image (DATA.md), not its decimation
+    # the LR target is the k-space degradation of the HR image (docs/CONVENTIONS.md), not its decimation
     from mrsr.transforms.kspace import fourier_resize
 
     torch.testing.assert_close(targets["rec"][0], fourier_resize(hr, [13, 17], [-2, -1]).abs())
