@@ -33,8 +33,11 @@ def do_no_harm_sentence(name: str, key: str, m: dict) -> str:
     """One plain sentence: does the default output lose more than 0.1 dB to zerofill on some test image?"""
     if m.get("do_no_harm", True):
         return f"At {key} the default output ({name} with data consistency) is within 0.1 dB of zerofill or better on every test image."
+    worst = m["volumes"][m["worst_image"]]
+    adapted = worst.get(f"{name} +dc +adapt")
+    tail = (f" (with `--adapt`: {adapted['psnr'] - worst['zerofill']['psnr']:+.2f} dB)" if adapted else "")
     return (f"At {key} the default output ({name} with data consistency) is worse than zerofill by "
-            f"{-m['worst_margin']:.2f} dB on {m['worst_image']}: on scans like it, use zerofill or `--adapt`.")  # fmt: skip
+            f"{-m['worst_margin']:.2f} dB on {m['worst_image']}{tail}: on scans like it, zerofill is the safer choice.")  # fmt: skip
 
 
 def _scores(meta: dict, name: str) -> str:
@@ -106,6 +109,13 @@ Options of `inference.json` worth knowing: `--device cuda`, `--amp True` (float1
 half of it context that is dropped), `--slice_batch 16` (default: 8 on a GPU, the network's measured pixel budget on a CPU), `--channels_last True|False` (default: the
 network's measured preference), `--slice_axis auto|0|1|2`, `--orientation RAS`, `--output_ext ""`
 (write a DICOM series), `--traceback True` (the Python traceback instead of a one-line error on bad input).
+
+Data consistency is on by default (`--data_consistency False` turns it off): the output keeps exactly
+the k-space band of the input and takes only what lies outside it from the network. `--adapt 300`
+(`mrsr infer --adapt`) fine-tunes a copy of the network on the input's own pairs one scale down first,
+and uses it only where slices it never trained on say it beats the network and zerofill (otherwise
+the better of those two); `--adapt_time 60` caps its time, `--seed` fixes it. docs/CONVENTIONS.md in
+the mrsr repository explains both.
 
 ## Measured quality
 

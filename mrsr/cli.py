@@ -163,9 +163,9 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="?",
         const=DEFAULT_ADAPT_STEPS,
         metavar="STEPS",
-        help=f"fine-tune a copy of the network on the input's own x-scale pairs first ({DEFAULT_ADAPT_STEPS} steps "
-        "without a number) and keep it only if it beats the network and zerofill on held-out slices; "
-        "0: only that check",
+        help=f"first fine-tune a copy of the network on the input's own pairs one scale down ({DEFAULT_ADAPT_STEPS} "
+        "steps without a number); use it only where held-out slices say it beats the network and zerofill, "
+        "else the better of those two; 0: only that check",
     )
     p.add_argument("--adapt-time", type=float, metavar="SECONDS", help="time budget of --adapt per volume")
     p.add_argument("--seed", type=int, default=0, help="seed of --adapt")
@@ -306,6 +306,7 @@ TRAIN_OPTIONS = (
 TRAIN_FLAGS = (
     ("--no-augment", "augment", False, "no random flips/transposes"),
     ("--balance-volumes", "balance_volumes", True, "draw every training volume equally often (default: every slice)"),
+    ("--data-consistency", "data_consistency", True, "train and validate with k-space data consistency (not ICONet)"),
     ("--deterministic", "deterministic", True, "deterministic algorithms"),
     ("--amp", "amp", True, "mixed precision on CUDA"),
     ("--no-progress", "progress", False, "no progress bar"),
@@ -691,9 +692,13 @@ def _demo_bundle(choice: str, scale: float) -> str | None:
             raise ValueError(f"Bundles upsample by an integer factor; got --scale {scale:g}.")
         _say(f"note: no bundle works at x{scale:g} (integer factors only): running the baselines")
         return None
-    if choice != "best":
-        return choice
     key = f"x{int(scale)}"
+    if choice != "best":
+        metrics = read_metadata(choice).get("eval_metrics", {}).get(key, {})
+        if not metrics.get("do_no_harm", True):
+            _say(f"note: {choice} at {key} is worse than zerofill by {-metrics['worst_margin']:.2f} dB on the test image "
+                 f"{metrics['worst_image']}, even with data consistency (see `mrsr bundles`)")  # fmt: skip
+        return choice
     scored, harmful = [], []
     for b in list_bundles():
         metrics = read_metadata(b).get("eval_metrics", {}).get(key, {})
@@ -748,8 +753,8 @@ def cmd_bundles(args: argparse.Namespace) -> int:
                          f" {_fmt_margin(m)} |")  # fmt: skip
             if not m.get("do_no_harm", True):
                 warnings.append(f"{r['bundle']} at x{s} is worse than zerofill by {-m['worst_margin']:.2f} dB on "
-                                f"{m['worst_image']}, even with data consistency: on scans like it, use zerofill "
-                                "or --adapt.")  # fmt: skip
+                                f"{m['worst_image']}, even with data consistency: on scans like it, zerofill is "
+                                "the safer choice.")  # fmt: skip
         weights = ", ".join(f"x{s}" for s in r["scales"]) or "none"
         print(f"| {r['bundle']} | {r['version']} | {weights} |{''.join(cells)} {r['path']} |")
     print("\nScores: the default output (data consistency on), mean over the test images of "

@@ -422,3 +422,6 @@ def test_train_flags_reach_the_config():
     assert config.warmup == 100 and config.grad_clip == 0.5
     plain = train_config_from_args(build_parser().parse_args(argv[:5]))
     assert plain.balance_volumes is False and plain.warmup == 0 and plain.grad_clip is None
+    assert plain.data_consistency is False
+    argv[2] = "msrn"
+    assert train_config_from_args(build_parser().parse_args([*argv, "--data-consistency"])).data_consistency is True

@@ -38,7 +38,7 @@ def __getattr__(name: str):
 
 
 def sample_path() -> Path:
-    """Path of the bundled real T1 head MRI (128x128x62, 2x2x3 mm, uint8; Apache-2.0, see NOTICE).
+    """Path of the bundled real T1 head MRI (128x128x62, 2x2x3 mm, int16; Apache-2.0, see NOTICE).
 
     >>> sample_path().name
     'sample_t1_head.nii.gz'

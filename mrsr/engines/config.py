@@ -42,6 +42,11 @@ class TrainConfig:
             schedule; 0: none. Adam's first steps at a high rate can throw a zero-initialised network far off.
         weight_decay: Adam weight decay.
         grad_clip: clip the gradient norm to this, or ``None``.
+        data_consistency: train and validate the network wrapped in :class:`mrsr.networks.DataConsistent`,
+            so it learns only what lies outside the input's k-space band (on a patch cut from a
+            whole-slice truncation the band is the patch's own only approximately; validation on
+            whole volumes is exact). Not for ICONet, whose intermediate stages have no LR input to
+            be consistent with.
         loss: loss options, passed to :func:`mrsr.losses.get_loss` (e.g. ``{"perceptual_weight": 0.1,
             "vgg_weights": "vgg19.pth"}``).
         windows, snr_range, factor_jitter, augment: see :class:`mrsr.engines.data.Degradation`.
@@ -78,6 +83,7 @@ class TrainConfig:
     warmup: int = 0
     weight_decay: float = 0.0
     grad_clip: float | None = None
+    data_consistency: bool = False
     loss: dict[str, Any] = field(default_factory=dict)
     windows: tuple[str, ...] = ("none",)
     snr_range: tuple[float, float] | None = None
@@ -118,6 +124,9 @@ class TrainConfig:
             raise MrsrError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}.")
         if not int(self.warmup) >= 0:
             raise MrsrError(f"warmup must be a number of steps >= 0, got {self.warmup}.")
+        if self.data_consistency and self.network.lower() == "iconet":
+            raise MrsrError("ICONet cannot train with --data-consistency (its stages have no LR input to be "
+                            "consistent with); inference applies it to ICONet's output all the same.")  # fmt: skip
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise MrsrError(f"grad_clip must be a positive gradient norm (or none), got {self.grad_clip}.")
         if not self.lr > 0:

@@ -133,6 +133,7 @@ def build_evaluator(
     roi_size: Sequence[int] | None = None,
     amp: bool = False,
     handlers: Sequence | None = None,
+    data_consistency: bool = False,
 ) -> SupervisedEvaluator:
     """A ``SupervisedEvaluator`` scoring whole-volume SR with ``val_psnr`` (key metric) and ``val_ssim``.
 
@@ -143,6 +144,7 @@ def build_evaluator(
         scale, in_channels, slice_axis, roi_size, amp: see :class:`VolumeInferer`.
         device: where the network runs.
         handlers: extra evaluator handlers (TensorBoard, panels).
+        data_consistency: score the outputs with data consistency (:class:`VolumeInferer`).
     """
     border = int(scale)
     metric = {
@@ -155,7 +157,8 @@ def build_evaluator(
         device=device,
         val_data_loader=loader,
         network=network,
-        inferer=VolumeInferer(scale, in_channels, slice_axis, roi_size, amp=amp and device.type == "cuda"),
+        inferer=VolumeInferer(scale, in_channels, slice_axis, roi_size, amp=amp and device.type == "cuda",
+                              data_consistency=data_consistency),  # fmt: skip
         key_val_metric={"val_psnr": metric["val_psnr"]},
         additional_metrics={"val_ssim": metric["val_ssim"]},
         val_handlers=list(handlers or []),

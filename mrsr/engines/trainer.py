@@ -331,6 +331,10 @@ def build_training(config: TrainConfig, ctx: DistContext, loader: DataLoader, ep
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
     wrapped = StagesForward(net) if config.network == "iconet" else net
+    if config.data_consistency:  # the weights stay net's own; only the forward pass changes
+        from mrsr.networks.consistent import DataConsistent
+
+        wrapped = DataConsistent(wrapped)
     if ctx.distributed:
         wrapped = DistributedDataParallel(wrapped, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
     if config.network == "casnet":
@@ -385,6 +389,7 @@ def _train(config: TrainConfig, resume: bool, overwrite: bool, ctx: DistContext)
             config.val_roi,
             amp,
             handlers,
+            config.data_consistency,
         )
         ValidationHandler(interval=config.val_every, validator=evaluator, epoch_level=True).attach(run.trainer)
         if "baselines" not in history:

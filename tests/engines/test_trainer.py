@@ -154,3 +154,14 @@ def test_small_presets_train_on_the_real_data_manifest(tmp_path, network):
     history = train(config)
     assert len(history["loss"]) == 20 and history["loss"][-1] < history["loss"][0]
     assert len(history["epochs"]) == 2 and history["best"] is not None
+
+
+def test_training_with_data_consistency(make_config, tmp_path):
+    config = make_config(tmp_path / "run", network="msrn", network_kwargs=SMALLEST["msrn"], samples_per_epoch=16,
+                         epochs=1, data_consistency=True)  # fmt: skip
+    history = train(config)
+    assert all(torch.isfinite(torch.tensor(history["loss"]))) and history["epochs"][0]["val_psnr"] > 0
+    net, name, _ = load_network(tmp_path / "run" / "model_best.pt")  # the bare network, no wrapper
+    assert name == "msrn" and not any(k.startswith("network.") for k in net.state_dict())
+    with pytest.raises(MrsrError, match="ICONet cannot train with --data-consistency"):
+        make_config(tmp_path / "iconet", network="iconet", data_consistency=True)
