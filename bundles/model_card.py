@@ -26,6 +26,7 @@ LIMITATIONS = """\
 def _cell(scores: dict, zerofill: float) -> str:
     """A margin over zerofill, with the adaptation's choice and time where there was one."""
     note = f" ({scores['adapt_choice']}, {scores['adapt_seconds']:.0f} s)" if "adapt_choice" in scores else ""
+    note = " (too small: default)" if scores.get("adapt_choice") == "too small" else note
     return f"{scores['psnr'] - zerofill:+.2f}{note}"
 
 

@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mrsr.bundle import TOO_SMALL
 from mrsr.errors import MrsrError
 
 __all__ = ["BenchmarkConfig", "run_benchmark", "conv_peak_gflops", "quality_rows", "speed_row"]
@@ -345,7 +346,8 @@ def format_markdown(header: str, quality: list[dict], speed: list[dict]) -> str:
             cells = []
             for margin, v in zip(margins, volumes):
                 r = table[method, v]
-                note = f" ({r['adapt_choice']}, {r['adapt_seconds']:.0f} s)" if "adapt_choice" in r else ""
+                note = f" ({r['adapt_choice']}, {float(r['adapt_seconds']):.0f} s)" if r.get("adapt_choice") else ""
+                note = " (too small: default)" if r.get("adapt_choice") == TOO_SMALL else note
                 cells.append(f"{margin:+.2f}{note}")
             out.append(f"| {method} | " + " | ".join(cells) + f" | {np.mean(margins):+.2f} | {min(margins):+.2f} |")
         out.append("")

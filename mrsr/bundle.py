@@ -415,6 +415,7 @@ def held_out_pairs(
 
 DC, ADAPT = " +dc", " +dc +adapt"  # a network's scored variants: data consistency, and test-time adaptation too
 DO_NO_HARM_DB = 0.1  # a bundle's default output may lose at most this much to zerofill on any test image
+TOO_SMALL = "too small"  # the adaptation choice of an image --adapt refuses (the default output is scored)
 
 
 def score_methods(
@@ -430,13 +431,14 @@ def score_methods(
     Baselines are scored as they are; each network as it is (``NAME``), with data consistency
     (``NAME +dc``: the default of ``mrsr infer`` and the bundles) and, when ``adapt_steps``, after
     test-time adaptation with data consistency (``NAME +dc +adapt``; the row carries the adaptation's
-    choice and seconds).
+    choice and seconds; an image too small to adapt on is scored with the default output, choice
+    ``"too small"``).
 
     Yields:
         ``(label, scores, sr)``: scores are :meth:`mrsr.metrics.EvaluationResult.as_dict` plus
         ``seconds`` (and ``psnr_amp`` for a plain network when ``amp``).
     """
-    from mrsr.adapt import adapt
+    from mrsr.adapt import TooSmallToAdapt, adapt
     from mrsr.inference import super_resolve
     from mrsr.metrics import evaluate
 
@@ -446,10 +448,13 @@ def score_methods(
         if network:
             variants.append((method + DC, predictor, True, {}))
         if network and adapt_steps:
-            result = adapt(predictor, pair["image"], scale, steps=adapt_steps, slice_axis=2, in_channels=channels,
-                           device=device)  # fmt: skip
-            extra = {"adapt_choice": result.choice, "adapt_seconds": result.seconds}
-            variants.append((method + ADAPT, result.predictor, result.data_consistency_applies, extra))
+            try:
+                result = adapt(predictor, pair["image"], scale, steps=adapt_steps, slice_axis=2,
+                               in_channels=channels, device=device)  # fmt: skip
+                extra = {"adapt_choice": result.choice, "adapt_seconds": result.seconds}
+                variants.append((method + ADAPT, result.predictor, result.data_consistency_applies, extra))
+            except TooSmallToAdapt:  # `--adapt` refuses it: the user runs the default instead
+                variants.append((method + ADAPT, predictor, True, {"adapt_choice": TOO_SMALL, "adapt_seconds": 0.0}))
         for label, run, consistent, extra in variants:
             start = time.perf_counter()
             sr = super_resolve(pair["image"], run, scale, in_channels=channels, device=device,

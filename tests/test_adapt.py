@@ -84,8 +84,8 @@ def test_pairs_hold_out_slices_and_keep_the_grid():
 
 
 def test_too_small_input_is_refused(t1_volume):
-    tiny = torch.rand(1, 12, 12, 3)
-    with pytest.raises(TooSmallToAdapt, match="too small to adapt on: its slices are 12x12.*at least 16x16"):
+    tiny = torch.rand(1, 62, 80, 3)
+    with pytest.raises(TooSmallToAdapt, match="too small to adapt on: its slices are 62x80.*at least 64x64"):
         adapt(ZeroFillPlusPattern(), tiny, 2, slice_axis=2)
     with pytest.raises(ValueError, match="integer scale"):
         adapt(ZeroFillPlusPattern(), torch.rand(1, 40, 40, 3), 1.5)

@@ -28,7 +28,7 @@ def test_benchmark_writes_tables_csv_and_figures(small_manifest, tmp_path, monke
     monkeypatch.setattr("mrsr.benchmark.amp_supported", lambda device: True)  # time AMP even where it is emulated
     config = BenchmarkConfig(manifest=small_manifest, scales=[2], bundles=["msrn"], devices=["cpu"], amp=True,
                              repeats=1, warmup=0, speed_volume=(24, 20, 2), tile=(12, 0.25), memory=False,
-                             out=str(tmp_path / "b"),
+                             out=str(tmp_path / "b"), adapt_steps=2,
                              docs=str(tmp_path / "docs" / "BENCHMARKS.md"))  # fmt: skip
     markdown = run_benchmark(config, progress=lambda _: None)
     out = tmp_path / "b"
@@ -45,9 +45,13 @@ def test_benchmark_writes_tables_csv_and_figures(small_manifest, tmp_path, monke
     assert (tmp_path / "docs" / "benchmark_panel.png").read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader(open(out / "benchmark.csv")))
     quality = {r["method"]: float(r["psnr"]) for r in rows if r["table"] == "quality"}
-    assert set(quality) == {"zerofill", "bicubic", "msrn"}
+    assert set(quality) == {"zerofill", "bicubic", "msrn", "msrn +dc", "msrn +dc +adapt"}
+    adapted = next(r for r in rows if r["method"] == "msrn +dc +adapt")
+    assert adapted["adapt_choice"] == "too small"  # nibabel's 33x41 brain: the default output is scored
+    assert float(adapted["psnr"]) == pytest.approx(quality["msrn +dc"], abs=1e-6)
+    assert "### Margins over zerofill at x2" in markdown and "| msrn +dc +adapt | " in markdown
     # the same protocol as the model cards' numbers
-    report = evaluate_bundle("msrn", small_manifest, scale=2, device="cpu")
+    report = evaluate_bundle("msrn", small_manifest, scale=2, device="cpu", adapt_steps=2)
     for method, psnr in quality.items():
         assert psnr == pytest.approx(report["volumes"]["anat"][method]["psnr"], abs=1e-4)
     speed = [r for r in rows if r["table"] == "speed"]

@@ -19,6 +19,7 @@ from monai.bundle import run as bundle_run
 from monai.data import MetaTensor
 
 from mrsr.bundle import (
+    DO_NO_HARM_DB,
     BUNDLES_ENV,
     RestoreVolumed,
     SaveVolumed,
@@ -348,32 +349,40 @@ def test_generated_files_match_make_bundles(tmp_path):
         assert card == make.model_card_text(name, meta)
 
 
-def test_model_cards_state_margins_over_both_baselines():
+def test_model_cards_state_every_test_image_and_the_harm():
+    _make_bundles_module()  # puts bundles/ on the path
+    from model_card import do_no_harm_sentence
+
+    test_images = {e["name"] for e in json.loads((REPO / "data_manifests" / "real_data.json").read_text())["test"]}
     for name in BUNDLE_NAMES:
-        x2 = read_metadata(name)["eval_metrics"]["x2"]
-        assert set(x2["volumes"]) == {"itk_t1_head", "nibabel_anatomical"}
         card = (find_bundle(name) / "docs" / "README.md").read_text()
-        assert "vs zerofill" in card and "mrsr train --network" in card
+        assert "mrsr train --network" in card
+        for key, x in read_metadata(name)["eval_metrics"].items():
+            assert set(x["volumes"]) == test_images  # every test image, the recipes were chosen on none
+            margins = {v: s[f"{name} +dc"]["psnr"] - s["zerofill"]["psnr"] for v, s in x["volumes"].items()}
+            assert x["worst_margin"] == pytest.approx(min(margins.values()), abs=2e-3)
+            assert x["do_no_harm"] == (min(margins.values()) >= -DO_NO_HARM_DB)
+            assert do_no_harm_sentence(name, key, x) in card
+            for image in test_images:
+                assert f"| {image} | " in card
 
 
-# ICONet's shipped weights do not beat zerofill on nibabel's 33x41x25 volume (see its model card)
+# the stored numbers are what evaluate_bundle measures now (adaptation left out: it takes minutes)
 @pytest.mark.slow
 @pytest.mark.parametrize("name", BUNDLE_NAMES)
-def test_weights_beat_both_baselines_on_held_out_volumes_at_x2(name):
+def test_stored_scores_are_reproduced_at_x2(name):
     report = evaluate_bundle(name, REPO / "data_manifests" / "real_data.json", scale=2, device="cpu")
-    net = name
-    for volume, scores in report["volumes"].items():
-        for baseline in ("zerofill", "bicubic"):
-            assert scores[net]["psnr"] > scores[baseline]["psnr"], (volume, baseline, scores)
     stored = read_metadata(name)["eval_metrics"]["x2"]
-    assert abs(stored["psnr"] - report["mean"][net]["psnr"]) < 0.01  # the model card is this run's result
+    for image, scores in report["volumes"].items():
+        for method in (name, f"{name} +dc", "zerofill", "bicubic"):
+            assert scores[method]["psnr"] == pytest.approx(stored["volumes"][image][method]["psnr"], abs=0.01)
 
 
 def test_evaluate_bundle_scores_against_both_baselines(tmp_path):
     manifest = tmp_path / "m.json"
     manifest.write_text(json.dumps({"test": [{"image": VAL_IMAGE, "name": "anat"}]}))
     report = evaluate_bundle("msrn", manifest, scale=2, device="cpu", output=tmp_path / "eval" / "x2.json")
-    assert set(report["volumes"]["anat"]) == {"msrn", "zerofill", "bicubic"}
+    assert set(report["volumes"]["anat"]) == {"msrn", "msrn +dc", "zerofill", "bicubic"}
     assert json.loads((tmp_path / "eval" / "x2.json").read_text())["mean"]["msrn"]["psnr"] == pytest.approx(
         report["mean"]["msrn"]["psnr"]
     )

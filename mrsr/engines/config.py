@@ -43,10 +43,10 @@ class TrainConfig:
         weight_decay: Adam weight decay.
         grad_clip: clip the gradient norm to this, or ``None``.
         data_consistency: train and validate the network wrapped in :class:`mrsr.networks.DataConsistent`,
-            so it learns only what lies outside the input's k-space band (on a patch cut from a
-            whole-slice truncation the band is the patch's own only approximately; validation on
-            whole volumes is exact). Not for ICONet, whose intermediate stages have no LR input to
-            be consistent with.
+            so it learns only what lies outside the input's k-space band. Training pairs are then made
+            by degrading each HR patch itself (``PairedPatchDataset(patch_degradation=True)``), the only
+            way the consistency is exact on a patch; validation on whole volumes is exact anyway. Not
+            for ICONet, whose intermediate stages have no LR input to be consistent with.
         loss: loss options, passed to :func:`mrsr.losses.get_loss` (e.g. ``{"perceptual_weight": 0.1,
             "vgg_weights": "vgg19.pth"}``).
         windows, snr_range, factor_jitter, augment: see :class:`mrsr.engines.data.Degradation`.

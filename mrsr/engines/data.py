@@ -140,6 +140,9 @@ class PairedPatchDataset(Dataset):
         target_grids: factors f of the extra ``"label_<f>"`` targets (see above).
         balance_volumes: every volume is drawn equally often (its slice weights scaled to sum to 1);
             by default the slice weights of all volumes are pooled, so larger volumes are drawn more.
+        patch_degradation: degrade the HR patch itself instead of the whole slice, so the LR patch is
+            exactly the patch's own k-space band (with wrap-around at its edges): what training with
+            data consistency needs to be exact on patches.
 
     Raises:
         MrsrError: no volume is large enough for an LR patch of ``patch_size``.
@@ -159,8 +162,12 @@ class PairedPatchDataset(Dataset):
         seed: int = 0,
         target_grids: Sequence[int] = (),
         balance_volumes: bool = False,
+        patch_degradation: bool = False,
     ) -> None:
         self.scale, self.patch_size, self.k = int(scale), int(patch_size), int(neighbours)
+        self.patch_degradation = bool(patch_degradation)
+        if self.patch_degradation and target_grids:
+            raise ValueError("patch_degradation makes single-scale pairs; it cannot give stage targets.")
         self.target_grids = tuple(int(f) for f in target_grids)
         bad = [f for f in self.target_grids if f <= 1 or self.scale % f]
         if bad:
@@ -232,9 +239,12 @@ class PairedPatchDataset(Dataset):
         # the HR patch [s*y0, s*(y0+p)) must fit: y0 <= floor(N / s) - p
         y0 = int(rng.integers(hr.shape[1] // s - p + 1))
         x0 = int(rng.integers(hr.shape[2] // s - p + 1))
-        lr = self._degrade(hr, rng)  # drawn last: the degradation options don't move the patch
-        lr_patch = lr[:, y0 : y0 + p, x0 : x0 + p]
         centre = hr[self.k : self.k + 1]
+        if self.patch_degradation:
+            lr_patch = self._degrade(_crop_under(hr, s, y0, x0, p), rng)
+        else:
+            lr = self._degrade(hr, rng)  # drawn last: the degradation options don't move the patch
+            lr_patch = lr[:, y0 : y0 + p, x0 : x0 + p]
         item = {"image": lr_patch.float().contiguous(), "label": _crop_under(centre, s, y0, x0, p)}
         for f in self.target_grids:
             acquired = fourier_resize(centre, [centre.shape[1] // f, centre.shape[2] // f], [1, 2]).abs()

@@ -181,6 +181,7 @@ def _loaders(config: TrainConfig, ctx: DistContext) -> tuple[DataLoader, DataLoa
         train_vols, config.scale, config.patch_size, config.neighbours, config.samples_per_epoch, deg,
         config.slice_axis, config.background_weight, config.seed,
         StageTargetBatch(config.scale).grids if config.network == "iconet" else (), config.balance_volumes,
+        config.data_consistency,  # consistency is exact on a patch only when the patch itself was degraded
     )  # fmt: skip
     sampler = SampleSampler(dataset, ctx.world_size, ctx.rank, config.seed)
     cuda = ctx.device.type == "cuda"

@@ -75,6 +75,25 @@ def test_lr_is_the_whole_slice_truncated_then_cropped(volume, size):
 
 
 @pytest.mark.parametrize("k", [0, 1])
+def test_patch_degradation_makes_the_lr_patch_the_hr_patch_band(volume, k):
+    """For training with data consistency: the LR patch is exactly the k-space truncation of the HR
+    patch under it (every channel), so consistency on the patch gives the HR patch's band."""
+    from mrsr.transforms import kspace_consistency
+
+    ds = PairedPatchDataset([volume], 2, patch_size=16, neighbours=k, samples_per_epoch=4, seed=1,
+                            patch_degradation=True)  # fmt: skip
+    for i in range(4):
+        pair = ds[i]
+        assert pair["image"].shape == (2 * k + 1, 16, 16)
+        band = fourier_resize(pair["label"], [16, 16], [1, 2]).abs()
+        assert torch.allclose(band[0], pair["image"][k], atol=1e-5)
+        out = kspace_consistency(torch.zeros(1, 1, 32, 32), pair["image"][None, k : k + 1], (2, 3))
+        assert torch.allclose(fourier_resize(out, [16, 16], [2, 3])[0].abs(), band, atol=1e-5)
+    with pytest.raises(ValueError, match="stage targets"):
+        PairedPatchDataset([volume], 4, patch_size=8, target_grids=(2,), patch_degradation=True)
+
+
+@pytest.mark.parametrize("k", [0, 1])
 def test_target_grids_are_whole_slice_acquisitions_under_the_patch(volume, k):
     """``label_f`` is the clean acquisition on grid 1/f, from the whole slice: at f = s it is the
     clean LR patch itself. Truncating the HR patch instead (periodic) is measurably off at the patch edges."""
