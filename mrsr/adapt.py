@@ -85,7 +85,9 @@ class AdaptResult:
         scores = ", ".join(f"{k} {v:.2f} dB" for k, v in self.scores.items())
         why = {
             "adapted": "the adapted network beat the network and zerofill",
-            "network": "adaptation did not beat the network" if "adapted" in self.scores else "the network beat zerofill",
+            "network": "adaptation did not beat the network"
+            if "adapted" in self.scores
+            else "the network beat zerofill",
             "zerofill": "the network lost to zerofill on this scan's own pairs",
         }[self.choice]
         done = f"{self.steps} steps in {self.seconds:.0f} s; " if self.steps else ""
@@ -190,7 +192,7 @@ def _batch(pairs: _Pairs, scale: int, size: int, patch: int, rng: np.random.Gene
     return torch.stack(inputs).contiguous(), torch.stack(targets).contiguous()
 
 
-def adaptable_slices(volume: torch.Tensor, scale: int, slice_axis: int | str = "auto") -> torch.Tensor:
+def adaptable_slices(volume: torch.Tensor, scale: int, slice_axis: int | str = 2) -> torch.Tensor:
     """The slices adaptation trains on: (D, h, w), in-plane cut to multiples of ``scale``.
 
     Raises:
@@ -219,7 +221,7 @@ def adapt(
     scale: int,
     steps: int = DEFAULT_STEPS,
     time_budget: float | None = None,
-    slice_axis: int | str = "auto",
+    slice_axis: int | str = 2,
     in_channels: int = 1,
     batch_size: int = 16,
     patch_size: int = 24,
@@ -240,7 +242,7 @@ def adapt(
         scale: the SR factor (an integer >= 2).
         steps: optimiser steps (0: only check the network against zerofill).
         time_budget: stop fine-tuning after this many seconds (``None``: no limit).
-        slice_axis: the axis across slices, or ``"auto"`` (the thickest).
+        slice_axis: the axis across slices (default 2, as :func:`~mrsr.inference.super_resolve`), or ``"auto"``.
         in_channels: the network's input channels (2k+1 for 2.5D).
         batch_size: patches per step.
         patch_size: input patch side (targets are ``scale`` times larger); smaller slices use their size.

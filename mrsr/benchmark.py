@@ -338,7 +338,8 @@ def format_markdown(header: str, quality: list[dict], speed: list[dict]) -> str:
         out += ["", f"### Margins over zerofill at x{scale}", "",
                 "PSNR minus zerofill's PSNR (dB) on each test image; `+dc +adapt` cells add the adaptation's choice "
                 "and its time.", "",
-                "| method | " + " | ".join(volumes) + " | mean | worst |", "|---|" + "---:|" * (len(volumes) + 2)]  # fmt: skip
+                "| method | " + " | ".join(volumes) + " | mean | worst |",
+                "|---|" + "---:|" * (len(volumes) + 2)]  # fmt: skip
         for method in methods:
             if method == "zerofill":
                 continue

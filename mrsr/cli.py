@@ -696,8 +696,8 @@ def _demo_bundle(choice: str, scale: float) -> str | None:
     if choice != "best":
         metrics = read_metadata(choice).get("eval_metrics", {}).get(key, {})
         if not metrics.get("do_no_harm", True):
-            _say(f"note: {choice} at {key} is worse than zerofill by {-metrics['worst_margin']:.2f} dB on the test image "
-                 f"{metrics['worst_image']}, even with data consistency (see `mrsr bundles`)")  # fmt: skip
+            _say(f"note: {choice} at {key} is worse than zerofill by {-metrics['worst_margin']:.2f} dB on the test "
+                 f"image {metrics['worst_image']}, even with data consistency (see `mrsr bundles`)")  # fmt: skip
         return choice
     scored, harmful = [], []
     for b in list_bundles():
@@ -712,7 +712,8 @@ def _demo_bundle(choice: str, scale: float) -> str | None:
         _say(f"note: not considered, as they lose more than 0.1 dB to zerofill on some test image at {key}: "
              f"{', '.join(harmful)} (see `mrsr bundles`)")  # fmt: skip
     if not scored:
-        _say(f"note: no bundle ships x{int(scale)} weights that do no harm on every test image: running the baselines only")
+        _say(f"note: no bundle ships x{int(scale)} weights that do no harm on every test image: running the baselines "
+             "only (name one to run it anyway, e.g. --bundle wasa)")  # fmt: skip
         return None
     return max(scored)[1]
 
@@ -749,8 +750,8 @@ def cmd_bundles(args: argparse.Namespace) -> int:
             if not m:
                 cells.append(" not scored | |")
                 continue
-            cells.append(f" {m['psnr']:.2f} dB ({m['psnr'] - m['psnr_zerofill']:+.2f}, {m['psnr'] - m['psnr_bicubic']:+.2f}) |"
-                         f" {_fmt_margin(m)} |")  # fmt: skip
+            margins = f"({m['psnr'] - m['psnr_zerofill']:+.2f}, {m['psnr'] - m['psnr_bicubic']:+.2f})"
+            cells.append(f" {m['psnr']:.2f} dB {margins} | {_fmt_margin(m)} |")
             if not m.get("do_no_harm", True):
                 warnings.append(f"{r['bundle']} at x{s} is worse than zerofill by {-m['worst_margin']:.2f} dB on "
                                 f"{m['worst_image']}, even with data consistency: on scans like it, zerofill is "
@@ -758,7 +759,8 @@ def cmd_bundles(args: argparse.Namespace) -> int:
         weights = ", ".join(f"x{s}" for s in r["scales"]) or "none"
         print(f"| {r['bundle']} | {r['version']} | {weights} |{''.join(cells)} {r['path']} |")
     print("\nScores: the default output (data consistency on), mean over the test images of "
-          "data_manifests/real_data.json, and its smallest margin over zerofill on any one image (see each docs/README.md).")
+          "data_manifests/real_data.json, and its smallest margin over zerofill on any one image "
+          "(see each docs/README.md).")
     for line in warnings:
         print(f"- {line}")
     return 0

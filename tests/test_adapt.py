@@ -79,7 +79,8 @@ def test_one_slice_volume_holds_out_a_strip(t1_volume):
 def test_pairs_hold_out_slices_and_keep_the_grid():
     vol = torch.rand(10, 32, 24)
     pairs = _make_pairs(vol, 2, 3, 0.2)
-    assert len(pairs.train) == 8 and pairs.val_input.shape == (2, 3, 16, 12) and pairs.val_target.shape == (2, 1, 32, 24)
+    assert len(pairs.train) == 8 and pairs.val_input.shape == (2, 3, 16, 12)
+    assert pairs.val_target.shape == (2, 1, 32, 24)
     assert torch.equal(pairs.val_target[:, 0], vol[[2, 7]])
 
 

@@ -183,7 +183,8 @@ def _tiny_volume(tmp_path):
     import nibabel as nib
     import numpy as np
 
-    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((12, 12, 3), np.float32), np.eye(4)), tmp_path / "tiny.nii.gz")
+    data = np.random.default_rng(0).random((12, 12, 3), np.float32)
+    nib.save(nib.Nifti1Image(data, np.eye(4)), tmp_path / "tiny.nii.gz")
     return tmp_path / "tiny.nii.gz"
 
 

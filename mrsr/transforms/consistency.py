@@ -128,7 +128,8 @@ def kspace_consistency(
     others = [a for a in range(sr.ndim) if a not in dims]
     if lr.ndim != sr.ndim or any(sr.shape[a] != lr.shape[a] for a in others):
         raise ValueError(
-            f"The LR shape {tuple(lr.shape)} does not match the SR shape {tuple(sr.shape)} outside the degraded axes {dims}."
+            f"The LR shape {tuple(lr.shape)} does not match the SR shape {tuple(sr.shape)} outside the "
+            f"degraded axes {dims}."
         )
     lr_sizes = [lr.shape[d] for d in dims]
     band = fourier_resize(sr, lr_sizes, dims, window or "none", alpha)
