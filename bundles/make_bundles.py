@@ -39,7 +39,7 @@ BUNDLES = {
         "class": "DURN",
         "title": "DURN, dual U-Net residual network",
         "reference": "Dual U-Net residual networks for cardiac magnetic resonance images super-resolution "
-        "(mrsr seed 000; see mrsr/networks/durn.py)",
+        "(see mrsr/networks/durn.py for what is built from it)",
         "options": {"global_residual": "sinc_reflect", "zero_init_residual": True},
         "train": ["--lr", "2e-3", "--epochs", "15"],
         "epochs_x4": 2,  # DURN-S is the slowest small network on a CPU (about 15 samples/s)
@@ -49,7 +49,7 @@ BUNDLES = {
         "class": "WASA",
         "title": "WASA, CNN + Haar wavelet + attention SR network",
         "reference": "Residual wavelet attention network for medical image SR (Liu et al., Neurocomputing 2021) "
-        "and self-attention (Zhang et al., ICML 2019), as reproduced in mrsr seed 001",
+        "and self-attention (Zhang et al., ICML 2019), as reproduced in a public blog post (see mrsr/networks/wasa.py)",
         "options": {"interp_mode": "sinc_reflect"},
         "train": ["--lr", "2e-3", "--epochs", "15"],
     },

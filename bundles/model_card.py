@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from make_bundles import MANIFEST, SCALES, train_command
 
+from mrsr.bundle import TOO_SMALL
+
 LIMITATIONS = """\
 - Demonstration weights. The training data are what can be had offline inside Python packages: one
   many-subject T1 template (smooth, 1 mm) and a 10-slice diffusion b0 volume. No knee, no cardiac,
@@ -26,7 +28,7 @@ LIMITATIONS = """\
 def _cell(scores: dict, zerofill: float) -> str:
     """A margin over zerofill, with the adaptation's choice and time where there was one."""
     note = f" ({scores['adapt_choice']}, {scores['adapt_seconds']:.0f} s)" if "adapt_choice" in scores else ""
-    note = " (too small: default)" if scores.get("adapt_choice") == "too small" else note
+    note = " (too small: default)" if scores.get("adapt_choice") == TOO_SMALL else note
     return f"{scores['psnr'] - zerofill:+.2f}{note}"
 
 

@@ -50,6 +50,7 @@ import torch
 
 from mrsr.bundle import TOO_SMALL
 from mrsr.errors import MrsrError
+from mrsr.networks.baselines import is_trained_network
 
 __all__ = ["BenchmarkConfig", "run_benchmark", "conv_peak_gflops", "quality_rows", "speed_row"]
 
@@ -151,16 +152,11 @@ def _median_seconds(fn, dev: torch.device, amp: bool, repeats: int, warmup: int)
     return statistics.median(times)
 
 
-def _is_network(predictor: Any) -> bool:
-    """A trained network, not an interpolation baseline: a module with parameters."""
-    return isinstance(predictor, torch.nn.Module) and any(True for _ in predictor.parameters())
-
-
 def gflops_per_megapixel(predictor: Any, scale: int, in_channels: int, size: int = 128) -> float | None:
     """GFLOPs per output megapixel of a network (``None`` for a baseline: not a convolution network)."""
     from mrsr.networks.summary import count_flops
 
-    if not _is_network(predictor):
+    if not is_trained_network(predictor):
         return None
     meta = copy.deepcopy(predictor).to("meta")
     return count_flops(meta, size, in_channels=in_channels) / 1e9 / ((scale * size) ** 2 / 1e6)

@@ -441,29 +441,35 @@ def score_methods(
     from mrsr.adapt import TooSmallToAdapt, adapt
     from mrsr.inference import super_resolve
     from mrsr.metrics import evaluate
+    from mrsr.networks.baselines import is_trained_network
 
     for method, (predictor, channels) in methods.items():
-        network = isinstance(predictor, nn.Module) and any(True for _ in predictor.parameters())
-        variants = [(method, predictor, False, {})]
-        if network:
-            variants.append((method + DC, predictor, True, {}))
-        if network and adapt_steps:
-            try:
-                result = adapt(predictor, pair["image"], scale, steps=adapt_steps, slice_axis=2,
-                               in_channels=channels, device=device)  # fmt: skip
-                extra = {"adapt_choice": result.choice, "adapt_seconds": result.seconds}
-                variants.append((method + ADAPT, result.predictor, result.data_consistency_applies, extra))
-            except TooSmallToAdapt:  # `--adapt` refuses it: the user runs the default instead
-                variants.append((method + ADAPT, predictor, True, {"adapt_choice": TOO_SMALL, "adapt_seconds": 0.0}))
-        for label, run, consistent, extra in variants:
+        network = is_trained_network(predictor)
+
+        def score(run: Any, consistent: bool) -> tuple[dict[str, Any], torch.Tensor]:
             start = time.perf_counter()
             sr = super_resolve(pair["image"], run, scale, in_channels=channels, device=device,
                                data_consistency=consistent)  # fmt: skip
-            scores = {**evaluate(sr, pair["label"], border=scale).as_dict(), "seconds": time.perf_counter() - start}
-            if label == method and network and amp:  # what mixed precision costs
-                amp_sr = super_resolve(pair["image"], run, scale, in_channels=channels, device=device, amp=True)
-                scores["psnr_amp"] = evaluate(amp_sr, pair["label"], border=scale).psnr
-            yield label, {**scores, **extra}, sr
+            return {**evaluate(sr, pair["label"], border=scale).as_dict(), "seconds": time.perf_counter() - start}, sr
+
+        scores, sr = score(predictor, False)
+        if network and amp:  # what mixed precision costs
+            amp_sr = super_resolve(pair["image"], predictor, scale, in_channels=channels, device=device, amp=True)
+            scores["psnr_amp"] = evaluate(amp_sr, pair["label"], border=scale).psnr
+        yield method, scores, sr
+        if not network:
+            continue
+        default, default_sr = score(predictor, True)
+        yield method + DC, default, default_sr
+        if adapt_steps:
+            try:
+                result = adapt(predictor, pair["image"], scale, steps=adapt_steps, slice_axis=2,
+                               in_channels=channels, device=device)  # fmt: skip
+            except TooSmallToAdapt:  # `--adapt` refuses it: the user gets the default output
+                yield method + ADAPT, {**default, "adapt_choice": TOO_SMALL, "adapt_seconds": 0.0}, default_sr
+                continue
+            scores, sr = score(result.predictor, result.data_consistency_applies)
+            yield method + ADAPT, {**scores, "adapt_choice": result.choice, "adapt_seconds": result.seconds}, sr
 
 
 def evaluate_bundle(

@@ -475,7 +475,7 @@ def super_resolve_file(args: argparse.Namespace, path: str | None = None, predic
                        data_consistency=args.data_consistency, progress=sys.stderr.isatty())  # fmt: skip
         _say(f"{method}: {result.summary()}")
         run, method = result.predictor, f"{method} ({result.choice})"
-        is_network = result.choice != "zerofill"
+        is_network = result.data_consistency_applies
     consistent = bool(is_network and args.data_consistency)
     sr = super_resolve(
         x,
@@ -499,10 +499,8 @@ def super_resolve_file(args: argparse.Namespace, path: str | None = None, predic
     return lr, sr, predictor
 
 
-LAYOUTS: dict[Path, dict] = {}  # manifest images without a header -> their layout (mrsr.data.io.RawLayout)
-
-
-def _batch_inputs(args: argparse.Namespace) -> list[Path]:
+def _batch_inputs(args: argparse.Namespace) -> tuple[list[Path], dict[Path, dict]]:
+    """The batch's input files, and the layouts of a manifest's headerless ones (``image_layout``) by path."""
     from mrsr.data.io import is_nifti_path
 
     if args.manifest:
@@ -515,12 +513,12 @@ def _batch_inputs(args: argparse.Namespace) -> list[Path]:
             raise ValueError(
                 f"The manifest {args.manifest} has no {args.section!r} entries; choose one with --section."
             )
-        LAYOUTS.update({Path(e["image"]): e["image_layout"] for e in entries if "image_layout" in e})
-        return [Path(e["image"]) for e in entries]
+        layouts = {Path(e["image"]): e["image_layout"] for e in entries if "image_layout" in e}
+        return [Path(e["image"]) for e in entries], layouts
     files = sorted(p for p in Path(args.input).iterdir() if is_nifti_path(p))
     if not files:
         raise ValueError(f"{args.input} holds no .nii/.nii.gz files.")
-    return files
+    return files, {}
 
 
 def _batch_output(path: Path, out_dir: Path) -> Path:
@@ -534,7 +532,7 @@ def cmd_infer_batch(args: argparse.Namespace) -> int:
     torchrun (``RANK``/``WORLD_SIZE``) each rank takes every WORLD_SIZE-th volume."""
     from mrsr.data import save_volume
 
-    inputs = _batch_inputs(args)
+    inputs, layouts = _batch_inputs(args)
     out_dir = Path(args.output)
     outputs = [_batch_output(p, out_dir) for p in inputs]
     clashes = sorted({o.name for o in outputs if outputs.count(o) > 1})
@@ -554,7 +552,7 @@ def cmd_infer_batch(args: argparse.Namespace) -> int:
             continue
         start = time.perf_counter()
         try:
-            lr, sr, predictor = super_resolve_file(args, str(path), predictor, LAYOUTS.get(path))
+            lr, sr, predictor = super_resolve_file(args, str(path), predictor, layouts.get(path))
             save_volume(sr, out, overwrite=args.overwrite)
         except (ValueError, OSError) as err:
             failed.append(path.name)

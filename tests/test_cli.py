@@ -425,3 +425,12 @@ def test_train_flags_reach_the_config():
     assert plain.data_consistency is False
     argv[2] = "msrn"
     assert train_config_from_args(build_parser().parse_args([*argv, "--data-consistency"])).data_consistency is True
+
+
+def test_batch_infer_over_the_real_test_section_reads_headerless_images(tmp_path):
+    manifest = Path(__file__).resolve().parents[1] / "data_manifests" / "real_data.json"
+    assert main(["infer", "--manifest", str(manifest), "--section", "test", "--network", "zerofill",
+                 "-o", str(tmp_path / "o")]) == 0  # fmt: skip
+    names = sorted(p.name for p in (tmp_path / "o").iterdir())
+    assert len(names) == 6 and "s1045.ima.gz.nii.gz" in names and "t1_coronal_slice.npy.nii.gz" in names
+    assert load_volume(tmp_path / "o" / "s1045.ima.gz.nii.gz").shape == (1, 512, 512, 1)  # raw layout 256x256

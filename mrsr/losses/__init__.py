@@ -20,7 +20,7 @@ network               loss
 "durn", "msrn"        ``nn.L1Loss()`` (both papers train with L1)
 "wasa"                ``nn.L1Loss()``; with VGG weights (``vgg_weights``/``vgg``) or
                       ``perceptual_weight > 0``: :class:`PixelPerceptualLoss`, L1 + 0.1 x VGG
-                      perceptual (seed 001)
+                      perceptual (as WASA's reference)
 "iconet"              :class:`MultiStageLoss` (all stages; a plain tensor: the final output)
 "casnet" ("medgan")   :class:`MedGANLoss` (discriminator given here or to each call)
 ====================  ==========================================================================

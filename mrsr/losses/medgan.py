@@ -1,4 +1,4 @@
-"""MedGAN's losses (Armanious et al., CMIG 2020; seed 004): discriminator perceptual, generator, discriminator.
+"""MedGAN's losses (Armanious et al., CMIG 2020): discriminator perceptual, generator, discriminator.
 
 The discriminator is a :class:`~mrsr.networks.medgan.PatchDiscriminator` (or anything with its
 interface: ``in_channels``, ``forward(x, condition)``, ``features(x, condition)`` and
@@ -33,7 +33,7 @@ class DiscriminatorPerceptualLoss(nn.Module):
     """MedGAN's perceptual loss: weighted L1 between the discriminator's hidden features of fake and real.
 
     ``L_perceptual = sum_i lambda_pi * P_i`` with ``P_i = 1 / (h_i w_i d_i) * || D_i(fake, y) - D_i(real, y) ||_1``
-    (seed 004), averaged over the batch: the mean absolute difference of each feature map. The
+    (MedGAN), averaged over the batch: the mean absolute difference of each feature map. The
     real features are detached (they are the target).
 
     Args:
@@ -74,7 +74,7 @@ class MedGANLoss(nn.Module):
     """MedGAN's generator objective (:meth:`generator_loss`, also ``forward``) and discriminator loss.
 
     Generator: ``w_adv * L_cGAN + lambda1 * L_perceptual + lambda2 * L_style + lambda3 * L_content
-    + lambda_L1 * L1`` (seed 004), with
+    + lambda_L1 * L1`` (MedGAN), with
 
     - ``L_cGAN``: :class:`monai.losses.PatchAdversarialLoss` of the discriminator's patch logits of
       the SR image (target "real"); criterion "bce", the log-likelihood of the cGAN objective.
@@ -88,7 +88,7 @@ class MedGANLoss(nn.Module):
     slows the discriminator relative to the generator), SR detached.
 
     Defaults: ``lambda1 = 20``, ``lambda2 = lambda3 = 1e-4``, all per-layer weights 1, from the
-    MedGAN paper's experimental setup (the seed gives no values), adversarial weight 1. The seed's
+    MedGAN paper's experimental setup, adversarial weight 1. The paper's
     perceptual sum runs over i = 0..L for L hidden layers; we read i = 0 as the discriminator's
     input, a pixel L1 (the condition channels cancel), and keep it as the separate ``pixel``
     term with ``lambda_L1 = lambda1 * lambda_p0 = 20``; the perceptual term covers the hidden

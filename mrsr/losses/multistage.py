@@ -18,7 +18,7 @@ StageOutputs = Mapping[str, Sequence[torch.Tensor]]
 class MultiStageLoss(nn.Module):
     """``sum_t L(sr_t, T_sr_t) + rec_weight * sum_t L(rec_t, T_rec_t)`` over ICONet's x2 stages.
 
-    Kui et al., ICONet (IEEE TCI 2025; seed 002): both branches are supervised at every stage. The
+    Kui et al., ICONet (IEEE TCI 2025): both branches are supervised at every stage. The
     targets come from :meth:`ICONet.stage_targets` (the HR k-space truncated to each stage's grid,
     the degradation of docs/CONVENTIONS.md); the stage terms are summed, not averaged, as the paper's loss.
 

@@ -96,9 +96,9 @@ class VGGPerceptualLoss(_VGGLoss):
 
     ``sum_l w_l * mean |V_l(pred) - V_l(target)|`` (Johnson et al., ECCV 2016; Ledig et al., SRGAN,
     CVPR 2017). Default layer: ``conv5_4`` (the last conv before the fifth pooling, before its ReLU)
-    with L1, the choice of WASA's seed code (``vgg19().features[:35]``, L1) and of ESRGAN (Wang et al.,
+    with L1, the choice of the WASA blog's code (``vgg19().features[:35]``, L1) and of ESRGAN (Wang et al.,
     ECCVW 2018: features before activation keep more signal than the sparse ReLU outputs).
-    Unlike the seed code, the input is ImageNet-normalised (what the weights were trained on).
+    Unlike the WASA blog's code, the input is ImageNet-normalised (what the weights were trained on).
 
     Args:
         layer_weights: ``{layer: weight}``; default ``{"conv5_4": 1.0}``.
@@ -130,9 +130,9 @@ class VGGStyleLoss(_VGGLoss):
     """MedGAN's style loss: squared Frobenius distance of Gram matrices of VGG-19 features.
 
     ``L_style = sum_j lambda_sj / (4 d_j^2) * || Gr_j(pred) - Gr_j(target) ||_F^2``, with
-    :func:`gram_matrix` ``Gr_j = V_j V_j^T / (h_j w_j d_j)`` (Armanious et al., MedGAN, CMIG 2020,
-    seed 004), averaged over the batch. Default: the first layer of each block (relu1_1 ... relu5_1,
-    Gatys et al.'s style layers; the seed does not name the layer within a block), weights 1.
+    :func:`gram_matrix` ``Gr_j = V_j V_j^T / (h_j w_j d_j)`` (Armanious et al., MedGAN, CMIG 2020),
+    averaged over the batch. Default: the first layer of each block (relu1_1 ... relu5_1,
+    Gatys et al.'s style layers; the paper does not name the layer within a block), weights 1.
 
     Args:
         layer_weights: ``{layer: lambda_sj}``; default :data:`MEDGAN_VGG_LAYERS`.
@@ -152,9 +152,9 @@ class VGGStyleLoss(_VGGLoss):
 class VGGContentLoss(_VGGLoss):
     """MedGAN's content loss: normalised squared distance of VGG-19 features.
 
-    ``L_content = sum_j lambda_cj / (h_j w_j d_j) * || V_j(pred) - V_j(target) ||_F^2`` (seed 004),
+    ``L_content = sum_j lambda_cj / (h_j w_j d_j) * || V_j(pred) - V_j(target) ||_F^2`` (MedGAN),
     averaged over the batch: the mean squared error of each layer. Default: the first layer of each
-    block (relu1_1 ... relu5_1, where the seed puts lambda_cj), weights 1.
+    block (relu1_1 ... relu5_1, where the MedGAN text puts lambda_cj), weights 1.
 
     Args:
         layer_weights: ``{layer: lambda_cj}``; default :data:`MEDGAN_VGG_LAYERS`.

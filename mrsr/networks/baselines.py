@@ -12,7 +12,12 @@ from torch import nn
 from mrsr.transforms.kspace import fourier_resize
 from mrsr.transforms.resample import resize_axis
 
-__all__ = ["ZeroFill", "Bicubic"]
+__all__ = ["ZeroFill", "Bicubic", "is_trained_network"]
+
+
+def is_trained_network(predictor: object) -> bool:
+    """A trained network, not an interpolation baseline: a module with parameters."""
+    return isinstance(predictor, nn.Module) and any(True for _ in predictor.parameters())
 
 
 class _Interpolation(nn.Module):

@@ -192,7 +192,7 @@ def _hidden(channels: int, reduction: int) -> int:
 class ResidualBlock(nn.Module):
     """Residual block ``x + res_scale * conv(PReLU(conv(x)))`` (3x3 convs, C -> C channels).
 
-    The residual block of DURN (seed 000: conv-PReLU-conv with a local skip). The PReLU slope is
+    The residual block of DURN (conv-PReLU-conv with a local skip). The PReLU slope is
     per channel, initialised to 0.25 (He et al.'s default).
 
     Args:
@@ -224,7 +224,7 @@ class ChannelAttention(nn.Module):
     ``w = sigmoid(MLP(avgpool(x)) + MLP(maxpool(x)))``, output ``x * w``. The MLP is
     1x1 conv C -> C // reduction -> ReLU -> 1x1 conv back to C, with biases; the bottleneck is
     at least ``min(C, 4)`` wide (a 1-unit ReLU bottleneck dies and passes no gradient). Woo et al.,
-    "CBAM: Convolutional Block Attention Module", ECCV 2018 (channel part); the WASA seed's RWAB
+    "CBAM: Convolutional Block Attention Module", ECCV 2018 (channel part); the WASA blog's RWAB
     uses the same form.
 
     Args:
@@ -502,7 +502,7 @@ class HaarDWT(nn.Module):
 
     With ``a = x[2i, 2j]``, ``b = x[2i+1, 2j]``, ``c = x[2i, 2j+1]``, ``d = x[2i+1, 2j+1]`` the
     subbands are ``LL = (a+b+c+d)/2``, ``HL = (-a-b+c+d)/2``, ``LH = (-a+b-c+d)/2`` and
-    ``HH = (a-b-c+d)/2`` (the WASA seed's DWT), concatenated subband-major along the channels:
+    ``HH = (a-b-c+d)/2`` (the WASA blog's DWT), concatenated subband-major along the channels:
     output channel ``k * C + c`` is subband ``k`` (LL, HL, LH, HH) of input channel ``c``.
     :class:`HaarIWT` inverts it exactly. Pad odd sizes first (e.g. :func:`pad_to_multiple` with
     ``multiple=2``).
@@ -554,7 +554,7 @@ class HaarIWT(nn.Module):
 
 
 class ResidualWaveletAttentionBlock(nn.Module):
-    """Residual wavelet attention block (RWAB) of WASA (seed 001).
+    """Residual wavelet attention block (RWAB) of WASA.
 
     ``x + conv3(IWT(CA(conv2(ReLU(conv1(DWT(x)))))))``: the 3x3 convs ``conv1``/``conv2`` work on the
     four Haar subbands (4C -> 4C channels, half resolution), :class:`ChannelAttention` re-weights
@@ -603,7 +603,7 @@ class SelfAttention2d(nn.Module):
       positions (spatial-reduction attention, as PVT: Wang et al., "Pyramid Vision Transformer",
       ICCV 2021). Every pixel still attends to the whole image, but to at most ``kv_size**2``
       regional summaries, so cost and memory grow linearly with the number of pixels. Maps no
-      larger than ``kv_size`` per side (training patches) get the exact attention of the seed.
+      larger than ``kv_size`` per side (training patches) get the exact attention of the blog's network.
       ``kv_size=None`` (or 0) keeps every key: exact, quadratic cost.
     - The product runs through :func:`torch.nn.functional.scaled_dot_product_attention`, with the
       queries and keys zero-padded from C/``qk_reduction`` to C channels (scores unchanged, the

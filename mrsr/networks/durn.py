@@ -109,19 +109,19 @@ class DURN(nn.Module):
     """DURN, the dual U-Net residual network for MR super-resolution.
 
     "Dual U-Net residual networks for cardiac magnetic resonance images super-resolution"
-    (seed 000). ``F_shallow = H_initial(LR)`` (one 3x3 conv); ``F_deep`` = two :class:`URN` in
+    ``F_shallow = H_initial(LR)`` (one 3x3 conv); ``F_deep`` = two :class:`URN` in
     sequence, the second adding the first's up- and down-branch features at every position
     (the dual connection); ``H_up(F_deep + F_shallow)`` (sub-pixel upsampler); ``SR = H_rec(.)``
     (one 3x3 conv). Residual blocks are conv-PReLU-conv with a local skip; the up and down blocks
     are DBPN's up- and down-projection units (deconv/conv, error feedback).
 
     With the default sizes (64 features, 2 levels, 2 URNs) the network has 4.31 M parameters at
-    x2 (the seed gives no count).
+    x2 (the paper gives no count).
 
-    Choices made where the paper (as summarised by the seed) is silent:
+    Choices made where the paper is silent:
 
     - Levels: ``num_levels=2`` doubling steps per URN (features at h, 2h, 4h), 64 channels
-      throughout. The seed's "H x W x 8 -> H x W x 64" is read as channel counts of a figure and
+      throughout. The paper's "H x W x 8 -> H x W x 64" is read as channel counts of a figure and
       not reproduced; constant width keeps the dual additions shape-compatible.
     - Up/down blocks: DBPN geometry for x2 (6x6 kernels, stride 2, padding 2), a per-channel
       PReLU after every (de)convolution, as DBPN.

@@ -1,4 +1,4 @@
-"""ICONet: iterative collaboration network guided by a reconstruction prior (seed 002), for MR slices."""
+"""ICONet: iterative collaboration network guided by a reconstruction prior, for MR slices."""
 
 from __future__ import annotations
 
@@ -152,7 +152,7 @@ class ICONet(nn.Module):
 
     Kui, Ji, Zou, Li, Dai, Chen, Vera, Ruan, "Iterative Collaboration Network Guided by
     Reconstruction Prior for Medical Image Super-Resolution", IEEE Transactions on Computational
-    Imaging, 2025 (arXiv:2504.16958; seed 002). The paper's code and layer tables are not public;
+    Imaging, 2025 (arXiv:2504.16958). The paper's code and layer tables are not public;
     this is built from its abstract: a reconstruction branch produces an artifact-free image as a
     prior (our LR inputs come from k-space truncation and carry Gibbs ringing), an SR branch
     upsamples guided by it, an SR-Rec fusion module fuses the two adaptively, RSCFL blocks learn

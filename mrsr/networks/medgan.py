@@ -107,7 +107,7 @@ class CasNet(nn.Module):
     """CasNet, MedGAN's generator: a cascade of U-blocks refining the image on the HR grid.
 
     Armanious et al., "MedGAN: Medical image translation using GANs", Computerized Medical Imaging
-    and Graphics 79, 2020 (arXiv:1806.06397; seed 004). ``num_blocks`` :class:`UBlock` (6 in the
+    and Graphics 79, 2020 (arXiv:1806.06397). ``num_blocks`` :class:`UBlock` (6 in the
     paper) in sequence, each an 8-level encoder-decoder (64-128-256-512-512-512-512-512, batch
     norm, LeakyReLU/ReLU, skips) that translates the previous block's image.
 

@@ -57,8 +57,8 @@ class MSRB(nn.Module):
 class MSRN(nn.Module):
     """MSRN, the multi-scale residual network for single-image super-resolution.
 
-    Li, Fang, Mei, Zhang, "Multi-scale Residual Network for Image Super-Resolution", ECCV 2018
-    (seed 003). Shallow 3x3 conv -> ``num_blocks`` multi-scale residual blocks (:class:`MSRB`:
+    Li, Fang, Mei, Zhang, "Multi-scale Residual Network for Image Super-Resolution", ECCV 2018.
+    Shallow 3x3 conv -> ``num_blocks`` multi-scale residual blocks (:class:`MSRB`:
     parallel 3x3 and 5x5 convs, cross-concatenated into a second 3x3/5x5 pair, 1x1 bottleneck,
     local skip) -> hierarchical feature fusion (concatenation of the shallow feature and every
     MSRB output, 1x1 conv, 3x3 conv) -> sub-pixel upsampler -> 3x3 reconstruction conv.
@@ -80,7 +80,7 @@ class MSRN(nn.Module):
     - No global image residual (the paper has none). ``global_residual=True`` adds a cubic
       interpolation of the centre channel on the degradation's grid
       (:func:`~mrsr.transforms.resample.upsample_aligned`): an mrsr option, off by default.
-    - Attention (``attention=True``, off by default; the seed sketches it, the ECCV paper has
+    - Attention (``attention=True``, off by default; a later variant sketches it, the ECCV paper has
       none): a first-order channel attention (average + max pooled, shared MLP) re-weights each
       MSRB output before the concatenation, and a second-order (covariance-pooled, SAN-style)
       channel attention re-weights the concatenated hierarchical features before the 1x1 fusion.

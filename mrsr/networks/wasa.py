@@ -1,4 +1,4 @@
-"""WASA: CNN + Haar wavelet + attention super-resolution network (seed 001), for MR slices."""
+"""WASA: CNN + Haar wavelet + attention super-resolution network for MR slices."""
 
 from __future__ import annotations
 
@@ -26,10 +26,10 @@ __all__ = ["WASA"]
 class WASA(nn.Module):
     """WASA: residual wavelet attention blocks, global self-attention and sub-pixel upsampling.
 
-    The network of seed 001 ("基于卷积神经网络与小波变换的医学图像超分辨率算法复现", a blog
+    The network of a blog post ("基于卷积神经网络与小波变换的医学图像超分辨率算法复现", a
     reproduction of a CNN + wavelet + self-attention medical SR method, PyTorch code included;
     its PSNR/SSIM and efficiency tables are the blog's claims, not measurements of ours). It builds
-    on the residual wavelet attention network idea (Liu et al., Neurocomputing 2021, the seed's
+    on the residual wavelet attention network idea (Liu et al., Neurocomputing 2021, the blog's
     reference [2]) and SAGAN's self-attention (Zhang et al., ICML 2019).
 
     Data flow, for an LR input ``x`` (B, C_in, h, w)::
@@ -39,57 +39,57 @@ class WASA(nn.Module):
         f  = SelfAttention(f) + f0                   global self-attention, long skip
         y  = tail(Upsampler(f))                      sub-pixel x2/x3 stages, 3x3 conv F -> C_out
         x_up = upsample_aligned(x, scale)            cubic, on the degradation's sample grid
-        out = y + skip(x_up) [+ centre(x_up)]        seed's conv skip branch (+ identity residual)
+        out = y + skip(x_up) [+ centre(x_up)]        the blog's conv skip branch (+ identity residual)
 
     RWAB (:class:`~mrsr.networks.blocks.ResidualWaveletAttentionBlock`): Haar DWT -> 3x3 conv ->
     ReLU -> 3x3 conv (4F channels, half resolution) -> channel attention -> inverse DWT -> 3x3 conv,
     plus the block input. Skip branch: 5x5 conv C_in -> S, 3x3 conv S -> S, 3x3 conv S -> C_out,
-    no activations (the seed's), on the upsampled input.
+    no activations (the blog's), on the upsampled input.
 
-    Sizes (one input and output channel): the seed's defaults (64 features, 16 RWABs, skip width
+    Sizes (one input and output channel): the blog's defaults (64 features, 16 RWABs, skip width
     64, reduction 16) give 19,802,131 parameters at x2, 19,986,771 at x3 and 19,949,843 at x4 (the
-    seed's table claims 18.3 M for its RGB version). The "small" preset (16 features, 4 RWABs, skip
+    blog's table claims 18.3 M for its RGB version). The "small" preset (16 features, 4 RWABs, skip
     width 16, reduction 4) has 326,023 / 337,623 / 335,303 and takes a few hundredths of a second
     per training step on one 64 x 64 HR patch on one CPU core.
 
-    Choices made where the seed is silent, or changed for MR:
+    Choices made where the blog is silent, or changed for MR:
 
     - Input channels 1 (2D) or 2k+1 (2.5D neighbouring slices); the centre channel
-      ``in_channels // 2`` is the slice super-resolved. The seed is RGB.
-    - The seed's skip input, ``F.interpolate(bicubic, align_corners=False)``, is replaced by
+      ``in_channels // 2`` is the slice super-resolved. The blog's network is RGB.
+    - The blog's skip input, ``F.interpolate(bicubic, align_corners=False)``, is replaced by
       :func:`~mrsr.transforms.resample.upsample_aligned` (Keys cubic, output pixel j sampled at LR
       coordinate j/s), the geometry of the k-space degradation; all input channels are upsampled.
     - ``global_residual=True`` (default) adds the aligned cubic upsampling of the centre channel
-      (repeated over ``out_channels``) to the output: the seed's skip branch is a purely linear
+      (repeated over ``out_channels``) to the output: the blog's skip branch is a purely linear
       conv stack that would have to learn the identity from a random start; with the identity
       added it learns a correction, the convention of every mrsr network.
     - Odd sizes: each RWAB pads its input by reflection at the bottom/right to even sizes before
       the DWT and crops after the inverse DWT (padding at the end keeps the sample grid).
     - Channel attention: :class:`~mrsr.networks.blocks.ChannelAttention`, CBAM form
       ``sigmoid(MLP(avg) + MLP(max))`` on the 4F subband channels, reduction 16 (seed) by default
-      (the seed's code applies the sigmoid to each path and sums, a weight in (0, 2); we keep the
+      (the blog's code applies the sigmoid to each path and sums, a weight in (0, 2); we keep the
       standard form). The small preset uses reduction 4 (16 hidden units): with 16 its 4 hidden
       ReLU units are too easily all dead at initialisation.
-    - Self-attention: softmax scaled by ``1/sqrt(F/8)`` (the seed's text has the scale, its code
+    - Self-attention: softmax scaled by ``1/sqrt(F/8)`` (the blog's text has the scale, its code
       not). It is :class:`~mrsr.networks.blocks.SelfAttention2d`: keys and values are taken from
       the feature map average-pooled to at most ``attn_kv_size`` x ``attn_kv_size`` (64 x 64 by
       default) positions, the queries at every pixel, in chunks of ``attn_chunk_size`` queries,
-      through ``scaled_dot_product_attention`` with fused-kernel-friendly padding. Why: the seed's
+      through ``scaled_dot_product_attention`` with fused-kernel-friendly padding. Why: the blog's
       attention holds an (hw) x (hw) matrix, quadratic in the slice size (below); training
-      patches (LR up to 64 x 64) still get the seed's exact global attention, while whole slices
+      patches (LR up to 64 x 64) still get the blog's exact global attention, while whole slices
       get a global attention to 4096 regional summaries at a cost linear in the pixel count.
       ``attn_kv_size=None`` restores exact attention (quadratic time, memory still bounded by the
       chunks and the fused kernels).
     - ``gamma`` starts at 0 (seed), so the attention's query/key/value convs receive zero gradient
       until the first optimiser step has moved ``gamma``.
     - Upsampler: :class:`~mrsr.networks.blocks.SubpixelUpsampler` (x2, x3, x4 = two x2 stages as
-      the seed's x4), ICNR initialised; the seed has no x3 (one x3 pixel-shuffle stage here).
+      the blog's x4), ICNR initialised; the blog has no x3 (one x3 pixel-shuffle stage here).
     - The loss (seed: L1 + 0.1 VGG-19 perceptual) is the trainer's business, not the network's.
 
     Attention memory (batch 1, F = 64, fp32), LR slice of 256 x 256 (N = 65,536 pixels) and
     512 x 512 (N = 262,144):
 
-    - seed (explicit ``bmm`` + softmax): the N x N energy matrix alone is 16 GiB at 256 x 256 and
+    - the blog's (explicit ``bmm`` + softmax): the N x N energy matrix alone is 16 GiB at 256 x 256 and
       256 GiB at 512 x 512 (twice that with the softmax output): not runnable.
     - here, computed: the N x F tensors (query padded to F, output) of 16 MiB each at 256 x 256
       and 64 MiB each at 512 x 512, the pooled keys/values (4096 x 64, 1 MiB each) and the scores
@@ -113,7 +113,7 @@ class WASA(nn.Module):
         attn_kv_size: largest side of the self-attention's key/value grid; None for exact attention.
         attn_chunk_size: queries per attention call.
         global_residual: add the aligned upsampling of the centre channel to the output.
-        interp_mode: the upsampling of the skip branch and the global residual: "cubic" (the seed's
+        interp_mode: the upsampling of the skip branch and the global residual: "cubic" (the blog's
             bicubic, on the degradation's grid), "sinc"/"sinc_reflect" (zero-filled k-space; see
             :func:`~mrsr.transforms.resample.interp_matrix`), "linear" or "nearest".
 
