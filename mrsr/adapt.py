@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from mrsr.errors import MrsrError
 from mrsr.inference import resolve_device, resolve_slice_axis
 from mrsr.networks.baselines import ZeroFill
+from mrsr.progress import progress_iter
 from mrsr.transforms.consistency import kspace_consistency
 from mrsr.transforms.kspace import fourier_resize
 
@@ -192,7 +192,7 @@ def _batch(pairs: _Pairs, scale: int, size: int, patch: int, rng: np.random.Gene
     return torch.stack(inputs).contiguous(), torch.stack(targets).contiguous()
 
 
-def adaptable_slices(volume: torch.Tensor, scale: int, slice_axis: int | str = 2) -> torch.Tensor:
+def adaptable_slices(volume: torch.Tensor, scale: int, slice_axis: int | str = "auto") -> torch.Tensor:
     """The slices adaptation trains on: (D, h, w), in-plane cut to multiples of ``scale``.
 
     Raises:
@@ -221,7 +221,7 @@ def adapt(
     scale: int,
     steps: int = DEFAULT_STEPS,
     time_budget: float | None = None,
-    slice_axis: int | str = 2,
+    slice_axis: int | str = "auto",
     in_channels: int = 1,
     batch_size: int = 16,
     patch_size: int = 24,
@@ -242,7 +242,7 @@ def adapt(
         scale: the SR factor (an integer >= 2).
         steps: optimiser steps (0: only check the network against zerofill).
         time_budget: stop fine-tuning after this many seconds (``None``: no limit).
-        slice_axis: the axis across slices (default 2, as :func:`~mrsr.inference.super_resolve`), or ``"auto"``.
+        slice_axis: the axis across slices, or ``"auto"`` (the default, as :func:`~mrsr.inference.super_resolve`).
         in_channels: the network's input channels (2k+1 for 2.5D).
         batch_size: patches per step.
         patch_size: input patch side (targets are ``scale`` times larger); smaller slices use their size.
@@ -252,7 +252,7 @@ def adapt(
         data_consistency: score candidates with data consistency, as they will run.
         device: where to fine-tune.
         seed: seed of every random choice (the same seed gives the same result).
-        progress: show a progress bar.
+        progress: report progress on stderr (:func:`mrsr.progress.progress_iter`).
 
     Returns:
         An :class:`AdaptResult` (its ``predictor`` is in eval mode on ``device``).
@@ -286,7 +286,7 @@ def _adapt(network, volume, scale, steps, time_budget, slice_axis, in_channels, 
         tuned = copy.deepcopy(network).eval()
         optimiser = torch.optim.Adam(tuned.parameters(), lr=lr)
         best = scores["network"]
-        bar = tqdm(range(steps), desc="adapting", unit="step", disable=not progress, leave=False)
+        bar = progress_iter(range(steps), "adapting", "step", enabled=progress)
         for step in bar:
             x, y = _batch(pairs, scale, batch_size, patch_size, rng)
             loss = torch.nn.functional.l1_loss(tuned(x.to(dev)).float(), y.to(dev))
@@ -297,7 +297,8 @@ def _adapt(network, volume, scale, steps, time_budget, slice_axis, in_channels, 
             out_of_time = time_budget is not None and time.perf_counter() - start >= time_budget
             if taken % validate_every == 0 or taken == steps or out_of_time:
                 score = _score(tuned, pairs, scale, dev, data_consistency)
-                bar.set_postfix(psnr=f"{score:.2f}")
+                if hasattr(bar, "set_postfix"):  # a tqdm bar on a terminal
+                    bar.set_postfix(psnr=f"{score:.2f}")
                 if score > best:
                     best, best_state = score, copy.deepcopy(tuned.state_dict())
                 scores["adapted"] = max(scores.get("adapted", -math.inf), score)

@@ -24,22 +24,52 @@ BASELINE_NETWORKS = ("zerofill", "bicubic")
 DEFAULT_ADAPT_STEPS = 300  # mrsr.adapt.DEFAULT_STEPS (not imported: --help stays fast)
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows an option's default once: not for required options, flags, ``None``, or help that says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and not action.required
+        if shown and "default" not in text and action.option_strings:
+            default = " ".join(map(str, action.default)) if isinstance(action.default, list) else action.default
+            text += f" (default: {default})"
+        return text
+
+
 class _Parser(argparse.ArgumentParser):
-    """argparse's own errors already exit 2 with one line; keep that, and make --help show defaults."""
+    """argparse's own errors already exit 2 with one line; keep that, and make --help show defaults once."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
 
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not value >= 1:
-        raise argparse.ArgumentTypeError(f"the scale must be >= 1 (got {text}): SR upsamples")
-    return value
+def _factor(purpose: str):
+    """An argparse type: a number >= 1, the factor of ``purpose``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not value >= 1:
+            raise argparse.ArgumentTypeError(f"the factor must be >= 1 (got {text}): {purpose}")
+        return value
+
+    return parse
+
+
+_positive_float = _factor("SR upsamples")  # mrsr infer, demo
+_degradation_factor = _factor("degradation coarsens the grid by this factor")
+
+
+def _slice_axis(text: str) -> int | str:
+    if text not in ("auto", "0", "1", "2"):
+        raise argparse.ArgumentTypeError(f"expected auto, 0, 1 or 2, got {text!r}")
+    return text if text == "auto" else int(text)
+
+
+SLICE_AXIS_HELP = "axis across slices: auto (the thickest axis, else the last), 0, 1 or 2"
 
 
 def _non_negative_int(text: str) -> int:
@@ -67,17 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulate a low-resolution scan by k-space truncation",
         description="Keep the centre of k-space along the chosen axes (docs/CONVENTIONS.md): the LR "
         "affine keeps the origin and multiplies the spacing by the factor.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("input", help="NIfTI file, DICOM file or DICOM series folder")
     p.add_argument("-o", "--output", required=True, help="output .nii/.nii.gz file or DICOM folder")
-    p.add_argument("--scale", type=_positive_float, default=2.0, help="degradation factor (need not divide the matrix)")
+    p.add_argument(
+        "--scale", type=_degradation_factor, default=2.0, help="degradation factor (need not divide the matrix)"
+    )
     p.add_argument(
         "--axes",
         type=int,
         nargs="+",
-        default=[0, 1],
-        help="spatial axes to degrade: 0 1 in-plane, 2 thick slices, 0 1 2 3D",
+        choices=(0, 1, 2),
+        help="spatial axes to degrade, e.g. 0 1, 2 (thick slices) or 0 1 2 (3D) (default: the two in-plane axes, "
+        "those other than the thickest axis, else 0 1)",
     )
     p.add_argument(
         "--grid",
@@ -97,7 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="super-resolve a volume in-plane, slice by slice",
         description="Normalise, super-resolve every slice (2D or 2.5D) through MONAI's sliding-window "
         "inference at bounded memory, de-normalise and save with the upsampled affine.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument(
         "input",
@@ -129,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--scale", type=_positive_float, default=2.0, help="in-plane upsampling factor")
     p.add_argument(
-        "--slice-axis", type=int, choices=(0, 1, 2), default=2, help="axis across slices; the other two are upsampled"
+        "--slice-axis", type=_slice_axis, default="auto", help=SLICE_AXIS_HELP + "; the other two are upsampled"
     )
     p.add_argument(
         "--size", type=int, nargs=2, metavar=("H", "W"), help="in-plane output size (default: scale x input)"
@@ -174,22 +205,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate",
         help="PSNR and SSIM of an SR volume against the HR volume",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="PSNR over the HR intensity range and SSIM averaged over slices, inside a foreground mask "
+        "(auto: HR above its minimum + 10% of its range), of an SR volume against the HR volume on the same grid.",
     )
     p.add_argument("--sr", required=True, help="super-resolved volume")
     p.add_argument("--hr", required=True, help="reference volume on the same grid")
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--data-range", type=float, help="intensity range for PSNR/SSIM (default: HR max - min)")
     p.add_argument("--border", type=int, default=0, help="voxels cropped at each in-plane edge")
-    p.add_argument("--slice-axis", type=int, choices=(0, 1, 2), default=2, help="axis of the per-slice SSIM")
+    p.add_argument("--slice-axis", type=_slice_axis, default="auto", help=SLICE_AXIS_HELP + " (of the per-slice SSIM)")
     p.add_argument("--mask", default="auto", help="foreground mask: auto, none, or a mask volume file")
     _add_common(p)
 
     p = sub.add_parser(
         "demo",
         help="degrade the bundled real T1 scan, super-resolve it, score it, draw a panel",
-        description="Writes HR, LR and SR volumes (NIfTI), metrics.json and panel.png (LR | SR | HR | error).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Writes HR, LR and SR volumes (NIfTI), metrics.json and panel.png (the middle slice, oriented "
+        "from the affine: LR | the other methods | the best | HR | its error map).",
     )
     p.add_argument("-o", "--output", default="mrsr_demo", help="output folder")
     p.add_argument("--scale", type=_positive_float, default=2.0, help="in-plane factor")
@@ -207,7 +239,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train on random aligned LR/HR patches made by k-space truncation of the manifest's "
         "volumes; validate on whole volumes through the inference path; checkpoint every epoch. "
         "Several GPUs or CPU processes: torchrun --nproc_per_node=N -m mrsr train ...",
-        formatter_class=argparse.HelpFormatter,  # defaults are written into the help texts
     )
     _add_train_options(p)
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
@@ -227,7 +258,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Scores every bundle and baseline on a manifest's held-out volumes (x2 and x4), measures "
         "throughput, the fraction of the machine's convolution peak and peak memory, and writes a Markdown "
         "table, a CSV and PNG figures.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--manifest", help="datalist JSON (default: data_manifests/real_data.json)")
     p.add_argument("--section", default="test", help="manifest section of held-out volumes")
@@ -252,7 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "networks",
         help="table of the SR networks: parameters, GFLOPs, CPU throughput",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="Builds each network in each preset and prints parameters and GFLOPs per LR pixel, then times "
+        "CPU throughput (median of --repeats runs), which takes minutes; --no-timing skips it. A line per "
+        "network reports progress on stderr.",
     )
     p.add_argument("--networks", nargs="+", help="which networks (default: all)")
     p.add_argument("--presets", nargs="+", default=["default", "small"], help="which presets")
@@ -376,17 +408,23 @@ def _say(text: str) -> None:
 
 def cmd_degrade(args: argparse.Namespace) -> int:
     from mrsr.data import load_volume, save_volume
-    from mrsr.data.io import check_output_path
+    from mrsr.data.io import check_fits_output
+    from mrsr.inference import resolve_slice_axis
     from mrsr.transforms import KSpaceTruncate
 
-    check_output_path(args.output, args.overwrite, inputs=(args.input,))
     img = load_volume(args.input)
-    truncate = KSpaceTruncate(args.scale, tuple(args.axes), args.grid, args.window, snr=args.snr, seed=args.seed)
+    check_fits_output(img, args.output)
+    axes = args.axes
+    if axes is None:  # in-plane: the two axes other than the slice axis, as mrsr infer upsamples them
+        slice_axis = resolve_slice_axis(img)
+        axes = [a for a in (0, 1, 2) if a != slice_axis]
+    truncate = KSpaceTruncate(args.scale, tuple(axes), args.grid, args.window, snr=args.snr, seed=args.seed)
     lr = truncate(img)
     save_volume(lr, args.output, args.overwrite)
     _say(
-        f"degraded {tuple(img.shape[1:])} -> {tuple(lr.shape[1:])} (axes {args.axes}, factor {args.scale:g}, "
-        f"grid {args.grid}, window {args.window}, snr {args.snr}); wrote {args.output}"
+        f"degraded {tuple(img.shape[1:])} -> {tuple(lr.shape[1:])} (axes {' '.join(map(str, axes))}"
+        f"{'' if args.axes else ': in-plane, auto'}, factor {args.scale:g}, grid {args.grid}, window "
+        f"{args.window}, snr {args.snr}); wrote {args.output}"
     )
     return 0
 
@@ -401,7 +439,7 @@ def get_predictor(name: str, scale: float | tuple[float, float]):
     return table[name](scale=scale)
 
 
-def build_predictor(args: argparse.Namespace, lr_shape: tuple[int, ...]):
+def build_predictor(args: argparse.Namespace, lr_shape: tuple[int, ...], slice_axis: int = 2):
     """(predictor, in_channels, scale for super_resolve) for ``--network`` (and ``--weights``)."""
     import torch
 
@@ -421,7 +459,7 @@ def build_predictor(args: argparse.Namespace, lr_shape: tuple[int, ...]):
     if name in BASELINE_NETWORKS:
         scale = args.scale
         if args.size:  # land exactly on the requested matrix
-            in_plane = [n for a, n in enumerate(lr_shape) if a != args.slice_axis]
+            in_plane = [n for a, n in enumerate(lr_shape) if a != slice_axis]
             scale = (args.size[0] / in_plane[0], args.size[1] / in_plane[1])
         return get_predictor(name, scale), 1, args.scale
     if name not in SR_NETWORKS:
@@ -443,36 +481,47 @@ def _method(args: argparse.Namespace) -> str:
     return f"bundle {args.bundle}" if args.bundle else (args.network or "bicubic").lower()
 
 
-def super_resolve_file(args: argparse.Namespace, path: str | None = None, predictor=None, layout=None):
+def super_resolve_file(args: argparse.Namespace, path: str | None = None, predictor=None, layout=None, out=None):
     """Load, normalise, (adapt,) super-resolve and de-normalise ``path`` (default ``args.input``).
 
     Returns ``(lr, sr, (predictor, in_channels, scale))``; pass the last back as ``predictor`` to
-    reuse a loaded network for the next file (adaptation always starts again from it).
+    reuse a loaded network for the next file (adaptation always starts again from it). ``out``
+    (default ``args.output``) is where the result will be written.
     """
     from mrsr.data import load_volume
-    from mrsr.inference import DESCRIPTION_KEY, describe, super_resolve
+    from mrsr.data.io import check_fits_output
+    from mrsr.inference import DESCRIPTION_KEY, describe, resolve_slice_axis, super_resolve
     from mrsr.transforms import RobustNormalize
 
     if args.adapt is not None and _method(args) in BASELINE_NETWORKS:
         raise ValueError(f"--adapt fine-tunes a network; {_method(args)} has nothing to adapt: drop --adapt or give "
                          "--bundle or --network with --weights.")  # fmt: skip
+    name, out = Path(path or args.input).name, out or args.output
     lr = load_volume(path or args.input, layout=layout)  # layout: a headerless manifest image's
+    check_fits_output(lr, out)
+    axis = resolve_slice_axis(lr, args.slice_axis)
     if predictor is None or _method(args) in BASELINE_NETWORKS:  # a baseline's scale may depend on the shape
-        predictor = build_predictor(args, tuple(lr.shape[1:]))
+        predictor = build_predictor(args, tuple(lr.shape[1:]), axis)
     network, in_channels, scale = predictor
     normalise = RobustNormalize()
     x = normalise(lr)
     is_network = _method(args) not in BASELINE_NETWORKS
     run, method = network, _method(args)
     if is_network and args.adapt is not None:
-        from mrsr.adapt import adapt, adaptable_slices
+        from mrsr.adapt import adaptable_slices
 
-        adaptable_slices(x, int(scale), args.slice_axis)  # a one-line error before any work
-        _say(f"{method}: adapting to {Path(path or args.input).name} ({args.adapt} steps"
+        adaptable_slices(x, int(scale), axis)  # a one-line error before any work
+    spacing = ", ".join(f"{v:g}" for v in lr.pixdim.tolist())
+    _say(f"{method}: {name} {tuple(lr.shape[1:])} at {spacing} mm, {lr.shape[1 + axis]} slices across axis {axis}"
+         f"{' (auto: the thickest axis, else the last)' if args.slice_axis == 'auto' else ''}, x{scale:g} in-plane")  # fmt: skip
+    if is_network and args.adapt is not None:
+        from mrsr.adapt import adapt
+
+        _say(f"{method}: adapting to {name} ({args.adapt} steps"
              f"{f', at most {args.adapt_time:g} s' if args.adapt_time else ''})")  # fmt: skip
         result = adapt(network, x, int(scale), steps=args.adapt, time_budget=args.adapt_time,
-                       slice_axis=args.slice_axis, in_channels=in_channels, device=args.device, seed=args.seed,
-                       data_consistency=args.data_consistency, progress=sys.stderr.isatty())  # fmt: skip
+                       slice_axis=axis, in_channels=in_channels, device=args.device, seed=args.seed,
+                       data_consistency=args.data_consistency, progress=True)  # fmt: skip
         _say(f"{method}: {result.summary()}")
         run, method = result.predictor, f"{method} ({result.choice})"
         is_network = result.data_consistency_applies
@@ -481,7 +530,7 @@ def super_resolve_file(args: argparse.Namespace, path: str | None = None, predic
         x,
         run,
         scale,
-        slice_axis=args.slice_axis,
+        slice_axis=axis,
         in_channels=in_channels,
         roi_size=args.roi,
         overlap=args.overlap,
@@ -491,7 +540,7 @@ def super_resolve_file(args: argparse.Namespace, path: str | None = None, predic
         amp=args.amp,
         channels_last=args.channels_last,
         out_size=args.size,
-        progress=sys.stderr.isatty(),
+        progress=True,
         data_consistency=consistent,
     )
     sr = normalise.inverse(sr)
@@ -552,7 +601,7 @@ def cmd_infer_batch(args: argparse.Namespace) -> int:
             continue
         start = time.perf_counter()
         try:
-            lr, sr, predictor = super_resolve_file(args, str(path), predictor, layouts.get(path))
+            lr, sr, predictor = super_resolve_file(args, str(path), predictor, layouts.get(path), out)
             save_volume(sr, out, overwrite=args.overwrite)
         except (ValueError, OSError) as err:
             failed.append(path.name)
@@ -571,16 +620,10 @@ def cmd_infer_batch(args: argparse.Namespace) -> int:
 
 def cmd_infer(args: argparse.Namespace) -> int:
     from mrsr.data import save_volume
-    from mrsr.data.io import check_output_path, is_nifti_path
     from mrsr.inference import DESCRIPTION_KEY
 
-    if args.manifest or (
-        args.input and Path(args.input).is_dir() and any(is_nifti_path(p) for p in Path(args.input).iterdir())
-    ):
+    if _is_batch(args):
         return cmd_infer_batch(args)
-    if not args.input:
-        raise ValueError("Give an input volume (or --manifest for a batch).")
-    check_output_path(args.output, args.overwrite, inputs=(args.input,))
     start = time.perf_counter()
     lr, sr, _ = super_resolve_file(args)
     save_volume(sr, args.output, args.overwrite)
@@ -595,11 +638,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import numpy as np
 
     from mrsr.data import load_volume
-    from mrsr.data.io import check_output_path
+    from mrsr.inference import resolve_slice_axis
     from mrsr.metrics import evaluate, format_report
 
-    if args.json:
-        check_output_path(args.json, args.overwrite, inputs=(args.sr, args.hr), volume=False)
     sr, hr = load_volume(args.sr), load_volume(args.hr)
     if sr.shape != hr.shape:
         raise ValueError(
@@ -610,7 +651,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     mask = args.mask
     if mask not in ("auto", "none"):
         mask = load_volume(mask)[0] > 0
-    result = evaluate(sr, hr, data_range=args.data_range, border=args.border, slice_axis=args.slice_axis, mask=mask)
+    axis = resolve_slice_axis(hr, args.slice_axis)
+    result = evaluate(sr, hr, data_range=args.data_range, border=args.border, slice_axis=axis, mask=mask)
     print(format_report({Path(args.sr).name: result}))
     if args.json:
         _write_json(result.as_dict(), Path(args.json))
@@ -625,16 +667,13 @@ def _write_json(obj, path: Path) -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from mrsr.data import load_volume, sample_path, save_volume
-    from mrsr.data.io import check_output_path, replace_path
+    from mrsr.data.io import replace_path
     from mrsr.inference import super_resolve
     from mrsr.metrics import evaluate, format_report
     from mrsr.report import save_panel
     from mrsr.transforms import KSpaceTruncate, RobustNormalize
 
     out = Path(args.output)
-    if out.exists() and not args.overwrite:
-        raise ValueError(f"{out} exists; pass --overwrite to replace it or choose another folder with -o.")
-    check_output_path(out, overwrite=True, volume=False)  # its parent must be creatable and writable
     bundle = _demo_bundle(args.bundle, args.scale)
     if bundle is not None:  # loaded first: a bad --bundle fails before any work
         from mrsr.bundle import load_bundle_network
@@ -651,7 +690,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     results, volumes = {}, {}
     for name, (predictor, in_channels) in methods.items():
         _say(f"[3/4] super-resolving with {name}")
-        sr = super_resolve(lr, predictor, args.scale, in_channels=in_channels, device=args.device,
+        sr = super_resolve(lr, predictor, args.scale, slice_axis=2, in_channels=in_channels, device=args.device,
                            out_size=hr.shape[1:3], data_consistency=name not in BASELINE_NETWORKS)  # fmt: skip
         volumes[name] = sr
         results[name] = evaluate(sr, hr, border=int(round(args.scale)))
@@ -669,6 +708,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
             hr,
             tmp / "panel.png",
             title=f"{best}, x{args.scale:g} (PSNR {results[best].psnr:.2f} dB)",
+            baselines={n: v for n, v in volumes.items() if n != best},
+            sr_name=best,
+            psnr_border=int(round(args.scale)),
         )
         _write_json({n: r.as_dict() for n, r in results.items()}, tmp / "metrics.json")
         replace_path(tmp, out)
@@ -796,8 +838,47 @@ def cmd_networks(args: argparse.Namespace) -> int:
         scale=args.scale,
         repeats=args.repeats,
         time_it=not args.no_timing,
+        progress=_say,
     )
     return 0
+
+
+def _is_batch(args: argparse.Namespace) -> bool:
+    """``mrsr infer`` on a manifest or on a folder of NIfTI files (not a DICOM series folder)."""
+    from mrsr.paths import is_nifti_path
+
+    folder = Path(args.input) if args.input else None
+    return bool(args.manifest) or bool(folder and folder.is_dir() and any(map(is_nifti_path, folder.iterdir())))
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    """The checks of inputs and outputs that need neither torch nor MONAI, run before they load
+    (seconds): a wrong path is reported at once. The commands check again where they write."""
+    from mrsr.paths import CLI_OVERWRITE, check_input_path, check_output_path
+
+    def output(path: str, inputs: tuple = (), volume: bool = True) -> None:
+        check_output_path(path, args.overwrite, inputs, volume, overwrite_hint=CLI_OVERWRITE)
+
+    if args.command == "degrade":
+        check_input_path(args.input)
+        output(args.output, (args.input,))
+    elif args.command == "infer":
+        for given in (args.input, args.manifest):
+            if given:
+                check_input_path(given)
+        if not (args.input or args.manifest):
+            raise ValueError("Give an input volume (or --manifest for a batch).")
+        if not _is_batch(args):
+            output(args.output, (args.input,))
+    elif args.command == "evaluate":
+        for given in (args.sr, args.hr) + ((args.mask,) if args.mask not in ("auto", "none") else ()):
+            check_input_path(given)
+        if args.json:
+            output(args.json, (args.sr, args.hr), volume=False)
+    elif args.command == "demo":
+        output(args.output, volume=False)  # and its parent must be creatable and writable
+    elif args.command == "benchmark" and args.manifest:
+        check_input_path(args.manifest)
 
 
 COMMANDS = {
@@ -817,6 +898,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("monai").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
     try:
+        check_paths(args)
         return COMMANDS[args.command](args)
     except (ValueError, OSError) as err:  # MrsrError is a ValueError
         if args.traceback:

@@ -19,15 +19,16 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
-from monai.data import MetaTensor
-from monai.inferers import sliding_window_inference
-from tqdm.auto import tqdm
+from monai.data import MetaTensor, list_data_collate
+from monai.inferers import Inferer, sliding_window_inference
 
 from mrsr.data.io import DESCRIPTION_KEY
 from mrsr.errors import MrsrError
+from mrsr.progress import progress_iter
 from mrsr.transforms.consistency import kspace_consistency
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "resolve_slice_axis",
     "super_resolve",
     "upsampled_affine",
+    "VolumeInferer",
 ]
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
@@ -72,19 +74,29 @@ def autocast_context(device: torch.device, amp: bool):
     return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
 
 
-def resolve_slice_axis(volume: torch.Tensor, slice_axis: int | str = 2) -> int:
+def resolve_slice_axis(volume: torch.Tensor, slice_axis: int | str = "auto") -> int:
     """The axis across slices: ``slice_axis`` itself, or for ``"auto"`` the axis of the largest spacing.
 
-    ``"auto"`` reads the spacing from a MetaTensor's affine (column norms): the thickest axis is the
-    acquisition's slice direction, wherever a reorientation put it. With no single thickest axis
-    (isotropic voxels, a plain tensor) it is 2, where DICOM series and most NIfTI files keep slices.
+    ``"auto"`` is the default of every mrsr entry point (``mrsr infer``, the bundles, the Python API).
+    A volume with exactly one single-slice axis is sliced across it (a 2D image is one slice, whatever
+    its header says about the thickness). Otherwise the spacing is read from a MetaTensor's affine
+    (column norms): the thickest axis is the acquisition's slice direction, wherever a reorientation
+    put it. With no single thickest axis (isotropic voxels, a plain tensor) it is 2, where DICOM series
+    and most NIfTI files keep slices. A volume degraded in-plane by a large factor can have in-plane
+    voxels thicker than its slices (1 x 1 x 3 mm at x4 is 4 x 4 x 3 mm, and an unequal pair of
+    in-plane spacings then picks one of them): give the axis in such cases.
 
     >>> v = MetaTensor(torch.zeros(1, 4, 5, 6), affine=torch.diag(torch.tensor([2.0, 5.0, 2.0, 1.0])))
     >>> resolve_slice_axis(v, "auto"), resolve_slice_axis(v, 0)
     (1, 0)
     """
     if slice_axis != "auto":
+        if str(slice_axis) not in ("0", "1", "2"):
+            raise MrsrError(f"slice_axis must be 0, 1, 2 or 'auto', got {slice_axis!r}.")
         return int(slice_axis)
+    single = [a for a, n in enumerate(volume.shape[-3:]) if n == 1]
+    if len(single) == 1:
+        return single[0]
     if not isinstance(volume, MetaTensor):
         return 2
     affine = torch.as_tensor(volume.affine, dtype=torch.float64)
@@ -223,7 +235,7 @@ def super_resolve(
     volume: torch.Tensor,
     predictor: Predictor,
     scale: float,
-    slice_axis: int | str = 2,
+    slice_axis: int | str = "auto",
     in_channels: int = 1,
     roi_size: Sequence[int] | None = None,
     overlap: float = 0.25,
@@ -242,9 +254,9 @@ def super_resolve(
         volume: (1, X, Y, Z) volume, ideally a MetaTensor (its affine is updated).
         predictor: maps (B, in_channels, h, w) to (B, 1, H, W); an ``nn.Module`` is put in eval mode.
         scale: in-plane upsampling factor (>= 1).
-        slice_axis: spatial axis across which slices are taken (default 2: slices last, as DICOM
-            series and most NIfTI files store them), or ``"auto"`` (the thickest axis, see
-            :func:`resolve_slice_axis`); the other two axes are upsampled.
+        slice_axis: spatial axis across which slices are taken, or ``"auto"`` (the thickest axis, else
+            2, where DICOM series and most NIfTI files keep slices: see :func:`resolve_slice_axis`);
+            the other two axes are upsampled.
         in_channels: 1 for 2D, 2k+1 for 2.5D (k neighbours each side, edges replicated).
         roi_size: largest (h, w) tile for ``sliding_window_inference``; ``None`` runs whole slices.
             Tiles are shrunk evenly to cover the slice with the fewest pixels (:func:`even_tiles`);
@@ -260,7 +272,7 @@ def super_resolve(
             follows the network's measured preference (:func:`prefers_channels_last`). The module's
             weights are given back in their own format afterwards.
         out_size: in-plane output size (H, W); default ``round(scale * (h, w))``.
-        progress: show a progress bar.
+        progress: report progress on stderr (:func:`mrsr.progress.progress_iter`).
         data_consistency: replace each output slice's measured k-space band by its input slice's
             (:func:`~mrsr.transforms.consistency.kspace_consistency`, on whole slices after tiling), so
             that k-space truncation of the output gives the input back exactly.
@@ -281,9 +293,7 @@ def super_resolve(
         raise MrsrError(f"The scale must be a number >= 1, got {scale}.")
     if in_channels < 1 or in_channels % 2 == 0:
         raise MrsrError(f"in_channels must be odd (1 for 2D, 2k+1 for 2.5D), got {in_channels}.")
-    axis = resolve_slice_axis(volume, slice_axis) if slice_axis == "auto" else slice_axis
-    if axis not in (0, 1, 2):
-        raise MrsrError(f"slice_axis must be 0, 1, 2 or 'auto', got {slice_axis!r}.")
+    axis = resolve_slice_axis(volume, slice_axis)
     dev = resolve_device(device)
     vol = torch.as_tensor(volume[0], dtype=torch.float32).movedim(axis, 0)  # (D, h, w)
     depth, h, w = vol.shape
@@ -304,7 +314,7 @@ def super_resolve(
         torch.inference_mode(),
         autocast,
     ):  # weights converted outside inference mode
-        for start in tqdm(starts, desc="super-resolving", unit="batch", disable=not progress, leave=False):
+        for start in progress_iter(starts, "super-resolving", "slice batch", enabled=progress):
             stop = min(start + slice_batch, depth)
             x = _neighbour_batch(vol, start, stop, in_channels // 2).to(dev)
             x = x if fmt is None else x.contiguous(memory_format=fmt)
@@ -331,3 +341,87 @@ def super_resolve(
     meta[DATA_CONSISTENCY_KEY] = bool(data_consistency)
     meta[DESCRIPTION_KEY] = describe(type(predictor).__name__, scale, data_consistency)
     return MetaTensor(out, meta=meta)
+
+
+class VolumeInferer(Inferer):
+    """A MONAI inferer that super-resolves whole volumes with :func:`super_resolve`.
+
+    Drop it into your own MONAI code where ``SliceInferer`` or ``sliding_window_inference`` would go:
+    unlike those, its output is a MetaTensor on the SR grid (the upsampled affine and
+    ``spatial_shape`` of each volume), so ``SaveImage``, ``Invertd`` and world-coordinate overlays
+    stay right. It is what ``mrsr infer``, the bundles and validation during training run: batched
+    slices, 2.5D neighbours, optional tiles, data consistency and test-time adaptation.
+
+    Args:
+        scale: in-plane SR factor.
+        in_channels: network input channels (2k+1).
+        slice_axis: the axis across which slices are taken, or ``"auto"`` (each volume's thickest axis,
+            :func:`resolve_slice_axis`).
+        roi_size: largest tile (h, w) for sliding-window inference, or ``None`` for whole slices.
+        overlap: tile overlap, a fraction of ``roi_size``.
+        slice_batch: slices per forward pass; ``None``: 8 on a GPU, the network's pixel budget on a CPU.
+        amp: autocast (float16 on CUDA, bfloat16 on CPU).
+        channels_last: channels_last memory format; ``None`` follows the network's preference.
+        data_consistency: give each output slice its input's k-space band (:mod:`mrsr.transforms.consistency`).
+        adapt: test-time adaptation steps per volume (:func:`mrsr.adapt.adapt`); ``None``: none, 0: only
+            check the network against zerofill on the volume's own pairs.
+        adapt_time: time budget of the adaptation per volume, in seconds.
+        seed: seed of the adaptation.
+        progress: a progress bar on a terminal, a line every few seconds otherwise.
+
+    Shapes:
+        inputs (B, 1, x, y, z) LR volumes (a MetaTensor batch from MONAI's DataLoader, or a plain
+        tensor) -> (B, 1, s*x, s*y, z) MetaTensor batch (slice axis 2), on the inputs' device.
+
+    Example::
+
+        inferer = VolumeInferer(scale=2)
+        sr = inferer(batch["image"], network)  # sr.affine: (B, 4, 4) SR affines
+    """
+
+    def __init__(
+        self,
+        scale: int,
+        in_channels: int = 1,
+        slice_axis: int | str = "auto",
+        roi_size: Sequence[int] | None = None,
+        overlap: float = 0.25,
+        slice_batch: int | None = None,
+        amp: bool = False,
+        channels_last: bool | None = None,
+        data_consistency: bool = False,
+        adapt: int | None = None,
+        adapt_time: float | None = None,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> None:
+        super().__init__()
+        self.scale, self.in_channels, self.slice_axis = scale, in_channels, slice_axis
+        self.roi_size, self.overlap, self.slice_batch = roi_size, overlap, slice_batch
+        self.amp, self.channels_last, self.data_consistency = amp, channels_last, data_consistency
+        self.adapt, self.adapt_time, self.seed, self.progress = adapt, adapt_time, seed, progress
+
+    def _predictor(self, vol: torch.Tensor, network: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
+        """The network to run on ``vol`` (adapted when asked) and whether data consistency applies."""
+        if self.adapt is None:
+            return network, self.data_consistency
+        from mrsr.adapt import adapt
+
+        result = adapt(
+            network, vol, int(self.scale), steps=self.adapt, time_budget=self.adapt_time, slice_axis=self.slice_axis,
+            in_channels=self.in_channels, data_consistency=self.data_consistency, device=vol.device, seed=self.seed,
+            progress=self.progress,
+        )  # fmt: skip
+        print(f"mrsr: {result.summary()}", flush=True)
+        return result.predictor, self.data_consistency and result.data_consistency_applies
+
+    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> MetaTensor:
+        outs = []
+        for vol in inputs:  # a batched MetaTensor gives each volume its own meta
+            predictor, consistent = self._predictor(vol, network)
+            outs.append(super_resolve(
+                vol, predictor, self.scale, slice_axis=self.slice_axis, in_channels=self.in_channels,
+                roi_size=self.roi_size, overlap=self.overlap, slice_batch=self.slice_batch, device=inputs.device,
+                amp=self.amp, channels_last=self.channels_last, data_consistency=consistent, progress=self.progress,
+            ).to(inputs.device))  # fmt: skip
+        return list_data_collate(outs)

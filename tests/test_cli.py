@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -76,6 +77,35 @@ def test_infer_with_a_bundle_lands_on_the_hr_grid(tmp_path):
     assert main(["infer", str(lr), "-o", str(sr), "--bundle", "msrn", "--device", "cpu"]) == 0
     hr_img, sr_img = load_volume(sample_path()), load_volume(sr)
     assert sr_img.shape == hr_img.shape and torch.allclose(sr_img.affine, hr_img.affine)
+
+
+def _thick_axis_first(tmp_path) -> Path:
+    """A real 12 x 32 x 32 block of the T1 sample stored slices-first, at 5 x 1 x 1 mm."""
+    import nibabel as nib
+
+    block = load_volume(sample_path())[0, 40:72, 40:72, 25:37].permute(2, 0, 1).numpy()
+    path = tmp_path / "thick_first.nii.gz"
+    nib.save(nib.Nifti1Image(block, np.diag([5.0, 1.0, 1.0, 1.0])), path)
+    return path
+
+
+def test_cli_and_bundle_take_the_same_slice_axis(tmp_path, capsys):
+    """Both default to auto (the 5 mm axis here): the same volume, grid and values from either."""
+    from monai.bundle import run as bundle_run
+
+    from mrsr.bundle import find_bundle
+
+    thick, cli_out = _thick_axis_first(tmp_path), tmp_path / "cli.nii.gz"
+    assert main(["infer", str(thick), "-o", str(cli_out), "--bundle", "msrn", "--device", "cpu"]) == 0
+    assert "12 slices across axis 0 (auto" in capsys.readouterr().err
+    root = find_bundle("msrn")
+    bundle_run(config_file=str(root / "configs" / "inference.json"), bundle_root=str(root), input=str(thick),
+               output_dir=str(tmp_path / "bundle"), device="cpu")  # fmt: skip
+    cli, bundle = load_volume(cli_out), load_volume(tmp_path / "bundle" / "thick_first_sr_x2.nii.gz")
+    assert cli.shape == bundle.shape == (1, 12, 64, 64)
+    np.testing.assert_allclose(cli.pixdim.tolist(), [5.0, 0.5, 0.5])
+    torch.testing.assert_close(cli.affine, bundle.affine)
+    torch.testing.assert_close(cli, bundle, atol=1e-4 * float(cli.abs().max()), rtol=0)
 
 
 def test_infer_is_data_consistent_by_default_and_says_so(tmp_path):
@@ -160,13 +190,60 @@ def test_bad_input_is_one_line_exit_2_without_traceback(tmp_path):
     assert "Traceback" in loud.stderr
 
 
-@pytest.mark.parametrize("command", ["degrade", "infer", "evaluate", "demo", "networks", "bundles"])
-def test_help_explains_every_option(command, capsys):
+COMMANDS = ["degrade", "infer", "evaluate", "demo", "networks", "bundles", "train", "benchmark"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_explains_every_option_and_states_defaults_once(command, capsys):
+    import re
+
+    from mrsr.cli import build_parser
+
     with pytest.raises(SystemExit) as stop:
         main([command, "--help"])
     out = capsys.readouterr().out
     assert stop.value.code == 0 and f"usage: mrsr {command}" in out
     assert "--traceback" in out
+    text = " ".join(out.split())
+    assert "(default: None)" not in text
+    assert not re.search(r"\(default[^)]*\) \(default", text), "a default stated twice"
+    sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+    assert sub.description, f"mrsr {command} has no description"
+
+
+def test_required_output_shows_no_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["degrade", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "output .nii/.nii.gz file or DICOM folder --scale" in text  # no (default: None) after -o's help
+
+
+def test_degrade_defaults_to_the_in_plane_axes_of_the_auto_slice_axis(tmp_path, capsys):
+    out = tmp_path / "lr.nii.gz"
+    assert main(["degrade", str(_thick_axis_first(tmp_path)), "-o", str(out)]) == 0
+    assert load_volume(out).shape == (1, 12, 16, 16)
+    assert "axes 1 2: in-plane, auto" in capsys.readouterr().err
+
+
+def test_networks_reports_each_network_as_it_goes(capsys):
+    assert main(["networks", "--networks", "msrn", "wasa", "--presets", "small", "--no-timing"]) == 0
+    err = capsys.readouterr().err
+    assert "[1/2] building msrn (small)" in err and "[2/2] building wasa (small)" in err
+
+
+def test_infer_logs_stages_and_progress_when_not_on_a_terminal(tmp_path):
+    """stderr is a pipe here: stage lines, a progress line per interval (every one here) and 'wrote'."""
+    lr, sr = tmp_path / "lr.nii.gz", tmp_path / "sr.nii.gz"
+    assert main(["degrade", str(sample_path()), "-o", str(lr)]) == 0
+    env = dict(os.environ, PYTHONWARNINGS="ignore", MRSR_PROGRESS_EVERY="0")
+    done = subprocess.run([sys.executable, "-m", "mrsr", "infer", str(lr), "-o", str(sr), "--bundle", "msrn",
+                           "--slice-batch", "16", "--device", "cpu"], capture_output=True, text=True, env=env,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.splitlines()
+    assert lines[0].startswith("bundle msrn: lr.nii.gz (64, 64, 62)") and "62 slices across axis 2" in lines[0]
+    assert any("super-resolving: 4/4 slice batch (100%)" in line for line in lines), lines
+    assert lines[-1].startswith("bundle msrn:") and f"wrote {sr}" in lines[-1]
 
 
 def _nan_volume(tmp_path):

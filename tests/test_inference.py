@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from monai.data import MetaTensor
 
 from mrsr.errors import MrsrError
-from mrsr.inference import core_weight_map, even_tiles, super_resolve
+from mrsr.data import load_volume
+from mrsr.inference import core_weight_map, even_tiles, resolve_slice_axis, super_resolve
 from mrsr.networks.baselines import Bicubic, ZeroFill
 from mrsr.transforms import KSpaceTruncate, RobustNormalize, SliceStack
 
@@ -46,7 +47,7 @@ def oblique_affine() -> torch.Tensor:
 def test_blob_centroid_stays_put_in_world_coordinates(oblique_affine, scale, baseline):
     hr = blob_volume(oblique_affine)
     lr = KSpaceTruncate(factor=scale, axes=(0, 1))(hr)
-    sr = super_resolve(lr, baseline(scale=scale), scale)
+    sr = super_resolve(lr, baseline(scale=scale), scale, slice_axis=2)  # x4 makes 4.4 mm LR pixels: auto'd pick 1
     assert torch.allclose(sr.affine, hr.affine)
     voxel = 0.9  # the smallest HR voxel size
     shift = np.linalg.norm(world_centroid(sr) - world_centroid(hr))
@@ -262,3 +263,39 @@ def test_channels_last_converts_networks_whose_first_conv_has_one_channel():
     with _in_memory_format(net, torch.channels_last):
         assert all(w.is_contiguous(memory_format=torch.channels_last) for w in net.parameters() if w.ndim == 4)
     assert all(w.is_contiguous() for w in net.parameters())
+
+
+def test_auto_slice_axis_is_the_single_slice_axis_or_the_thickest():
+    one = MetaTensor(torch.zeros(1, 64, 1, 64), affine=torch.diag(torch.tensor([1.5, 1.0, 1.5, 1.0])))
+    assert resolve_slice_axis(one) == 1  # one slice: whatever the header's thickness says
+    thick = MetaTensor(torch.zeros(1, 12, 32, 32), affine=torch.diag(torch.tensor([5.0, 1.0, 1.0, 1.0])))
+    assert resolve_slice_axis(thick) == 0 and resolve_slice_axis(thick, 2) == 2
+    assert resolve_slice_axis(torch.zeros(1, 8, 8, 8)) == 2
+    with pytest.raises(MrsrError, match="slice_axis must be 0, 1, 2 or 'auto'"):
+        resolve_slice_axis(thick, "last")
+    assert super_resolve(thick, ZeroFill(scale=2), 2).shape == (1, 12, 64, 64)  # auto is the default
+
+
+def test_volume_inferer_in_a_users_own_monai_pipeline(tmp_path):
+    """MONAI loading, batching and saving around VolumeInferer: the output lands on the SR grid in world
+    coordinates, where sliding_window_inference's output would keep the LR affine."""
+    from monai.data import DataLoader, Dataset, decollate_batch
+    from monai.transforms import Compose, EnsureChannelFirstd, LoadImaged, SaveImage
+
+    from mrsr.data import sample_path, save_volume
+    from mrsr.inference import VolumeInferer
+
+    hr = load_volume(sample_path())
+    save_volume(KSpaceTruncate(2, axes=(0, 1))(hr), tmp_path / "lr.nii.gz")
+    loader = DataLoader(Dataset([{"image": str(tmp_path / "lr.nii.gz")}],
+                                Compose([LoadImaged("image"), EnsureChannelFirstd("image")])), batch_size=1)  # fmt: skip
+    batch = next(iter(loader))
+    sr = VolumeInferer(scale=2)(batch["image"], ZeroFill(scale=2))
+    assert isinstance(sr, MetaTensor) and sr.is_batch and sr.shape == (1, *hr.shape)
+    torch.testing.assert_close(sr.affine[0].double(), hr.affine.double())
+    item = decollate_batch(sr)[0]
+    np.testing.assert_array_equal(item.meta["spatial_shape"], hr.shape[1:])
+    SaveImage(output_dir=tmp_path, output_postfix="sr", separate_folder=False)(item)
+    saved = load_volume(tmp_path / "lr_sr.nii.gz")
+    assert saved.shape == hr.shape
+    torch.testing.assert_close(saved.affine, hr.affine.to(saved.affine.dtype), atol=1e-5, rtol=0)

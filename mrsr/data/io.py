@@ -36,6 +36,7 @@ from monai.transforms import LoadImage, MapTransform, Orientation
 from monai.utils import MetaKeys, SpaceKeys
 
 from mrsr.errors import MrsrError
+from mrsr.paths import check_input_path, check_output_path, is_nifti_path
 
 from .dicom import DICOM_META_KEY, SLICE_GEOMETRY_KEY, DicomReader, is_dicom_file, write_dicom_series
 
@@ -51,18 +52,13 @@ __all__ = [
     "NumpyVolumeReader",
     "is_nifti_path",
     "check_output_path",
+    "check_fits_output",
     "replace_path",
 ]
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 DESCRIPTION_KEY = "mrsr_description"  # provenance line of an output: NIfTI descrip, DICOM DerivationDescription
 NUMPY_SUFFIX = ".npy"
 GZIP_MAGIC = b"\x1f\x8b"
-
-
-def is_nifti_path(path: str | os.PathLike) -> bool:
-    """True for a ``.nii`` or ``.nii.gz`` file name."""
-    return str(path).lower().endswith(NIFTI_SUFFIXES)
 
 
 # ------------------------------------------------------------------------------------- headerless files
@@ -320,9 +316,7 @@ def load_volume(
             image, more than one volume (4D), NaN/Inf voxels, a bad layout, or a raw file whose size
             does not match its layout.
     """
-    path = Path(path)
-    if not path.exists():
-        raise MrsrError(f"No such file or folder: {path}")
+    path = check_input_path(path)
     try:
         layout = RawLayout.from_dict(layout)
         reader = _reader_for(path, layout)
@@ -385,13 +379,26 @@ class LoadVolumed(MapTransform):
         return d
 
 
+def _file_shape(img: MetaTensor) -> tuple[int, ...]:
+    """The array shape as the file stores it: LoadImage moved the file's channel (time) axis first."""
+    shape = list(img.shape[1:])
+    channel_dim = img.meta.get(MetaKeys.ORIGINAL_CHANNEL_DIM)
+    if img.shape[0] == 1 and not isinstance(channel_dim, int):
+        return tuple(shape)
+    if isinstance(channel_dim, int):
+        shape.insert(channel_dim % (len(shape) + 1), img.shape[0])
+    else:
+        shape.insert(0, img.shape[0])
+    return tuple(shape)
+
+
 def _as_volume(img: MetaTensor, path: Path) -> MetaTensor:
     if img.ndim == 3:  # (1, X, Y): a 2D image is a one-slice volume
         img = img.unsqueeze(-1)
     if img.ndim != 4 or img.shape[0] != 1:
-        shape = tuple(img.shape[1:]) if img.shape[0] == 1 else tuple(img.shape)
         raise MrsrError(
-            f"{path} holds an image of shape {shape}; mrsr needs one 3D volume (extract a single volume first)."
+            f"{path} holds an image of shape {_file_shape(img)}; mrsr needs one 3D volume (extract a single volume "
+            "first)."
         )
     if torch.is_complex(img):
         raise MrsrError(f"{path} holds complex values; give a magnitude image.")
@@ -401,38 +408,15 @@ def _as_volume(img: MetaTensor, path: Path) -> MetaTensor:
     return img.float()
 
 
-def check_output_path(out: str | os.PathLike, overwrite: bool = False, inputs: tuple = (), volume: bool = True) -> Path:
-    """Validate an output path before any work is done.
-
-    Args:
-        out: the output path.
-        overwrite: whether an existing output may be replaced.
-        inputs: paths the output must not replace.
-        volume: the output is a volume (a NIfTI file name or a DICOM folder name).
+def check_fits_output(img: torch.Tensor, out: str | os.PathLike) -> None:
+    """Refuse, before any work, a volume its output format cannot hold.
 
     Raises:
-        MrsrError: the output is an input, exists without ``overwrite``, has an unknown format, or
-            its folder cannot be created or written.
+        MrsrError: a DICOM series whose slices are not parallel, to be written as NIfTI.
     """
-    out = Path(out)
-    for inp in inputs:
-        inp = Path(inp)
-        if out.resolve() == inp.resolve() or (inp.is_file() and inp.resolve().parent == out.resolve()):
-            raise MrsrError(f"The output {out} would overwrite the input {inp}; choose another output path.")
-    if out.exists() and not overwrite:
-        raise MrsrError(f"{out} exists; pass --overwrite to replace it or choose another output path.")
-    if volume and out.exists() and out.is_dir() != (not is_nifti_path(out)):
-        raise MrsrError(f"{out} exists and is a {'folder' if out.is_dir() else 'file'}; choose another output path.")
-    if volume and not is_nifti_path(out) and out.suffix and out.suffix.lower() not in (".dcm",):
-        raise MrsrError(f"{out}: unknown output format; use a .nii/.nii.gz file name or a folder name for DICOM.")
-    parent = out.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise MrsrError(f"Cannot create the output folder {parent}: {err.strerror or err}.") from None
-    if not os.access(parent, os.W_OK):
-        raise MrsrError(f"The output folder {parent} is not writable; choose another output path.")
-    return out
+    if is_nifti_path(out) and isinstance(img, MetaTensor) and img.meta.get(SLICE_GEOMETRY_KEY) is not None:
+        raise MrsrError("This series' slices are not parallel (a radial or localizer set) and have no "
+                        "single affine; write a DICOM folder instead of NIfTI.")  # fmt: skip
 
 
 def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -452,10 +436,8 @@ def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = Fal
     data = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
     tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
+        check_fits_output(img, out)
         if is_nifti_path(out):
-            if meta.get(SLICE_GEOMETRY_KEY) is not None:
-                raise MrsrError("This series' slices are not parallel (a radial or localizer set) and have no "
-                                "single affine; write a DICOM folder instead of NIfTI.")  # fmt: skip
             tmp = tmp.with_name(tmp.name + (".nii.gz" if out.name.lower().endswith(".gz") else ".nii"))
             _write_nifti(data[0], affine, tmp, meta.get(DESCRIPTION_KEY))
         else:

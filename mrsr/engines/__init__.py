@@ -7,7 +7,17 @@
 - :mod:`mrsr.engines.distributed`: torchrun / DDP set-up.
 """
 
+from typing import Any
+
 from .config import TrainConfig
-from .trainer import MedGANTrainer, train
 
 __all__ = ["TrainConfig", "train", "MedGANTrainer"]
+
+
+def __getattr__(name: str) -> Any:
+    """The engines load torch and MONAI on first use, so ``mrsr --help`` and argument errors stay fast."""
+    if name in ("train", "MedGANTrainer"):
+        from . import trainer
+
+        return getattr(trainer, name)
+    raise AttributeError(f"module 'mrsr.engines' has no attribute {name!r}")

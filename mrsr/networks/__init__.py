@@ -47,6 +47,7 @@ __all__ = [
     "available",
     "presets",
     "SR_NETWORKS",
+    "AUXILIARY_NETWORKS",
     "DURN",
     "WASA",
     "ICONet",
@@ -75,6 +76,8 @@ _ALIASES: dict[str, str] = {
 
 #: the names that are super-resolution networks (LR in, SR out); the rest are auxiliary (discriminators)
 SR_NETWORKS: tuple[str, ...] = ("durn", "wasa", "iconet", "msrn", "casnet")
+#: registered networks that are not SR networks: built by name, not listed by :func:`available`
+AUXILIARY_NETWORKS: tuple[str, ...] = ("patch_discriminator",)
 
 # class name -> registry name, for ``from mrsr.networks import DURN``
 _CLASS_NAMES: dict[str, str] = {
@@ -122,13 +125,14 @@ def register(
     return decorator
 
 
-def available() -> list[str]:
-    """The registered network names, in registration order.
+def available(include_auxiliary: bool = False) -> list[str]:
+    """The registered super-resolution network names, in registration order.
 
-    Names whose module cannot be imported are still listed; :func:`get_network` then raises the
-    import error.
+    Auxiliary networks that are not SR networks (MedGAN's ``patch_discriminator``) are listed only
+    with ``include_auxiliary=True``; networks users register are SR networks. Names whose module
+    cannot be imported are still listed; :func:`get_network` then raises the import error.
     """
-    return list(_REGISTRY)
+    return [name for name in _REGISTRY if include_auxiliary or name not in AUXILIARY_NETWORKS]
 
 
 def get_network_class(name: str) -> type[nn.Module]:
@@ -140,7 +144,7 @@ def get_network_class(name: str) -> type[nn.Module]:
     """
     key = _canonical(name)
     if key not in _REGISTRY:
-        raise KeyError(f"Unknown network {name!r}; available: {', '.join(available())}.")
+        raise KeyError(f"Unknown network {name!r}; available: {', '.join(available(include_auxiliary=True))}.")
     target = _REGISTRY[key]
     if isinstance(target, str):
         module_name, _, cls_name = target.partition(":")

@@ -21,7 +21,7 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 import torch
@@ -117,6 +117,7 @@ def summarise(
     repeats: int = 5,
     warmup: int = 1,
     time_it: bool = True,
+    progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (network, preset): see the module docstring for the columns.
 
@@ -129,6 +130,7 @@ def summarise(
         repeats: timed forwards per row.
         warmup: untimed forwards per row.
         time_it: measure throughput (False: parameters and FLOPs only).
+        progress: called with a line as each row starts (timing takes minutes in all).
 
     Returns:
         A list of dicts with keys ``network, preset, params, gflops, timed_size, batch, seconds,
@@ -138,30 +140,33 @@ def summarise(
     from mrsr.networks import SR_NETWORKS
 
     rows: list[dict[str, Any]] = []
-    for name in networks or SR_NETWORKS:
-        for preset in presets:
-            row: dict[str, Any] = dict.fromkeys(
-                ("params", "gflops", "timed_size", "batch", "seconds", "mpix_per_s"), None
-            )
-            row.update(network=name, preset=preset, note="")
-            try:
-                meta = _build(name, preset, scale, "meta")
-            except Exception as e:  # a network that is missing or broken gets a row that says so
-                row["note"] = f"unavailable: {type(e).__name__}: {e}"
-                rows.append(row)
-                continue
-            row["params"] = sum(p.numel() for p in meta.parameters())
-            row["gflops"] = count_flops(meta, flop_size) / 1e9
-            if time_it:
-                size, batch, _ = pick_timing_size(meta, flop_budget)
-                torch.manual_seed(0)
-                net = _build(name, preset, scale, "cpu")
-                seconds, mpix = measure_throughput(net, size, batch, scale, repeats, warmup)
-                row.update(timed_size=size, batch=batch, seconds=seconds, mpix_per_s=mpix)
-                if size != flop_size:
-                    row["note"] = f"timed on {size}x{size} LR slices: {flop_size}x{flop_size} exceeds the budget"
-                del net
+    names = list(networks or SR_NETWORKS)
+    for n, (name, preset) in enumerate([(name, preset) for name in names for preset in presets], 1):
+        if progress is not None:
+            doing = "building and timing" if time_it else "building"
+            progress(f"[{n}/{len(names) * len(presets)}] {doing} {name} ({preset})")
+        row: dict[str, Any] = dict.fromkeys(
+            ("params", "gflops", "timed_size", "batch", "seconds", "mpix_per_s"), None
+        )
+        row.update(network=name, preset=preset, note="")
+        try:
+            meta = _build(name, preset, scale, "meta")
+        except Exception as e:  # a network that is missing or broken gets a row that says so
+            row["note"] = f"unavailable: {type(e).__name__}: {e}"
             rows.append(row)
+            continue
+        row["params"] = sum(p.numel() for p in meta.parameters())
+        row["gflops"] = count_flops(meta, flop_size) / 1e9
+        if time_it:
+            size, batch, _ = pick_timing_size(meta, flop_budget)
+            torch.manual_seed(0)
+            net = _build(name, preset, scale, "cpu")
+            seconds, mpix = measure_throughput(net, size, batch, scale, repeats, warmup)
+            row.update(timed_size=size, batch=batch, seconds=seconds, mpix_per_s=mpix)
+            if size != flop_size:
+                row["note"] = f"timed on {size}x{size} LR slices: {flop_size}x{flop_size} exceeds the budget"
+            del net
+        rows.append(row)
     return rows
 
 
@@ -204,13 +209,14 @@ def main(
     time_it: bool = True,
     print_table: bool = True,
     file: TextIO | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Print the markdown table of :func:`summarise` and return its rows.
 
     Takes keyword arguments only from Python (it never reads ``sys.argv``); the command-line
     wrapper is ``benchmarks/networks.py`` (and ``mrsr networks``).
     """
-    rows = summarise(networks, presets, scale, flop_size, flop_budget, repeats, warmup, time_it)
+    rows = summarise(networks, presets, scale, flop_size, flop_budget, repeats, warmup, time_it, progress)
     if print_table:
         print(format_table(rows, scale, flop_size), file=file or sys.stdout, end="")
     return rows

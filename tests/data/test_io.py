@@ -38,8 +38,9 @@ def test_existing_output_needs_overwrite(tmp_path, t1_volume):
     out = tmp_path / "v.nii.gz"
     save_volume(t1_volume, out)
     before = out.read_bytes()
-    with pytest.raises(MrsrError, match="--overwrite"):
+    with pytest.raises(MrsrError, match="pass overwrite=True") as err:  # the Python API's own words
         save_volume(t1_volume * 2, out)
+    assert "--overwrite" not in str(err.value)
     assert out.read_bytes() == before
     save_volume(t1_volume * 2, out, overwrite=True)
     assert float(load_volume(out).max()) == 2 * float(t1_volume.max())
@@ -80,6 +81,12 @@ def test_non_parallel_series_cannot_become_nifti(tmp_path):
 def test_bad_input(tmp_path, make, message):
     with pytest.raises(MrsrError, match=message):
         load_volume(make(tmp_path))
+
+
+@pytest.mark.parametrize("shape", [(8, 9, 3, 2), (8, 9, 3, 1, 2)])
+def test_4d_error_states_the_files_own_axis_order(tmp_path, shape):
+    with pytest.raises(MrsrError, match=rf"shape \({', '.join(map(str, shape))}\); mrsr needs one 3D volume"):
+        load_volume(_nifti(tmp_path / "4d.nii.gz", np.ones(shape)))
 
 
 def _write(path, data: bytes):

@@ -14,8 +14,13 @@ SIZE_ONLY = {"scale", "in_channels", "out_channels", "spatial_dims"}
 
 
 def test_available_lists_every_network():
-    assert set(NAMES) <= set(available())
+    assert set(NAMES) <= set(available(include_auxiliary=True))
     assert set(SR_NETWORKS) == set(NAMES) - {"patch_discriminator"}
+
+
+def test_available_lists_only_sr_networks_by_default():
+    assert available() == list(SR_NETWORKS)
+    assert "patch_discriminator" not in available()
 
 
 @pytest.mark.parametrize("name", NAMES)

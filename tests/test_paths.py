@@ -1,0 +1,42 @@
+"""mrsr.paths: path checks that run before torch loads, in the words of the caller."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from mrsr.errors import MrsrError
+from mrsr.paths import CLI_OVERWRITE, check_input_path, check_output_path, is_nifti_path
+
+
+def test_is_nifti_path():
+    assert is_nifti_path("a/B.NII.GZ") and is_nifti_path("b.nii") and not is_nifti_path("series_folder")
+
+
+def test_missing_input_is_named(tmp_path):
+    with pytest.raises(MrsrError, match="No such file or folder: .*nope"):
+        check_input_path(tmp_path / "nope")
+    assert check_input_path(tmp_path) == tmp_path
+
+
+def test_existing_output_says_how_the_caller_replaces_it(tmp_path):
+    out = tmp_path / "v.nii.gz"
+    out.write_text("mine")
+    with pytest.raises(MrsrError, match="pass overwrite=True to replace it"):
+        check_output_path(out)
+    with pytest.raises(MrsrError, match="pass --overwrite to replace it"):
+        check_output_path(out, overwrite_hint=CLI_OVERWRITE)
+    assert check_output_path(out, overwrite=True) == out and out.read_text() == "mine"
+
+
+def test_command_line_reports_path_errors_before_torch_loads(tmp_path):
+    code = (
+        "import sys; from mrsr.cli import main; "
+        f"code = main(['infer', {str(tmp_path / 'missing.nii.gz')!r}, '-o', {str(tmp_path / 'o.nii.gz')!r}]); "
+        "print(code, 'torch' in sys.modules, 'monai' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stdout.split() == ["2", "False", "False"], done.stderr
+    assert "No such file or folder" in done.stderr
