@@ -7,21 +7,24 @@ from collections.abc import Hashable, Mapping
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform, Transform
+from monai.transforms import InvertibleTransform, MapTransform
 from monai.transforms.utils_pytorch_numpy_unification import percentile
-from monai.utils import convert_to_tensor
+from monai.utils import TraceKeys, convert_to_tensor
 
 __all__ = ["RobustNormalize", "RobustNormalized", "RobustNormalizeD", "RobustNormalizeDict", "INTENSITY_KEY"]
 
 INTENSITY_KEY = "mrsr_intensity_range"
 
 
-class RobustNormalize(Transform):
+class RobustNormalize(InvertibleTransform):
     """Map the ``lower`` and ``upper`` percentiles of an image to 0 and 1.
 
     Values are not clipped, so the map is exactly invertible. The (low, high) intensities used
-    are stored in a MetaTensor's meta under ``"mrsr_intensity_range"`` and :meth:`inverse` maps any
-    image (the SR output included) back to the original intensity scale with them.
+    are stored twice: in a MetaTensor's meta under ``"mrsr_intensity_range"`` and, as MONAI's
+    invertible transforms do, in a record pushed onto ``applied_operations`` (the input's history is
+    kept). :meth:`inverse` maps any image (the SR output included) back to the original intensity
+    scale with them, so ``Compose.inverse`` and ``monai.transforms.Invertd`` undo it in turn with the
+    transforms before it (``Spacingd``, ``Orientationd``, ...).
 
     Args:
         lower: lower percentile (0-100).
@@ -51,27 +54,74 @@ class RobustNormalize(Transform):
         return lo, hi
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
+        """Normalise ``img`` (C, *spatial); returns a float32 MetaTensor with the input's meta and history.
+
+        The output's ``applied_operations`` are the input's plus a ``RobustNormalize`` record whose
+        ``extra_info["intensity_range"]`` is the (low, high) used.
+        """
         x = convert_to_tensor(img, track_meta=False).float()
         lo, hi = self.intensity_range(x)
         out = (x - lo) / (hi - lo)
-        meta = dict(img.meta) if isinstance(img, MetaTensor) else {}
+        is_meta = isinstance(img, MetaTensor)
+        meta = dict(img.meta) if is_meta else {}
         meta[INTENSITY_KEY] = (lo, hi)
-        return MetaTensor(out, meta=meta)
+        history = list(img.applied_operations) if is_meta else None
+        return self.push_transform(
+            MetaTensor(out, meta=meta, applied_operations=history), extra_info={"intensity_range": (lo, hi)}
+        )
 
-    @staticmethod
-    def inverse(img: torch.Tensor, intensity_range: tuple[float, float] | None = None) -> torch.Tensor:
-        """Undo the normalisation with ``intensity_range`` (default: the one in ``img``'s meta)."""
+    @classmethod
+    def inverse(cls, img: torch.Tensor, intensity_range: tuple[float, float] | None = None) -> torch.Tensor:
+        """Undo the normalisation: ``img * (high - low) + low``.
+
+        Callable on the class or on an instance (``Compose.inverse`` and ``Invertd`` call it on the
+        instance). The most recent ``RobustNormalize`` record in a MetaTensor's ``applied_operations``
+        is popped, so the history stays consistent for the inverses of earlier transforms.
+
+        Args:
+            img: the normalised image (or the SR output made from it), any shape.
+            intensity_range: the (low, high) to use; default: the popped record's, else the range in
+                ``img``'s meta.
+
+        Returns:
+            ``img`` on the original intensity scale (a MetaTensor keeps its meta).
+
+        Raises:
+            ValueError: no range given and ``img`` carries none.
+        """
+        record = cls._pop_record(img)
         if intensity_range is None:
-            meta = img.meta if isinstance(img, MetaTensor) else {}
-            if INTENSITY_KEY not in meta:
-                raise ValueError("The image carries no intensity range: pass the (low, high) used to normalise it.")
-            intensity_range = meta[INTENSITY_KEY]
+            if record is not None:
+                intensity_range = record[TraceKeys.EXTRA_INFO]["intensity_range"]
+            else:
+                meta = img.meta if isinstance(img, MetaTensor) else {}
+                if INTENSITY_KEY not in meta:
+                    raise ValueError("The image carries no intensity range: pass the (low, high) used to normalise it.")
+                intensity_range = meta[INTENSITY_KEY]
         lo, hi = (float(v) for v in intensity_range)
         return img * (hi - lo) + lo
 
+    @classmethod
+    def _pop_record(cls, img: torch.Tensor) -> dict | None:
+        """Remove and return the most recent record of this class in ``img``'s history, if any."""
+        if not isinstance(img, MetaTensor):
+            return None
+        ops = img.applied_operations
+        for i in range(len(ops) - 1, -1, -1):
+            if isinstance(ops[i], Mapping) and ops[i].get(TraceKeys.CLASS_NAME) == cls.__name__:
+                return ops.pop(i)
+        return None
 
-class RobustNormalized(MapTransform):
-    """Dictionary version of :class:`RobustNormalize`."""
+
+class RobustNormalized(MapTransform, InvertibleTransform):
+    """Dictionary version of :class:`RobustNormalize`; invertible (``Invertd`` restores the intensities).
+
+    Args:
+        keys: keys of the (C, *spatial) images to normalise.
+        lower: lower percentile (0-100).
+        upper: upper percentile (0-100).
+        allow_missing_keys: do not raise if a key is missing.
+    """
 
     backend = RobustNormalize.backend
 
@@ -85,6 +135,12 @@ class RobustNormalized(MapTransform):
         d = dict(data)
         for key in self.key_iterator(d):
             d[key] = self.normalize(d[key])
+        return d
+
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.normalize.inverse(d[key])
         return d
 
 

@@ -10,6 +10,11 @@ The truncation is Hermitian-symmetric: an even-length grid's Nyquist bin is spli
 between ``+n/2`` and ``-n/2``. A real image therefore stays real on every grid, each axis is a
 real-to-real ``rfft``/``irfft`` pair, and zero-filling (the inverse grid) of a truncated image is
 exactly the low-passed original.
+
+The transforms are MONAI invertible transforms: they keep the input's ``applied_operations`` and
+push their own record, so ``Compose.inverse`` and ``Invertd`` undo the transforms before them too.
+Their inverse is the pseudo-inverse of the truncation, zero-filling back to the input grid (see
+:meth:`KSpaceTruncate.inverse`).
 """
 
 from __future__ import annotations
@@ -22,8 +27,8 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import MapTransform, RandomizableTransform, Transform
-from monai.utils import convert_to_dst_type, convert_to_tensor
+from monai.transforms import InvertibleTransform, MapTransform, RandomizableTransform
+from monai.utils import TraceKeys, convert_to_dst_type, convert_to_numpy, convert_to_tensor
 
 __all__ = [
     "fourier_resize",
@@ -40,6 +45,7 @@ __all__ = [
 ]
 
 WINDOWS = ("none", "hamming", "tukey")
+GRIDS = ("reduced", "same")
 
 
 def truncated_size(size: int, factor: float) -> int:
@@ -191,7 +197,7 @@ def _foreground_mean(x: torch.Tensor) -> torch.Tensor:
     return fg.mean() if fg.numel() else mag.mean()
 
 
-class KSpaceTruncate(Transform):
+class KSpaceTruncate(InvertibleTransform):
     """Simulate a low-resolution MR acquisition by keeping the centre of k-space.
 
     The image is channel-first (C, *spatial). Along each of ``axes`` the central
@@ -203,6 +209,11 @@ class KSpaceTruncate(Transform):
     acquisition (LR) grid before the magnitude is taken; the noise is zero-filled with the signal
     on the same grid, as a scanner's would be. MONAI's ``RandRicianNoise`` acts on the output
     grid after the fact, which is why it is not used here.
+
+    A MetaTensor output keeps the input's meta and ``applied_operations`` and gets a record of its
+    own (the input's spatial size, affine and ``spatial_shape``, and the degraded axes), so
+    :meth:`inverse` can put an image back on the input grid and ``Compose.inverse`` / ``Invertd``
+    then undo the transforms before this one.
 
     Args:
         factor: one degradation factor (>= 1, need not divide the matrix) or one per axis.
@@ -235,7 +246,7 @@ class KSpaceTruncate(Transform):
         magnitude: bool = True,
         seed: int | None = None,
     ) -> None:
-        if grid not in ("reduced", "same"):
+        if grid not in GRIDS:
             raise ValueError(f"grid must be 'reduced' or 'same', got {grid!r}.")
         if window not in WINDOWS:
             raise ValueError(f"Unknown k-space window {window!r}; choose one of {WINDOWS}.")
@@ -273,7 +284,22 @@ class KSpaceTruncate(Transform):
         return noise.to(x.device) * sigma
 
     def __call__(self, img: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
-        """Degrade ``img`` (C, *spatial); returns the same type (MetaTensor with the new affine)."""
+        """Degrade ``img`` (C, *spatial); returns the same type (MetaTensor with the new affine).
+
+        Args:
+            img: (C, *spatial) image; a MetaTensor's affine is updated and its history kept.
+
+        Returns:
+            (C, *lr_spatial) with ``grid="reduced"`` (see :meth:`lr_shape`), else (C, *spatial); a
+            MetaTensor gets a ``KSpaceTruncate`` record pushed onto its ``applied_operations``.
+        """
+        out = self._degrade(img)
+        if isinstance(out, MetaTensor):
+            out = self.push_transform(out, orig_size=tuple(img.shape[1:]), extra_info=_record(img, self.axes))
+        return out
+
+    def _degrade(self, img: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        """The degradation of :meth:`__call__`, without the record."""
         x = convert_to_tensor(img, track_meta=False)
         if not torch.is_floating_point(x) or x.dtype in (torch.float16, torch.bfloat16):
             x = x.float()
@@ -305,8 +331,54 @@ class KSpaceTruncate(Transform):
                     affine[:-1, a] *= spatial[a] / out.shape[a + 1]
             meta["affine"] = affine
             meta["spatial_shape"] = np.asarray(out.shape[1:])
-            return MetaTensor(out, meta=meta)
+            return MetaTensor(out, meta=meta, applied_operations=list(img.applied_operations))
         return convert_to_dst_type(out, img, dtype=out.dtype)[0]
+
+    def inverse(self, data: torch.Tensor) -> torch.Tensor:
+        """Pseudo-inverse: zero-fill ``data`` back to the grid this transform's input was on.
+
+        The most recent ``KSpaceTruncate`` record of ``data`` (a MetaTensor) is popped; the degraded
+        axes are Fourier-resized (:func:`fourier_resize`, no window) to the input's sizes, and the
+        input's affine and ``spatial_shape`` meta are restored. This is the adjoint of the truncation
+        up to scale and its exact inverse on the kept band: for ``magnitude=False``, no window and no
+        noise, ``inverse(t(x))`` is the low-passed ``x`` (what ``grid="same"`` gives). The window, the
+        noise and the magnitude are not undone. An image already on the input grid (an SR output given
+        the LR input's history, e.g. by ``Invertd``) keeps its values and only gets the input's
+        geometry back; ``grid="same"`` outputs likewise.
+
+        Args:
+            data: (C, *spatial) MetaTensor carrying this transform's record.
+
+        Returns:
+            (C, *input_spatial) MetaTensor, float.
+        """
+        return _zero_fill_inverse(data, self.pop_transform(data))
+
+
+def _record(img: torch.Tensor, axes: Sequence[int]) -> dict:
+    """What :func:`_zero_fill_inverse` needs of a degraded image's input (a MetaTensor)."""
+    info = {"axes": [int(a) for a in axes], "original_affine": convert_to_numpy(img.affine, dtype=np.float64)}
+    if "spatial_shape" in img.meta:
+        info["original_spatial_shape"] = convert_to_numpy(img.meta["spatial_shape"])
+    return info
+
+
+def _zero_fill_inverse(data: torch.Tensor, record: Mapping) -> torch.Tensor:
+    """Fourier-resize ``data`` back to the input grid of a k-space truncation ``record`` (already popped)."""
+    info = record[TraceKeys.EXTRA_INFO]
+    orig_size = [int(n) for n in record[TraceKeys.ORIG_SIZE]]
+    axes = info["axes"]
+    x = convert_to_tensor(data, track_meta=False)
+    out = fourier_resize(x, [orig_size[a] for a in axes], [a + 1 for a in axes])
+    if not isinstance(data, MetaTensor):
+        return out
+    meta = dict(data.meta)
+    meta["affine"] = torch.as_tensor(info["original_affine"], dtype=torch.float64)
+    if "original_spatial_shape" in info:
+        meta["spatial_shape"] = np.asarray(info["original_spatial_shape"])
+    else:
+        meta.pop("spatial_shape", None)
+    return MetaTensor(out, meta=meta, applied_operations=list(data.applied_operations))
 
 
 def _output_keys(keys: tuple[Hashable, ...], output_keys: KeysCollection | None) -> tuple[Hashable, ...]:
@@ -318,8 +390,26 @@ def _output_keys(keys: tuple[Hashable, ...], output_keys: KeysCollection | None)
     return out
 
 
-class KSpaceTruncated(MapTransform):
-    """Dictionary version of :class:`KSpaceTruncate`.
+def _invert_output_keys(
+    transform: MapTransform, array_transform: InvertibleTransform, data: Mapping[Hashable, torch.Tensor]
+) -> dict[Hashable, torch.Tensor]:
+    """Invert the images under ``transform.output_keys`` (where the records are) with ``array_transform``."""
+    d = dict(data)
+    for out_key in transform.output_keys:  # type: ignore[attr-defined]
+        if out_key in d:
+            d[out_key] = array_transform.inverse(d[out_key])
+        elif not transform.allow_missing_keys:
+            raise KeyError(f"Key {out_key!r} of {type(transform).__name__} is missing and allow_missing_keys is False.")
+    return d
+
+
+class KSpaceTruncated(MapTransform, InvertibleTransform):
+    """Dictionary version of :class:`KSpaceTruncate`; invertible (zero-filling, :meth:`KSpaceTruncate.inverse`).
+
+    The record of the degradation is on the output key: :meth:`inverse` zero-fills the images under
+    ``output_keys``. With ``output_keys`` the HR key keeps its own history, so to map an output that
+    is already on the HR grid (an SR prediction) back through the transforms before this one, give
+    ``Invertd`` the HR key as ``orig_keys``.
 
     Args:
         keys: keys of the images to degrade.
@@ -352,22 +442,38 @@ class KSpaceTruncated(MapTransform):
             d[out_key] = self.truncate(d[key])
         return d
 
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        return _invert_output_keys(self, self.truncate, data)
 
-class RandKSpaceTruncate(RandomizableTransform):
+
+class RandKSpaceTruncate(RandomizableTransform, InvertibleTransform):
     """Randomised k-space truncation for training: factor jitter, random window, random noise level.
 
     Each call draws a factor uniformly from ``factor_range`` (the same for every axis), a window
     from ``windows`` and, if ``snr_range`` is given, an SNR uniformly from it; with probability
     ``1 - prob`` the image is returned unchanged.
 
+    Every sample must have one output shape, or a DataLoader cannot stack a batch. With
+    ``grid="reduced"`` the LR shape depends on the factor, and an image left unchanged keeps the
+    input shape, so ``grid="reduced"`` needs a fixed factor (``low == high``) and ``prob=1``: other
+    combinations raise a ``ValueError`` at construction. Jitter the factor, or degrade only some
+    samples, with ``grid="same"`` (every output on the input grid, band-limited by its own factor).
+
+    Each call pushes a record onto a MetaTensor's ``applied_operations``, whether it degraded the
+    image or not, so ``Compose.inverse`` stays consistent; :meth:`inverse` zero-fills as
+    :meth:`KSpaceTruncate.inverse` does, or does nothing for a call that did not degrade.
+
     Args:
-        factor_range: (low, high) of the degradation factor, both >= 1.
+        factor_range: (low, high) of the degradation factor, both >= 1; low == high with ``grid="reduced"``.
         axes: spatial axes to degrade.
-        grid: ``"reduced"`` or ``"same"``.
+        grid: ``"reduced"`` (true LR matrix) or ``"same"`` (zero-filled to the input matrix).
         windows: windows to choose from.
         snr_range: (low, high) of the SNR, or ``None`` for no noise.
-        prob: probability of degrading.
+        prob: probability of degrading; 1 with ``grid="reduced"``.
         magnitude: see :class:`KSpaceTruncate`.
+
+    Raises:
+        ValueError: bad ranges, windows or grid, or a combination giving samples different shapes.
 
     >>> t = RandKSpaceTruncate((2.0, 2.0), windows=("hamming",), snr_range=(20, 40)).set_random_state(0)
     >>> t(torch.rand(1, 16, 16, 4)).shape
@@ -394,6 +500,18 @@ class RandKSpaceTruncate(RandomizableTransform):
         for w in windows:
             if w not in WINDOWS:
                 raise ValueError(f"Unknown k-space window {w!r}; choose from {WINDOWS}.")
+        if grid not in GRIDS:
+            raise ValueError(f"grid must be 'reduced' or 'same', got {grid!r}.")
+        if grid == "reduced" and factor_range[0] != factor_range[1]:
+            raise ValueError(
+                f"factor_range={tuple(factor_range)} with grid='reduced' gives each sample its own LR shape, "
+                "which a batch cannot stack: use grid='same' or a fixed factor (low == high)."
+            )
+        if grid == "reduced" and prob < 1:
+            raise ValueError(
+                f"prob={prob:g} with grid='reduced' leaves the samples it skips at the input shape, which a batch "
+                "cannot stack with the LR ones: use prob=1 or grid='same'."
+            )
         self.factor_range, self.axes, self.grid = factor_range, tuple(axes), grid
         self.windows, self.snr_range, self.magnitude = tuple(windows), snr_range, magnitude
         self.params: dict = {}
@@ -409,21 +527,60 @@ class RandKSpaceTruncate(RandomizableTransform):
         }
 
     def __call__(self, img: torch.Tensor | np.ndarray, randomize: bool = True) -> torch.Tensor | np.ndarray:
+        """Degrade ``img`` (C, *spatial) with a fresh draw (or the last one if ``randomize`` is False).
+
+        Returns:
+            As :meth:`KSpaceTruncate.__call__`; ``img`` itself, or for a MetaTensor a view of it with
+            the record added, when the draw does not degrade.
+        """
         if randomize:
             self.randomize()
-        if not self._do_transform:
+        if self._do_transform:
+            out = KSpaceTruncate(axes=self.axes, grid=self.grid, magnitude=self.magnitude, **self.params)._degrade(img)
+        elif isinstance(img, MetaTensor):  # unchanged, but with its own history: the input's is left alone
+            out = MetaTensor(img.as_tensor(), meta=dict(img.meta), applied_operations=list(img.applied_operations))
+        else:
             return img
-        return KSpaceTruncate(axes=self.axes, grid=self.grid, magnitude=self.magnitude, **self.params)(img)
+        if isinstance(out, MetaTensor):
+            out = self.push_transform(out, orig_size=tuple(img.shape[1:]), extra_info=_record(img, self.axes))
+        return out
+
+    def inverse(self, data: torch.Tensor) -> torch.Tensor:
+        """Zero-fill ``data`` back to the input grid (:meth:`KSpaceTruncate.inverse`) if this call degraded it.
+
+        Args:
+            data: (C, *spatial) MetaTensor carrying this transform's record.
+
+        Returns:
+            (C, *input_spatial) MetaTensor.
+        """
+        record = self.pop_transform(data)
+        if not record[TraceKeys.DO_TRANSFORM]:
+            return data
+        return _zero_fill_inverse(data, record)
 
 
-class RandKSpaceTruncated(RandomizableTransform, MapTransform):
+class RandKSpaceTruncated(RandomizableTransform, MapTransform, InvertibleTransform):
     """Dictionary version of :class:`RandKSpaceTruncate`; every key gets the same draw.
+
+    ``prob < 1`` is refused together with ``output_keys``: a skipped draw would store an untouched
+    copy of the HR image as its "LR" image, which is no training pair (and, with ``grid="reduced"``,
+    cannot be stacked with the LR images of a batch). The combinations :class:`RandKSpaceTruncate`
+    refuses are refused too. :meth:`inverse` zero-fills the images under ``output_keys``.
 
     Args:
         keys: keys of the images to degrade.
         output_keys: where to store each degraded image; ``None`` degrades in place.
         allow_missing_keys: do not raise if a key is missing.
         kwargs: the arguments of :class:`RandKSpaceTruncate`.
+
+    Raises:
+        ValueError: ``prob < 1`` with ``output_keys``, or any argument :class:`RandKSpaceTruncate` refuses.
+
+    >>> t = RandKSpaceTruncated("image", output_keys="lr", windows=("none", "hamming")).set_random_state(0)
+    >>> d = t({"image": torch.rand(1, 16, 16, 4)})
+    >>> d["image"].shape, d["lr"].shape
+    (torch.Size([1, 16, 16, 4]), torch.Size([1, 8, 8, 4]))
     """
 
     backend = KSpaceTruncate.backend
@@ -436,8 +593,14 @@ class RandKSpaceTruncated(RandomizableTransform, MapTransform):
         **kwargs,
     ) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        RandomizableTransform.__init__(self, kwargs.get("prob", 1.0))
+        prob = kwargs.get("prob", 1.0)
+        RandomizableTransform.__init__(self, prob)
         self.output_keys = _output_keys(self.keys, output_keys)
+        if prob < 1 and self.output_keys != self.keys:
+            raise ValueError(
+                f"prob={prob:g} with output_keys={list(self.output_keys)} would store untouched HR images as LR "
+                "images of the skipped samples: use prob=1, or degrade in place (no output_keys) with grid='same'."
+            )
         self.truncate = RandKSpaceTruncate(**kwargs)
 
     def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
@@ -451,6 +614,9 @@ class RandKSpaceTruncated(RandomizableTransform, MapTransform):
         for key, out_key in self.key_iterator(d, self.output_keys):
             d[out_key] = self.truncate(d[key], randomize=False)
         return d
+
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        return _invert_output_keys(self, self.truncate, data)
 
 
 KSpaceTruncateD = KSpaceTruncateDict = KSpaceTruncated

@@ -36,3 +36,34 @@ def test_constant_image_is_refused():
 def test_dictionary_version(t1_volume):
     d = RobustNormalized("image")({"image": t1_volume})
     assert INTENSITY_KEY in d["image"].meta
+
+
+def test_history_is_kept_and_inverse_pops_its_own_record(t1_volume):
+    from monai.transforms import Orientation
+
+    oriented = Orientation("RAS", labels=None)(t1_volume)
+    t = RobustNormalize(0.5, 99.5)
+    y = t(oriented)
+    assert [op["class"] for op in y.applied_operations] == ["Orientation", "RobustNormalize"]
+    assert y.applied_operations[-1]["extra_info"]["intensity_range"] == y.meta[INTENSITY_KEY]
+    back = t.inverse(y)
+    assert [op["class"] for op in back.applied_operations] == ["Orientation"]
+    np.testing.assert_allclose(back.numpy(), oriented.numpy(), atol=1e-3)
+    assert oriented.applied_operations[-1]["class"] == "Orientation"  # the input's history is untouched
+
+
+def test_invertd_after_spacing_brings_sr_intensities_back():
+    """Spacingd + RobustNormalized on the real T1; Invertd maps an output back to the file's grid and scale."""
+    from monai.transforms import Compose, Invertd, Spacingd
+
+    from mrsr.data import LoadVolumed, load_volume, sample_path
+
+    original = load_volume(sample_path())  # 2 x 2 x 3 mm voxels
+    pre = Compose([LoadVolumed("image"), Spacingd("image", pixdim=(2.0, 2.0, 1.5)), RobustNormalized("image")])
+    d = pre({"image": str(sample_path())})
+    assert d["image"].shape == (1, 128, 128, 123) and float(d["image"].max()) < 1.5
+    d["pred"] = MetaTensor(d["image"].as_tensor() * 1.0)  # stands in for a network output: no meta, no history
+    out = Invertd("pred", transform=pre, orig_keys="image", nearest_interp=False)(d)["pred"]
+    assert out.shape == original.shape  # Spacingd undone: every second sample lies on an original one
+    torch.testing.assert_close(out.affine, original.affine.to(torch.float64))
+    np.testing.assert_allclose(out.numpy(), original.numpy(), atol=1e-3 * float(original.max()))

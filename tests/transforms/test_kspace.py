@@ -150,15 +150,21 @@ def test_cuda_matches_cpu(t1_volume):
 def test_dictionary_versions_keep_hr_and_share_the_draw(t1_volume):
     d = KSpaceTruncated("image", output_keys="lr", factor=2)({"image": t1_volume})
     assert d["image"] is t1_volume and d["lr"].shape == (1, 64, 64, 62)
-    rand = RandKSpaceTruncated(["a", "b"], factor_range=(2.0, 3.0), snr_range=(10, 30), windows=("none", "hamming"))
+    rand = RandKSpaceTruncated(
+        ["a", "b"], factor_range=(2.0, 3.0), grid="same", snr_range=(10, 30), windows=("none", "hamming")
+    )
     rand.set_random_state(7)
     out = rand({"a": t1_volume, "b": t1_volume.clone()})
     assert torch.equal(out["a"], out["b"])  # one draw for every key
     rand.set_random_state(7)
     assert torch.equal(rand({"a": t1_volume, "b": t1_volume})["a"], out["a"])  # deterministic under a seed
-    t = RandKSpaceTruncate(factor_range=(2.0, 4.0)).set_random_state(1)
-    shapes = {tuple(t(t1_volume).shape) for _ in range(6)}
-    assert len(shapes) > 1  # the factor is jittered
+    t = RandKSpaceTruncate(factor_range=(2.0, 4.0), grid="same").set_random_state(1)
+    factors = set()
+    for _ in range(3):  # the factor is jittered, and each draw is the fixed-factor transform with its parameters
+        y = t(t1_volume)
+        factors.add(t.params["factor"])
+        assert torch.equal(y, KSpaceTruncate(grid="same", **t.params)(t1_volume))
+    assert len(factors) == 3
 
 
 @pytest.mark.parametrize(
@@ -181,3 +187,108 @@ def test_matrix_too_small_for_the_factor():
         KSpaceTruncate(factor=4, axes=(2,))(torch.rand(1, 8, 8, 5))
     with pytest.raises(ValueError, match="does not exist"):
         KSpaceTruncate(factor=2, axes=(3,))(torch.rand(1, 8, 8, 5))
+
+
+# --- MONAI transform history and inversion -------------------------------------------------------
+
+
+def test_compose_inverse_after_orientation_and_truncation():
+    """Orientationd + KSpaceTruncated on the real T1, then Compose.inverse: back on the file's grid."""
+    from monai.transforms import Compose, Orientation, Orientationd
+
+    from mrsr.data import LoadVolumed, load_volume, sample_path
+
+    pipeline = Compose(
+        [
+            LoadVolumed("image"),
+            Orientationd("image", axcodes="RAS", labels=None),  # the file is LSA: a flip and a swap
+            KSpaceTruncated("image", factor=2, axes=(0, 1), magnitude=False),
+        ]
+    )
+    d = pipeline({"image": str(sample_path())})
+    assert d["image"].shape == (1, 64, 31, 128)
+    assert [op["class"] for op in d["image"].applied_operations] == ["Orientation", "KSpaceTruncate"]
+
+    original = load_volume(sample_path())
+    inverted = pipeline.inverse(d)["image"]
+    assert inverted.shape == original.shape and inverted.applied_operations == []
+    torch.testing.assert_close(inverted.affine, original.affine.to(torch.float64))
+    # the pseudo-inverse is zero-filling: the band-limited image on the HR grid, in the file's orientation
+    ras = Orientation("RAS", labels=None)(original)
+    lowpassed_ras = KSpaceTruncate(factor=2, axes=(0, 1), grid="same", magnitude=False)(ras)
+    expected = Orientation("LSA", labels=None)(lowpassed_ras)
+    np.testing.assert_allclose(inverted.numpy(), expected.numpy(), atol=1e-4 * float(original.max()))
+    # ... which is the low-passed original up to the Nyquist bin (a flip moves the half-and-half split)
+    lowpassed = KSpaceTruncate(factor=2, axes=(0, 2), grid="same", magnitude=False)(original)
+    assert float((inverted - lowpassed).norm() / lowpassed.norm()) < 0.03
+
+
+def test_truncation_keeps_history_and_inverse_is_zero_filling(t1_volume):
+    from monai.transforms import Orientation
+
+    oriented = Orientation("RAS", labels=None)(t1_volume)
+    t = KSpaceTruncate(factor=2, axes=(0, 1), magnitude=False)
+    lr = t(oriented)
+    assert lr.applied_operations[:-1] == oriented.applied_operations
+    assert lr.applied_operations[-1]["class"] == "KSpaceTruncate"
+    same = KSpaceTruncate(factor=2, axes=(0, 1), grid="same", magnitude=False)(oriented)
+    # an SR prediction on the HR grid, given the LR image's meta and history (as Invertd does)
+    pred = MetaTensor(same.as_tensor().clone(), meta=dict(lr.meta), applied_operations=list(lr.applied_operations))
+    back = t.inverse(lr)
+    assert back.shape == oriented.shape and [op["class"] for op in back.applied_operations] == ["Orientation"]
+    torch.testing.assert_close(back.affine, oriented.affine.to(torch.float64))
+    np.testing.assert_allclose(back.numpy(), same.numpy(), atol=1e-5 * float(same.abs().max()))
+    # ... keeps its values and gets the HR affine back
+    restored = t.inverse(pred)
+    assert torch.equal(restored.as_tensor(), same.as_tensor())
+    torch.testing.assert_close(restored.affine, oriented.affine.to(torch.float64))
+
+
+def test_random_truncation_records_every_call_so_inverse_stays_consistent(t1_volume):
+    from monai.transforms import Compose, Orientationd
+
+    fired = set()
+    for seed in range(4):  # prob=0.5: some draws fire, some do not; the history is right either way
+        pipeline = Compose(
+            [Orientationd("image", axcodes="RAS", labels=None), RandKSpaceTruncated("image", grid="same", prob=0.5)]
+        ).set_random_state(seed)
+        d = pipeline({"image": t1_volume})
+        assert [op["class"] for op in d["image"].applied_operations] == ["Orientation", "RandKSpaceTruncate"]
+        fired.add(d["image"].applied_operations[-1]["do_transforms"])
+        back = pipeline.inverse(d)["image"]
+        assert back.shape == t1_volume.shape and back.applied_operations == []
+        torch.testing.assert_close(back.affine, t1_volume.affine.to(torch.float64))
+    assert fired == {True, False}
+    assert t1_volume.applied_operations == []  # the input itself is left alone
+
+
+# --- every sample one LR shape --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(output_keys="lr", prob=0.5), "output_keys"),
+        (dict(prob=0.5), "prob=0.5 with grid='reduced'"),
+        (dict(factor_range=(2.0, 3.0)), "grid='same' or a fixed factor"),
+        (dict(factor_range=(2.0, 3.0), grid="full"), "grid"),
+    ],
+)
+def test_combinations_giving_unstackable_shapes_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RandKSpaceTruncated("image", **kwargs)
+    if "output_keys" not in kwargs:
+        with pytest.raises(ValueError, match=message):
+            RandKSpaceTruncate(**kwargs)
+
+
+def test_random_truncation_batches_stack_in_a_dataloader(t1_volume):
+    from monai.data import DataLoader, Dataset
+
+    items = [{"image": t1_volume[..., i : i + 4]} for i in range(0, 32, 4)]
+    pairs = RandKSpaceTruncated("image", output_keys="lr", factor_range=(2.0, 2.0), windows=("none", "hamming"))
+    augment = RandKSpaceTruncated("image", factor_range=(2.0, 4.0), grid="same", prob=0.5, snr_range=(10, 30))
+    for transform, key, shape in ((pairs, "lr", (4, 1, 64, 64, 4)), (augment, "image", (4, 1, 128, 128, 4))):
+        transform.set_random_state(0)
+        batches = list(DataLoader(Dataset(items, transform), batch_size=4))
+        assert [tuple(b[key].shape) for b in batches] == [shape, shape]
