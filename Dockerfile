@@ -9,7 +9,7 @@ FROM pytorch/pytorch:2.5.1-cuda12.4-cudnn9-runtime
 ENV PYTHONDONTWRITEBYTECODE=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 \
     MRSR_BUNDLES=/opt/mrsr/bundles
 WORKDIR /opt/mrsr
-COPY setup.cfg pyproject.toml README.md LICENSE NOTICE ./
+COPY setup.cfg setup.py MANIFEST.in pyproject.toml README.md LICENSE NOTICE ./
 COPY mrsr ./mrsr
 # torch comes from the base image (CUDA build); pip keeps it because it satisfies torch>=2.1
 RUN pip install . && mrsr --version

@@ -106,6 +106,9 @@ BUNDLES = {
 # every config ends a run that fails on bad input with one line (mrsr.bundle.one_line_errors); --traceback True
 # on the command line shows the traceback
 ONE_LINE_ERRORS = {"traceback": False, "initialize": ["$mrsr.bundle.one_line_errors(@traceback)"]}
+# the same for commands that build only network_def and run no initialize step (ckpt_export, onnx_export): it
+# is what names the --scale of weights that do not fit the network
+NETWORK_REQUIRES = "$mrsr.bundle.one_line_errors(@traceback)"
 
 
 def network_def(spec: dict, preset: str = "small") -> dict:
@@ -115,6 +118,7 @@ def network_def(spec: dict, preset: str = "small") -> dict:
 
     return {
         "_target_": f"mrsr.networks.{spec['class']}",
+        "_requires_": NETWORK_REQUIRES,
         "spatial_dims": 2,
         "in_channels": 1,
         "out_channels": 1,
@@ -233,7 +237,13 @@ def inference_config(name: str) -> dict:
                 {"_target_": "mrsr.transforms.RobustNormalized", "keys": "image"},
             ],
         },
-        "dataset": {"_target_": "Dataset", "data": "$mrsr.bundle.as_datalist(@input)", "transform": "@preprocessing"},
+        # inputs whose output exists are left out (one line each) before any work, unless --overwrite
+        "dataset": {
+            "_target_": "Dataset",
+            "data": "$mrsr.bundle.as_datalist(@input, output_dir=@output_dir, output_postfix=@output_postfix, "
+            "output_ext=@output_ext, overwrite=@overwrite)",
+            "transform": "@preprocessing",
+        },
         "dataloader": {
             "_target_": "DataLoader",
             "dataset": "@dataset",
@@ -242,7 +252,7 @@ def inference_config(name: str) -> dict:
             "num_workers": 0,
         },
         "inferer": {
-            "_target_": "mrsr.engines.evaluator.VolumeInferer",
+            "_target_": "mrsr.inference.VolumeInferer",
             "scale": "@scale",
             "in_channels": "@network_def#in_channels",
             "slice_axis": "@slice_axis",
@@ -255,6 +265,7 @@ def inference_config(name: str) -> dict:
             "adapt": "@adapt",
             "adapt_time": "@adapt_time",
             "seed": "@seed",
+            "progress": True,  # a bar on a terminal, a line every 10 s in a log
         },
         "postprocessing": {
             "_target_": "Compose",
@@ -278,6 +289,7 @@ def inference_config(name: str) -> dict:
                 "load_dict": {"model": "@network"},
                 "map_location": "@device",
             },
+            {"_target_": "mrsr.bundle.ProgressLines"},  # "mrsr: super-resolving INPUT (i/n)"; SaveVolumed: "wrote"
         ],  # no StatsHandler: it has no metrics to log here, and it logs every error's traceback
         "evaluator": {
             "_target_": "SupervisedEvaluator",
@@ -289,7 +301,7 @@ def inference_config(name: str) -> dict:
             "val_handlers": "@handlers",
         },
         **ONE_LINE_ERRORS,
-        "run": ["$@evaluator.run()"],
+        "run": ["$@evaluator.run() if @dataset#data else None"],  # nothing left to do: as_datalist said so
     }
 
 

@@ -87,13 +87,15 @@ coordinates (the affine keeps the origin and divides the in-plane spacing by the
   in the class docstring.
 - **Input**: a NIfTI file, a DICOM file or a DICOM series folder (a folder of NIfTI files runs them all);
   intensities normalised by their 0.5th/99.5th percentiles, restored on output.
-- **Output**: `<input name>_sr_x<scale>.nii.gz` in `output_dir`; an existing output is kept unless
-  `--overwrite True`.
+- **Output**: `<input name>_sr_x<scale>.nii.gz` in `output_dir`, each path printed as it is written. An
+  input whose output exists is skipped before any work (a folder of inputs goes on with the others)
+  unless `--overwrite True`.
 
 ## Use
 
 From the repository root, after `pip install -e .` (or inside the Docker image, where the bundles live in
-`/opt/mrsr/bundles`):
+`/opt/mrsr/bundles`; after `pip install .` they are inside the installed package: `mrsr bundles` shows
+the folder):
 
 ```bash
 # super-resolve a volume (default input: mrsr's T1 sample; outputs in bundles/{name}_mr_sr/eval)
@@ -104,7 +106,7 @@ mrsr infer /data/scan.nii.gz -o /data/scan_sr.nii.gz --bundle {name} --scale 2
 # score the weights on held-out real data against zerofill and bicubic (the numbers below)
 python -m monai.bundle run --config_file bundles/{name}_mr_sr/configs/evaluate.json \\
     --bundle_root bundles/{name}_mr_sr --scale 2
-# TorchScript export (the exported model gives the eager model's output)
+# TorchScript export (the exported model gives the eager model's output; x4: model_x4.pt with --scale 4)
 python -m monai.bundle ckpt_export network_def --filepath bundles/{name}_mr_sr/models/model.ts \\
     --ckpt_file bundles/{name}_mr_sr/models/model.pt --meta_file bundles/{name}_mr_sr/configs/metadata.json \\
     --config_file bundles/{name}_mr_sr/configs/inference.json --bundle_root bundles/{name}_mr_sr

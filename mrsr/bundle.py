@@ -10,8 +10,11 @@ A bundle is a folder ``<name>_mr_sr/`` (``bundles/`` in the repository) in MONAI
     docs/README.md, LICENSE
 
 Bundles are looked up in the folders of ``$MRSR_BUNDLES`` (``os.pathsep``-separated), then in the
-source tree's ``bundles/``. This module also holds the two dictionary transforms the inference
-configs end with (:class:`RestoreVolumed`, :class:`SaveVolumed`) and :func:`evaluate_bundle`, the
+installed package (``mrsr/bundles/``: a wheel carries them there, see setup.py), then in the source
+tree's ``bundles/`` (an editable install or a checkout). This module also holds what the inference
+configs run besides MONAI's own parts: :func:`as_datalist` (which leaves out inputs whose output
+exists), the dictionary transforms they end with (:class:`RestoreVolumed`, :class:`SaveVolumed`),
+the :class:`ProgressLines` handler, and :func:`one_line_errors`; and :func:`evaluate_bundle`, the
 command behind each model card's numbers.
 """
 
@@ -21,6 +24,7 @@ import inspect
 import json
 import os
 import pickle
+import re
 import sys
 import time
 from collections.abc import Hashable, Iterator, Mapping, Sequence
@@ -39,6 +43,7 @@ from mrsr.errors import MrsrError
 
 __all__ = [
     "BUNDLES_ENV",
+    "PACKAGED_BUNDLES",
     "bundle_search_path",
     "list_bundles",
     "find_bundle",
@@ -54,10 +59,12 @@ __all__ = [
     "DO_NO_HARM_DB",
     "held_out_pairs",
     "as_datalist",
+    "bundle_output_path",
     "require_torchrun",
     "one_line_errors",
     "RestoreVolumed",
     "SaveVolumed",
+    "ProgressLines",
 ]
 
 BUNDLES_ENV = "MRSR_BUNDLES"
@@ -68,10 +75,17 @@ SUFFIX = "_mr_sr"
 BUNDLE_NAMES = {"casnet": "medgan"}
 
 
+# where a regular install (a wheel) has the bundles: setup.py copies bundles/<name>_mr_sr/ there
+PACKAGED_BUNDLES = Path(__file__).resolve().parent / "bundles"
+# the repository's own bundles: an editable install or a checkout
+SOURCE_BUNDLES = Path(__file__).resolve().parents[1] / "bundles"
+
+
 def bundle_search_path() -> list[Path]:
-    """Folders searched for bundles: ``$MRSR_BUNDLES`` first, then the source tree's ``bundles/``."""
+    """Folders searched for bundles, those that exist: ``$MRSR_BUNDLES`` first, then the installed
+    package's ``mrsr/bundles/`` (a wheel install), then the source tree's ``bundles/`` (an editable install)."""
     folders = [Path(p) for p in os.environ.get(BUNDLES_ENV, "").split(os.pathsep) if p]
-    folders.append(Path(__file__).resolve().parents[1] / "bundles")
+    folders += [PACKAGED_BUNDLES, SOURCE_BUNDLES]
     return [f for f in folders if f.is_dir()]
 
 
@@ -104,6 +118,12 @@ def find_bundle(name_or_path: str | os.PathLike) -> Path:
     for bundle in list_bundles():
         if bundle.name == name:
             return bundle
+    if path.is_dir() and path.resolve() == Path.cwd().resolve():  # MONAI's default bundle_root, "."
+        raise MrsrError(
+            f"No bundle in the folder {str(name_or_path)!r} (it has no configs/inference.json): pass "
+            f"--bundle_root {_bundle_root_hint()}, the bundle's folder (python -m monai.bundle takes the current "
+            "folder without it)."
+        )
     known = ", ".join(b.name[: -len(SUFFIX)] for b in list_bundles()) or "none"
     raise MrsrError(
         f"No bundle {str(name_or_path)!r} (bundles found: {known}); give a bundle name, a bundle folder "
@@ -143,11 +163,12 @@ def read_metadata(bundle: str | os.PathLike) -> dict[str, Any]:
     return json.loads((find_bundle(bundle) / "configs" / "metadata.json").read_text())
 
 
-def _inference_parser(bundle: Path, scale: int) -> ConfigParser:
+def _inference_parser(bundle: Path, scale: int, config: str | os.PathLike | None = None) -> ConfigParser:
     parser = ConfigParser()
-    parser.read_config(str(bundle / "configs" / "inference.json"))
+    parser.read_config(str(config or bundle / "configs" / "inference.json"))
     parser["bundle_root"] = str(bundle)
     parser["scale"] = int(scale)
+    parser["traceback"] = True  # building network_def from Python installs no excepthook (one_line_errors)
     return parser
 
 
@@ -194,9 +215,11 @@ def _check_same_network(bundle: Path, scale: int, name: str, kwargs: dict[str, A
     from mrsr.networks import get_network_class
 
     parser = _inference_parser(bundle, scale)
-    definition = {k: parser.get_parsed_content(f"network_def#{k}") for k in parser["network_def"]}
+    definition = {  # the constructor's arguments; not _requires_ and the like
+        k: parser.get_parsed_content(f"network_def#{k}") for k in parser["network_def"] if not k.startswith("_")
+    }
     cls = get_network_class(name)
-    if definition.pop("_target_").rsplit(".", 1)[-1] != cls.__name__:
+    if parser["network_def"]["_target_"].rsplit(".", 1)[-1] != cls.__name__:
         raise MrsrError(f"These are {cls.__name__} weights; the {bundle.name} bundle holds another network.")
     defaults = {k: p.default for k, p in inspect.signature(cls).parameters.items()}
     differ = [k for k, v in definition.items() if kwargs.get(k, defaults.get(k)) != v]
@@ -254,14 +277,106 @@ def _user_error(err: BaseException | None) -> BaseException | None:
     return None
 
 
-def one_line_errors(traceback: bool = False) -> None:
-    """End a bundle run that fails on bad input with one line, ``mrsr: error: ...``, not MONAI's traceback.
+STATE_DICT_ERROR = "Error(s) in loading state_dict"  # torch's load_state_dict(strict=True)
 
-    The bundles' configs call this in their ``initialize`` step: ``python -m monai.bundle run`` wraps
-    every error of a config expression in RuntimeErrors and prints the whole chain, which buries the
+
+def _cli_options(argv: Sequence[str] | None = None) -> dict[str, str]:
+    """The ``--key value`` / ``--key=value`` options of the command line (``python -m monai.bundle ...``)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    options = {}
+    for i, arg in enumerate(argv):
+        if arg.startswith("--"):
+            key, eq, value = arg[2:].partition("=")
+            if not eq:
+                value = argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else "True"
+            options.setdefault(key, value)
+    return options
+
+
+def _config_files(options: Mapping[str, str]) -> list[Path]:
+    """The files of ``--config_file`` (one, or a list as ``"['a.json','b.json']"``)."""
+    value = options.get("config_file", "")
+    return [Path(m) for m in re.findall(r"[^\s'\",\[\]]+\.(?:json|yaml|yml)", value)]
+
+
+def _bundle_root_hint() -> str:
+    """The ``--bundle_root`` to suggest: the bundle folder of the command line's config file, as typed."""
+    for file in _config_files(_cli_options()):
+        if file.parent.name == "configs" and _is_bundle(file.parent.parent):
+            return str(file.parent.parent)
+    return f"bundles/<name>{SUFFIX}"
+
+
+def _weights_scale(ckpt: Path, bundle: Path, config: Path | None, skip: int, key: str = "") -> int | None:
+    """The scale at which the bundle's ``network_def`` takes the weights in ``ckpt`` (``None``: none does)."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = state.get(key, state) if key else state
+    state = state.get("state_dict", state)  # an mrsr weights file
+    for scale in (2, 3, 4, 8):
+        if scale == skip:
+            continue
+        try:
+            network = _inference_parser(bundle, scale, config).get_parsed_content("network_def")
+            network.load_state_dict(state)
+        except Exception:  # noqa: BLE001 - any failure: not this scale
+            continue
+        return scale
+    return None
+
+
+def _weights_error(err: BaseException | None) -> str | None:
+    """One line for a checkpoint that does not fit the network of a ``monai.bundle`` command (``ckpt_export``
+    or ``run --ckpt_path``): the scale it fits, from the command line's arguments, and the ``--scale`` to pass."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, RuntimeError) and str(err).startswith(STATE_DICT_ERROR):
+            break
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    else:
+        return None
+    options = _cli_options()
+    detail = " ".join(str(err).split())
+    detail = detail if len(detail) <= 160 else detail[:157] + "..."
+    ckpt = options.get("ckpt_file") or options.get("ckpt_path")
+    configs = _config_files(options)
+    root = options.get("bundle_root")
+    bundle = Path(root) if root and _is_bundle(Path(root)) else None
+    if bundle is None and configs and _is_bundle(configs[0].parent.parent):
+        bundle = configs[0].parent.parent
+    try:
+        built = int(options["scale"]) if "scale" in options else int(json.loads(configs[0].read_text())["scale"])
+    except (LookupError, ValueError, OSError, TypeError):
+        built = None
+    what = f"The checkpoint {ckpt}" if ckpt else "The weights"
+    at = f"scale {built}" if built else "its scale"
+    if "scale" not in options and built:
+        at += " (the config's default)"
+    if ckpt and bundle is not None and built is not None and Path(ckpt).is_file():
+        config = configs[0] if configs else None
+        try:
+            fits = _weights_scale(Path(ckpt), bundle, config, built, options.get("key_in_ckpt", ""))
+        except Exception:  # noqa: BLE001 - the hint is a best effort; the line below still says what to do
+            fits = None
+        if fits is not None:
+            return f"{what} is for scale {fits}, but the network was built for {at}: pass --scale {fits}."
+    return (
+        f"{what} does not fit the network built for {at} ({detail}); pass the --scale it was trained for, "
+        "or weights of this bundle's network."
+    )
+
+
+def one_line_errors(traceback: bool = False) -> None:
+    """End a bundle command that fails on bad input with one line, ``mrsr: error: ...``, not MONAI's traceback.
+
+    The bundles' configs call this in their ``initialize`` step and when their ``network_def`` is built
+    (its ``_requires_``: ``ckpt_export`` and ``onnx_export`` build only that): ``python -m monai.bundle``
+    wraps every error of a config expression in RuntimeErrors and prints the whole chain, which buries the
     one-line message. The hook (``sys.excepthook``) prints the first :class:`MrsrError` or ``OSError``
-    of an uncaught error's chain instead; the exit status stays non-zero (1). Other errors, and every
-    error when ``traceback`` is true (``--traceback True`` on the command line), keep the full traceback.
+    of an uncaught error's chain instead, and for weights that do not fit the network (x4 weights into
+    the default x2 network) says which ``--scale`` they are for; the exit status stays non-zero (1).
+    Other errors, and every error when ``traceback`` is true (``--traceback True`` on the command line),
+    keep the full traceback.
     """
     if traceback or getattr(sys.excepthook, "mrsr_one_line", False):  # once per process
         return
@@ -269,20 +384,61 @@ def one_line_errors(traceback: bool = False) -> None:
 
     def hook(kind: type[BaseException], value: BaseException, tb: Any) -> None:
         cause = _user_error(value)
-        if cause is None:
+        try:
+            line = str(cause) if cause is not None else _weights_error(value)
+        except Exception:  # noqa: BLE001 - never lose the original error to a bug in the hint
+            line = None
+        if line is None:
             previous(kind, value, tb)
         else:
-            print(f"mrsr: error: {cause}", file=sys.stderr)
+            print(f"mrsr: error: {line}", file=sys.stderr, flush=True)
 
     hook.mrsr_one_line = True  # type: ignore[attr-defined]
     sys.excepthook = hook
 
 
-def as_datalist(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> list[dict[str, str]]:
+def _say(text: str) -> None:
+    """A progress line of a bundle run: on stderr, flushed (a log file or a pipe gets it at once)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def bundle_output_path(
+    source: str | os.PathLike, output_dir: str | os.PathLike, output_postfix: str = "sr", output_ext: str = ".nii.gz"
+) -> Path:
+    """Where a bundle writes the output of ``source``: its name (less ``.nii.gz``/``.nii``/``.dcm``), then
+    ``_<output_postfix><output_ext>``, in ``output_dir``.
+
+    >>> bundle_output_path("in/scan.nii.gz", "out", "sr_x2").as_posix()
+    'out/scan_sr_x2.nii.gz'
+    """
+    name = Path(source).name
+    for suffix in (".nii.gz", ".nii", ".dcm"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return Path(output_dir) / f"{name}_{output_postfix}{output_ext}"
+
+
+def as_datalist(
+    inputs: str | os.PathLike | Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike | None = None,
+    output_postfix: str = "sr",
+    output_ext: str = ".nii.gz",
+    overwrite: bool = False,
+) -> list[dict[str, str]]:
     """``[{"image": path}, ...]`` from a file, a DICOM folder, a folder of NIfTI files or a list of these.
+
+    With ``output_dir`` (the inference configs pass their output settings, those of
+    :class:`SaveVolumed`), an input whose output exists already is left out before any work, with one
+    line ``mrsr: skip INPUT: OUTPUT exists ...`` on stderr, unless ``overwrite``: a batch run again
+    goes on where it stopped, as ``mrsr infer FOLDER`` does. When every output exists it says so and
+    the list is empty (the config's ``run`` step then does nothing).
 
     >>> as_datalist("scan.nii.gz")
     [{'image': 'scan.nii.gz'}]
+
+    Raises:
+        MrsrError: no input at all; two inputs that would write the same output.
     """
     from mrsr.data.io import is_nifti_path
 
@@ -296,7 +452,23 @@ def as_datalist(inputs: str | os.PathLike | Sequence[str | os.PathLike]) -> list
             out.append({"image": str(path)})
     if not out:
         raise MrsrError("No input given: pass --input FILE (NIfTI, DICOM file or series folder).")
-    return out
+    if output_dir is None:
+        return out
+    targets = [bundle_output_path(d["image"], output_dir, output_postfix, output_ext) for d in out]
+    clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
+    if clashes:
+        raise MrsrError(f"Several inputs would write the same output {clashes[0]}; rename them or run them one by one.")
+    if overwrite:
+        return out
+    todo = []
+    for item, target in zip(out, targets):
+        if target.exists():
+            _say(f"mrsr: skip {item['image']}: {target} exists (pass --overwrite to replace it)")
+        else:
+            todo.append(item)
+    if not todo:
+        _say(f"mrsr: nothing to do: every output exists ({len(out)} input{'s' * (len(out) > 1)} skipped)")
+    return todo
 
 
 class RestoreVolumed(MapTransform):
@@ -336,8 +508,9 @@ class SaveVolumed(MapTransform):
     """Save each volume under ``keys`` as NIfTI or a DICOM series, atomically (:func:`mrsr.data.save_volume`).
 
     The file name is the input's (``ref_key``'s ``filename_or_obj``) with ``_<postfix>`` added, in
-    ``output_dir``; an existing file is kept unless ``overwrite``, and an output that would replace
-    its input is refused.
+    ``output_dir`` (:func:`bundle_output_path`); an existing file is kept unless ``overwrite``, and an
+    output that would replace its input is refused. Each written path is printed (``mrsr: wrote PATH``,
+    on stderr) unless ``print_log`` is false.
 
     Args:
         keys: keys of the volumes to save.
@@ -346,6 +519,7 @@ class SaveVolumed(MapTransform):
         output_ext: ``.nii.gz``, ``.nii`` or ``""`` (a DICOM series folder).
         overwrite: replace existing outputs.
         ref_key: key whose meta names the input file.
+        print_log: print each written path.
     """
 
     def __init__(
@@ -357,25 +531,21 @@ class SaveVolumed(MapTransform):
         overwrite: bool = False,
         ref_key: str = "image",
         allow_missing_keys: bool = False,
+        print_log: bool = True,
     ) -> None:
         super().__init__(keys, allow_missing_keys)
         if output_ext not in (".nii.gz", ".nii", ""):
             raise MrsrError(f"output_ext must be '.nii.gz', '.nii' or '' (a DICOM folder), got {output_ext!r}.")
         self.output_dir, self.postfix, self.ext = Path(output_dir), output_postfix, output_ext
-        self.overwrite, self.ref_key = overwrite, ref_key
+        self.overwrite, self.ref_key, self.print_log = overwrite, ref_key, print_log
 
     def output_path(self, source: str | os.PathLike) -> Path:
         """Where the output of ``source`` goes."""
-        name = Path(source).name
-        for suffix in (".nii.gz", ".nii", ".dcm"):
-            if name.lower().endswith(suffix):
-                name = name[: -len(suffix)]
-                break
-        return self.output_dir / f"{name}_{self.postfix}{self.ext}"
+        return bundle_output_path(source, self.output_dir, self.postfix, self.ext)
 
     def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
         from mrsr.data import save_volume
-        from mrsr.data.io import check_output_path
+        from mrsr.paths import CLI_OVERWRITE, check_output_path
 
         d = dict(data)
         ref = d.get(self.ref_key)
@@ -384,9 +554,46 @@ class SaveVolumed(MapTransform):
         for key in self.key_iterator(d):
             out = self.output_path(source)
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            check_output_path(out, self.overwrite, inputs=(source,))
+            check_output_path(out, self.overwrite, inputs=(source,), overwrite_hint=CLI_OVERWRITE)
             save_volume(d[key], out, overwrite=self.overwrite)
+            if self.print_log:
+                _say(f"mrsr: wrote {out}")
         return d
+
+
+class ProgressLines:
+    """An ignite handler of the inference configs: ``mrsr: super-resolving INPUT (i/n)`` on stderr as each
+    input's super-resolution starts (flushed: a log file or a pipe gets it at once).
+
+    Args:
+        key: the batch key of the input volumes (their meta names the files).
+    """
+
+    def __init__(self, key: str = "image") -> None:
+        self.key, self.done = key, 0
+
+    def attach(self, engine: Any) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_STARTED, self)
+
+    def _reset(self, engine: Any) -> None:
+        self.done = 0
+
+    def __call__(self, engine: Any) -> None:
+        batch = engine.state.batch
+        image = batch.get(self.key) if isinstance(batch, Mapping) else None
+        names = image.meta.get("filename_or_obj", "volume") if isinstance(image, MetaTensor) else "volume"
+        names = list(names) if isinstance(names, (list, tuple)) else [names]
+        loader = getattr(engine, "data_loader", None)
+        try:
+            total = len(loader.dataset)  # type: ignore[union-attr]
+        except (AttributeError, TypeError):
+            total = engine.state.epoch_length
+        for name in names:
+            self.done += 1
+            _say(f"mrsr: super-resolving {name} ({self.done}/{total})")
 
 
 def held_out_pairs(
@@ -448,13 +655,14 @@ def score_methods(
 
         def score(run: Any, consistent: bool) -> tuple[dict[str, Any], torch.Tensor]:
             start = time.perf_counter()
-            sr = super_resolve(pair["image"], run, scale, in_channels=channels, device=device,
+            sr = super_resolve(pair["image"], run, scale, slice_axis=2, in_channels=channels, device=device,
                                data_consistency=consistent)  # fmt: skip
             return {**evaluate(sr, pair["label"], border=scale).as_dict(), "seconds": time.perf_counter() - start}, sr
 
         scores, sr = score(predictor, False)
         if network and amp:  # what mixed precision costs
-            amp_sr = super_resolve(pair["image"], predictor, scale, in_channels=channels, device=device, amp=True)
+            amp_sr = super_resolve(pair["image"], predictor, scale, slice_axis=2, in_channels=channels, device=device,
+                                   amp=True)  # fmt: skip
             scores["psnr_amp"] = evaluate(amp_sr, pair["label"], border=scale).psnr
         yield method, scores, sr
         if not network:

@@ -76,6 +76,34 @@ def lr_sample(tmp_path_factory):
 
 
 @pytest.fixture
+def small_inputs(tmp_path):
+    """A folder of two small real volumes (32 x 32 x 3 blocks of the T1 sample): a.nii.gz, b.nii.gz."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, z in (("a", 25), ("b", 35)):
+        block = load_volume(sample_path())[0, 40:72, 40:72, z : z + 3].numpy()
+        nib.save(nib.Nifti1Image(block, np.diag([2.0, 2.0, 3.0, 1.0])), folder / f"{name}.nii.gz")
+    return folder
+
+
+@pytest.fixture
+def inferences(monkeypatch):
+    """The names of the volumes the bundles' VolumeInferer super-resolves, call by call."""
+    from mrsr.inference import VolumeInferer
+
+    calls = []
+    original = VolumeInferer.__call__
+
+    def counting(self, inputs, network, *args, **kwargs):
+        names = inputs.meta.get("filename_or_obj", "?") if isinstance(inputs, MetaTensor) else "?"
+        calls.append([Path(n).name for n in (names if isinstance(names, (list, tuple)) else [names])])
+        return original(self, inputs, network, *args, **kwargs)
+
+    monkeypatch.setattr(VolumeInferer, "__call__", counting)
+    return calls
+
+
+@pytest.fixture
 def tiny_manifest(tmp_path):
     path = tmp_path / "manifest.json"
     path.write_text(json.dumps({"training": [{"image": TRAIN_IMAGE}], "validation": [{"image": VAL_IMAGE}]}))
@@ -163,16 +191,42 @@ def test_inference_config_reorients_and_keeps_the_slice_direction(tmp_path):
     np.testing.assert_allclose(out.header.get_zooms(), (1.0, 3.0, 1.0))
 
 
-def test_inference_config_keeps_existing_outputs(lr_sample, tmp_path):
+def test_inference_config_skips_existing_outputs_before_any_work(lr_sample, tmp_path, inferences, capsys):
+    """An output that exists is checked before the network runs: its input is skipped, the file kept, exit 0."""
     lr_path, _ = lr_sample
     root = find_bundle("msrn")
     existing = tmp_path / "t1_lr_sr_x2.nii.gz"
     existing.write_text("mine")
-    with pytest.raises(RuntimeError) as err:
-        bundle_run(config_file=str(root / "configs" / "inference.json"), bundle_root=str(root), input=str(lr_path),
-                   output_dir=str(tmp_path), device="cpu")  # fmt: skip
-    assert "exists; pass --overwrite" in _causes(err.value)
+    bundle_run(config_file=str(root / "configs" / "inference.json"), bundle_root=str(root), input=str(lr_path),
+               output_dir=str(tmp_path), device="cpu")  # fmt: skip
+    assert inferences == []  # no inference at all
     assert existing.read_text() == "mine"
+    err = capsys.readouterr().err
+    assert f"mrsr: skip {lr_path}: {existing} exists (pass --overwrite to replace it)" in err
+    assert "mrsr: nothing to do" in err
+
+
+def test_inference_config_skips_existing_outputs_in_a_batch(small_inputs, tmp_path, inferences, capsys):
+    """A folder of inputs with one output already there: that input is skipped, the others are written."""
+    root = find_bundle("msrn")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a_sr_x2.nii.gz").write_text("mine")
+    bundle_run(config_file=str(root / "configs" / "inference.json"), bundle_root=str(root), input=str(small_inputs),
+               output_dir=str(out), device="cpu")  # fmt: skip
+    assert inferences == [["b.nii.gz"]]
+    assert (out / "a_sr_x2.nii.gz").read_text() == "mine"
+    assert nib.load(out / "b_sr_x2.nii.gz").shape == (64, 64, 3)
+    err = capsys.readouterr().err.splitlines()
+    skipped = f"{small_inputs / 'a.nii.gz'}: {out / 'a_sr_x2.nii.gz'} exists (pass --overwrite to replace it)"
+    assert f"mrsr: skip {skipped}" in err
+    assert f"mrsr: super-resolving {small_inputs / 'b.nii.gz'} (1/1)" in err
+    assert f"mrsr: wrote {out / 'b_sr_x2.nii.gz'}" in err
+    # --overwrite: both again
+    bundle_run(config_file=str(root / "configs" / "inference.json"), bundle_root=str(root), input=str(small_inputs),
+               output_dir=str(out), device="cpu", overwrite=True)  # fmt: skip
+    assert inferences[1:] == [["a.nii.gz"], ["b.nii.gz"]]
+    assert nib.load(out / "a_sr_x2.nii.gz").shape == (64, 64, 3)
 
 
 def test_monai_bundle_run_from_the_command_line(lr_sample, tmp_path):
@@ -185,6 +239,10 @@ def test_monai_bundle_run_from_the_command_line(lr_sample, tmp_path):
            "--bundle_root", str(root), "--input", str(lr_path), "--output_dir", str(tmp_path), "--scale", "4"]  # fmt: skip
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
+    # what it does and where it wrote, also into a pipe (not a terminal)
+    lines = result.stderr.splitlines()
+    assert f"mrsr: super-resolving {lr_path} (1/1)" in lines
+    assert f"mrsr: wrote {tmp_path / 't1_lr_sr_x4.nii.gz'}" in lines
     out = nib.load(tmp_path / "t1_lr_sr_x4.nii.gz")
     lr = nib.load(lr_path)
     assert out.shape == (lr.shape[0] * 4, lr.shape[1] * 4, lr.shape[2])
@@ -208,6 +266,57 @@ def test_monai_bundle_run_ends_bad_input_with_one_line(tmp_path, traceback):
         assert "Traceback" not in result.stderr, result.stderr[-2000:]
         assert last.startswith("mrsr: error: No such file or folder") and "missing.nii.gz" in last
     assert not (tmp_path / "out").exists()
+
+
+def test_monai_bundle_run_without_bundle_root_says_to_pass_it(tmp_path):
+    """From the repository root without --bundle_root, MONAI's default bundle_root '.' is no bundle."""
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "--config_file", "bundles/msrn_mr_sr/configs/inference.json",
+           "--output_dir", str(tmp_path / "out")]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("mrsr: error:") and "--bundle_root bundles/msrn_mr_sr" in last
+    assert not (tmp_path / "out").exists()
+
+
+def test_find_bundle_of_a_folder_that_is_no_bundle_names_bundle_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MrsrError, match="--bundle_root bundles/<name>_mr_sr"):
+        find_bundle(".")
+
+
+def test_ckpt_export_of_x4_weights_without_scale_says_pass_scale_4(tmp_path):
+    """x4 weights into the config's default x2 network: one line that names the scale, no state_dict traceback."""
+    root = find_bundle("msrn")
+    cmd = [sys.executable, "-m", "monai.bundle", "ckpt_export", "network_def", "--filepath", str(tmp_path / "m.ts"),
+           "--ckpt_file", str(weights_path(root, 4)), "--meta_file", str(root / "configs" / "metadata.json"),
+           "--config_file", str(root / "configs" / "inference.json")]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("mrsr: error:") and "scale 4" in last and "--scale 4" in last
+    assert not (tmp_path / "m.ts").exists()
+
+
+@pytest.mark.parametrize("name", ["durn", "iconet"])
+def test_weights_of_another_scale_are_named_by_the_one_line_hook(name, tmp_path, monkeypatch, capsys):
+    """The hook names the scale of a checkpoint that does not fit (size mismatches here, not extra tensors)."""
+    root = find_bundle(name)
+    args = _export_args(root, tmp_path / "m.ts")
+    args["ckpt_file"] = str(weights_path(root, 4))
+    argv = ["monai/bundle/__main__.py", "ckpt_export", "network_def"]
+    for key, value in args.items():
+        argv += [f"--{key}", value]
+    monkeypatch.setattr(sys, "argv", argv)
+    monkeypatch.setattr(sys, "excepthook", sys.__excepthook__)
+    with pytest.raises(RuntimeError) as err:
+        ckpt_export(**args)
+    sys.excepthook(RuntimeError, err.value, err.value.__traceback__)
+    printed = capsys.readouterr().err.strip()
+    assert printed.startswith("mrsr: error:") and "scale 4" in printed and "--scale 4" in printed
+    assert len(printed.splitlines()) == 1
 
 
 def test_one_line_errors_finds_the_cause_in_monais_chain(monkeypatch, capsys):
@@ -397,7 +506,7 @@ def test_install_weights_checks_the_fit(tmp_path, monkeypatch):
     monkeypatch.setenv(BUNDLES_ENV, str(tmp_path))
     network, in_channels = load_bundle_network("msrn", 2)
     kwargs = json.loads((tmp_path / "msrn_mr_sr" / "configs" / "inference.json").read_text())["network_def"]
-    kwargs = {k: (2 if k == "scale" else v) for k, v in kwargs.items() if k != "_target_"}
+    kwargs = {k: (2 if k == "scale" else v) for k, v in kwargs.items() if not k.startswith("_")}
     with torch.no_grad():
         for p in network.parameters():
             p.add_(0.01)
@@ -430,6 +539,25 @@ def test_as_datalist(tmp_path):
     assert as_datalist(["x.nii", "dicom_dir"]) == [{"image": "x.nii"}, {"image": "dicom_dir"}]
     with pytest.raises(MrsrError, match="No input"):
         as_datalist([])
+
+
+def test_as_datalist_leaves_out_inputs_whose_output_exists(tmp_path, capsys):
+    (tmp_path / "a.nii.gz").write_bytes(b"")
+    (tmp_path / "b.nii").write_bytes(b"")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a_sr_x2.nii.gz").write_bytes(b"")
+    kwargs = {"output_dir": str(out), "output_postfix": "sr_x2"}
+    assert as_datalist(str(tmp_path), **kwargs) == [{"image": str(tmp_path / "b.nii")}]
+    assert capsys.readouterr().err == (
+        f"mrsr: skip {tmp_path / 'a.nii.gz'}: {out / 'a_sr_x2.nii.gz'} exists (pass --overwrite to replace it)\n"
+    )
+    assert len(as_datalist(str(tmp_path), overwrite=True, **kwargs)) == 2
+    (out / "b_sr_x2.nii.gz").write_bytes(b"")
+    assert as_datalist(str(tmp_path), **kwargs) == []
+    assert "mrsr: nothing to do: every output exists" in capsys.readouterr().err
+    with pytest.raises(MrsrError, match="same output"):  # a.nii and a.nii.gz -> a_sr_x2.nii.gz
+        as_datalist([str(tmp_path / "a.nii.gz"), str(tmp_path / "a.nii")], overwrite=True, **kwargs)
 
 
 def test_restore_volumed_puts_the_output_on_the_upsampled_grid():
