@@ -255,7 +255,10 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     """
     ctx = setup_distributed(config.device)
     try:
-        return _train(config, resume, overwrite, ctx)
+        history = _train(config, resume, overwrite, ctx)
+        if ctx.distributed:  # every rank done (rank 0 writes last) before the group goes: gloo aborts otherwise
+            torch.distributed.barrier()
+        return history
     finally:
         cleanup_distributed()
 
