@@ -714,7 +714,6 @@ def evaluate_bundle(
         ``{"scale", "section", "volumes": {name: {method: scores}}, "mean": {method: scores}}``.
     """
     from mrsr.inference import resolve_device
-    from mrsr.metrics import format_report
     from mrsr.networks.baselines import Bicubic, ZeroFill
 
     path = find_bundle(bundle)

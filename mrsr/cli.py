@@ -441,7 +441,6 @@ def get_predictor(name: str, scale: float | tuple[float, float]):
 
 def build_predictor(args: argparse.Namespace, lr_shape: tuple[int, ...], slice_axis: int = 2):
     """(predictor, in_channels, scale for super_resolve) for ``--network`` (and ``--weights``)."""
-    import torch
 
     from mrsr.checkpoint import load_network
     from mrsr.networks import SR_NETWORKS

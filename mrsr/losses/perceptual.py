@@ -9,7 +9,6 @@ only, never into the frozen VGG.
 from __future__ import annotations
 
 import abc
-
 import os
 from collections.abc import Mapping
 
@@ -96,9 +95,9 @@ class VGGPerceptualLoss(_VGGLoss):
 
     ``sum_l w_l * mean |V_l(pred) - V_l(target)|`` (Johnson et al., ECCV 2016; Ledig et al., SRGAN,
     CVPR 2017). Default layer: ``conv5_4`` (the last conv before the fifth pooling, before its ReLU)
-    with L1, the choice of the WASA blog's code (``vgg19().features[:35]``, L1) and of ESRGAN (Wang et al.,
-    ECCVW 2018: features before activation keep more signal than the sparse ReLU outputs).
-    Unlike the WASA blog's code, the input is ImageNet-normalised (what the weights were trained on).
+    with L1 (``vgg19().features[:35]``), as ESRGAN chose (Wang et al., ECCVW 2018: features before
+    activation keep more signal than the sparse ReLU outputs). The input is ImageNet-normalised (what
+    the VGG weights were trained on).
 
     Args:
         layer_weights: ``{layer: weight}``; default ``{"conv5_4": 1.0}``.
