@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import gc
 import math
 import shutil
 from collections.abc import Callable
@@ -256,7 +257,10 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
     ctx = setup_distributed(config.device)
     try:
         history = _train(config, resume, overwrite, ctx)
-        if ctx.distributed:  # every rank done (rank 0 writes last) before the group goes: gloo aborts otherwise
+        if ctx.distributed:
+            # the engine's reference cycles keep DDP's reducer (and its gloo work) alive; a process group freed
+            # at interpreter exit can abort, so free it now, then let every rank finish (rank 0 writes last)
+            gc.collect()
             torch.distributed.barrier()
         return history
     finally:
