@@ -40,6 +40,7 @@ from monai.transforms import MapTransform
 from torch import nn
 
 from mrsr.errors import MrsrError
+from mrsr.paths import write_text_atomic
 
 __all__ = [
     "BUNDLES_ENV",
@@ -797,7 +798,5 @@ def store_eval_metrics(bundle: str | os.PathLike, report: dict[str, Any]) -> dic
         "speed": speed,
     }
     meta.setdefault("eval_metrics", {})[f"x{report['scale']}"] = entry
-    tmp = meta_file.with_name(".metadata.json.tmp")
-    tmp.write_text(json.dumps(meta, indent=4) + "\n")
-    os.replace(tmp, meta_file)
+    write_text_atomic(meta_file, json.dumps(meta, indent=4) + "\n")
     return entry

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 
 from mrsr.errors import MrsrError
+from mrsr.paths import atomic_path
 
 __all__ = ["save_weights", "load_network"]
 
@@ -35,13 +35,9 @@ def save_weights(path: str | os.PathLike, network: nn.Module, name: str, network
         network_kwargs: the constructor arguments that built it (preset expanded).
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     state = {k: v.detach().cpu() for k, v in network.state_dict().items()}
-    try:
+    with atomic_path(path) as tmp:
         torch.save({"network": name, "network_kwargs": dict(network_kwargs), "state_dict": state}, tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

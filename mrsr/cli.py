@@ -11,13 +11,13 @@ import argparse
 import json
 import logging
 import os
-import shutil
 import sys
-import tempfile
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+
+from mrsr.paths import atomic_path, write_text_atomic
 
 EXIT_USAGE = 2
 BASELINE_NETWORKS = ("zerofill", "bicubic")
@@ -659,14 +659,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _write_json(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, default=float) + "\n")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from mrsr.data import load_volume, sample_path, save_volume
-    from mrsr.data.io import replace_path
     from mrsr.inference import super_resolve
     from mrsr.metrics import evaluate, format_report
     from mrsr.report import save_panel
@@ -694,8 +691,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         volumes[name] = sr
         results[name] = evaluate(sr, hr, border=int(round(args.scale)))
     _say("[4/4] writing volumes, metrics and the panel")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
+    with atomic_path(out, directory=True) as tmp:
         save_volume(hr, tmp / "hr.nii.gz")
         save_volume(lr, tmp / "lr.nii.gz")
         for name, sr in volumes.items():
@@ -712,9 +708,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
             psnr_border=int(round(args.scale)),
         )
         _write_json({n: r.as_dict() for n, r in results.items()}, tmp / "metrics.json")
-        replace_path(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     print(format_report(results))
     print(f"\nwrote {out}/: hr.nii.gz lr.nii.gz {' '.join(f'sr_{n}.nii.gz' for n in volumes)} metrics.json panel.png")
     return 0

@@ -7,11 +7,22 @@ Python API (:func:`mrsr.data.save_volume`) calls them again before writing.
 from __future__ import annotations
 
 import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from mrsr.errors import MrsrError
 
-__all__ = ["NIFTI_SUFFIXES", "is_nifti_path", "check_input_path", "check_output_path"]
+__all__ = [
+    "NIFTI_SUFFIXES",
+    "is_nifti_path",
+    "check_input_path",
+    "check_output_path",
+    "atomic_path",
+    "write_text_atomic",
+]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 # how the Python API and the command line say "replace it"
@@ -76,3 +87,62 @@ def check_output_path(
     if not os.access(parent, os.W_OK):
         raise MrsrError(f"The output folder {parent} is not writable; choose another output path.")
     return out
+
+
+@contextmanager
+def atomic_path(out: str | os.PathLike, suffix: str = "", directory: bool = False) -> Iterator[Path]:
+    """A temporary sibling of ``out`` to write; it replaces ``out`` only if the block succeeds.
+
+    A kill or an error never leaves half an output, and an existing ``out`` is kept until the new
+    one is complete (an existing folder is set aside, then removed once the new one is in place).
+
+    Args:
+        out: the final file or folder.
+        suffix: appended to the temporary name (writers that choose the format by extension need
+            ``.nii.gz``).
+        directory: create the temporary path as an empty folder (a DICOM series, a run folder).
+
+    Yields:
+        The temporary path (in ``out``'s folder, so the final rename is atomic).
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> with atomic_path(folder / "a.txt") as tmp:
+    ...     _ = tmp.write_text("done")
+    >>> (folder / "a.txt").read_text(), sorted(p.name for p in folder.iterdir())
+    ('done', ['a.txt'])
+    """
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:12]}.tmp{suffix}")
+    if directory:
+        tmp.mkdir()
+    try:
+        yield tmp
+        _replace(tmp, out)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp)
+        else:
+            tmp.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through :func:`atomic_path`; returns ``path`` as a Path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def _replace(tmp: Path, out: Path) -> None:
+    """Move ``tmp`` onto ``out``; an existing folder is set aside first and removed only on success."""
+    if out.is_dir():
+        old = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.old")
+        os.rename(out, old)
+        try:
+            os.rename(tmp, out)
+        except OSError:
+            os.rename(old, out)
+            raise
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, out)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from mrsr.errors import MrsrError
+from mrsr.paths import atomic_path
 
 __all__ = ["oriented_slice", "build_panel_figure", "save_panel"]
 
@@ -283,11 +283,6 @@ def save_panel(
     """
     fig = build_panel_figure(lr, sr, hr, title, slice_axis, baselines, sr_name, affine, index, psnr_border)
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")  # made as a plain file would be (umask)
-    try:
+    with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from mrsr.errors import MrsrError
-from mrsr.paths import CLI_OVERWRITE, check_input_path, check_output_path, is_nifti_path
+from mrsr.paths import CLI_OVERWRITE, atomic_path, check_input_path, check_output_path, is_nifti_path, write_text_atomic
 
 
 def test_is_nifti_path():
@@ -40,3 +40,24 @@ def test_command_line_reports_path_errors_before_torch_loads(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.stdout.split() == ["2", "False", "False"], done.stderr
     assert "No such file or folder" in done.stderr
+
+
+def test_atomic_path_keeps_the_old_output_when_the_writer_fails(tmp_path):
+    out = tmp_path / "metrics.json"
+    out.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(out) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("killed")
+    assert out.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json"]
+    assert write_text_atomic(out, "new") == out and out.read_text() == "new"
+
+
+def test_atomic_path_replaces_a_folder_whole(tmp_path):
+    out = tmp_path / "series"
+    out.mkdir()
+    (out / "old.dcm").write_text("old")
+    with atomic_path(out, directory=True) as tmp:
+        (tmp / "IM00001.dcm").write_text("new")
+    assert sorted(p.name for p in out.iterdir()) == ["IM00001.dcm"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["series"]  # nothing set aside is left

@@ -14,8 +14,6 @@ and the affine maps voxel indices to RAS world coordinates (mm), as for NIfTI.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -30,6 +28,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from mrsr.errors import MrsrError
+from mrsr.paths import atomic_path
 
 __all__ = ["DicomReader", "write_dicom_series", "is_dicom_file", "DICOM_META_KEY", "SLICE_GEOMETRY_KEY"]
 
@@ -320,8 +319,7 @@ def write_dicom_series(
     series_uid = generate_uid()
     study_uid = tags.get("StudyInstanceUID") or generate_uid()
     frame_uid = tags.get("FrameOfReferenceUID") or generate_uid()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
+    with atomic_path(out_dir, directory=True) as tmp:
         for k in range(vol.shape[2]):
             if slice_geometry is not None:
                 position, orientation = (np.asarray(v, dtype=float) for v in slice_geometry[k])
@@ -359,8 +357,4 @@ def write_dicom_series(
             ds.RescaleSlope, ds.RescaleIntercept = f"{slope:.10g}"[:16], f"{vmin:.10g}"[:16]
             ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
             ds.save_as(str(tmp / f"IM{k + 1:05d}.dcm"), enforce_file_format=True)
-        os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir

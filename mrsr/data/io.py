@@ -18,8 +18,6 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import shutil
-import uuid
 import warnings
 import zlib
 from collections.abc import Mapping, Sequence
@@ -36,7 +34,7 @@ from monai.transforms import LoadImage, MapTransform, Orientation
 from monai.utils import MetaKeys, SpaceKeys
 
 from mrsr.errors import MrsrError
-from mrsr.paths import check_input_path, check_output_path, is_nifti_path
+from mrsr.paths import atomic_path, check_input_path, check_output_path, is_nifti_path
 
 from .dicom import DICOM_META_KEY, SLICE_GEOMETRY_KEY, DicomReader, is_dicom_file, write_dicom_series
 
@@ -53,7 +51,6 @@ __all__ = [
     "is_nifti_path",
     "check_output_path",
     "check_fits_output",
-    "replace_path",
 ]
 
 DESCRIPTION_KEY = "mrsr_description"  # provenance line of an output: NIfTI descrip, DICOM DerivationDescription
@@ -434,21 +431,18 @@ def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = Fal
     meta = img.meta if isinstance(img, MetaTensor) else {}
     affine = np.asarray(img.affine if isinstance(img, MetaTensor) else np.eye(4), dtype=float)
     data = img.detach().cpu().numpy() if isinstance(img, torch.Tensor) else np.asarray(img)
-    tmp = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.tmp")
+    nifti = is_nifti_path(out)
+    suffix = (".nii.gz" if out.name.lower().endswith(".gz") else ".nii") if nifti else ""
     try:
         check_fits_output(img, out)
-        if is_nifti_path(out):
-            tmp = tmp.with_name(tmp.name + (".nii.gz" if out.name.lower().endswith(".gz") else ".nii"))
-            _write_nifti(data[0], affine, tmp, meta.get(DESCRIPTION_KEY))
-        else:
-            tmp = write_dicom_series(data, affine, tmp, meta.get(DICOM_META_KEY), meta.get(SLICE_GEOMETRY_KEY),
-                                     derivation=meta.get(DESCRIPTION_KEY))  # fmt: skip
-        replace_path(tmp, out)
+        with atomic_path(out, suffix=suffix) as tmp:
+            if nifti:
+                _write_nifti(data[0], affine, tmp, meta.get(DESCRIPTION_KEY))
+            else:
+                write_dicom_series(data, affine, tmp, meta.get(DICOM_META_KEY), meta.get(SLICE_GEOMETRY_KEY),
+                                   derivation=meta.get(DESCRIPTION_KEY))  # fmt: skip
     except OSError as err:
         raise MrsrError(f"Cannot write {out}: {err.strerror or err}.") from None
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
     return out
 
 
@@ -466,18 +460,3 @@ def _write_nifti(data: np.ndarray, affine: np.ndarray, path: Path, description: 
     image.set_sform(affine, code=1)
     image.set_qform(affine, code=1)
     nib.save(image, str(path))
-
-
-def replace_path(tmp: Path, out: Path) -> None:
-    """Move ``tmp`` onto ``out``; an existing folder is set aside first and removed only on success."""
-    if out.is_dir():
-        old = out.with_name(f".{out.name}.{uuid.uuid4().hex[:8]}.old")
-        os.rename(out, old)
-        try:
-            os.rename(tmp, out)
-        except OSError:
-            os.rename(old, out)
-            raise
-        shutil.rmtree(old)
-    else:
-        os.replace(tmp, out)

@@ -23,7 +23,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import warnings
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Sequence
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from mrsr.errors import MrsrError
+from mrsr.paths import atomic_path, write_text_atomic
 
 __all__ = [
     "PATH_KEYS",
@@ -262,14 +262,7 @@ def write_manifest(path: str | os.PathLike, datalist: Datalist, overwrite: bool 
     text = json.dumps(datalist, indent=2) + "\n"
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_text_atomic(path, text)
     except OSError as err:
         raise MrsrError(f"Cannot write {path}: {err.strerror or err}.") from None
     return path
@@ -493,14 +486,8 @@ def _save_nifti(volume: np.ndarray, affine: np.ndarray, out: Path) -> None:
     import nibabel as nib
 
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".nii.gz", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out, suffix=".nii.gz") as tmp:
         nib.save(nib.Nifti1Image(volume, affine), tmp)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 # --------------------------------------------------------------------------------------------- ACDC

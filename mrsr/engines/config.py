@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from mrsr.errors import MrsrError
+from mrsr.paths import write_text_atomic
 
 __all__ = ["TrainConfig", "RESUME_MAY_CHANGE"]
 
@@ -156,10 +157,7 @@ class TrainConfig:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write as JSON, atomically."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     def resumed_with(self, new: TrainConfig) -> TrainConfig:
         """This (saved) config, with what ``new`` may change on ``--resume`` taken from it.

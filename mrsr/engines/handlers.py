@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
+from mrsr.paths import atomic_path, write_text_atomic
 from mrsr.engines.distributed import all_reduce_mean, check_in_sync
 
 __all__ = ["RunRecorder", "PanelWriter", "panel_image", "atomic_save"]
@@ -20,9 +20,8 @@ __all__ = ["RunRecorder", "PanelWriter", "panel_image", "atomic_save"]
 
 def atomic_save(obj: Any, path: Path) -> None:
     """``torch.save`` to a temporary name, then rename: a kill never leaves half a checkpoint."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 class RunRecorder:
@@ -142,9 +141,7 @@ def _epoch_line(engine: Engine, record: dict, history: dict) -> str:
 def _write_json(obj: Any, path: Path) -> None:
     import json
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=1, default=float) + "\n")
 
 
 def panel_image(lr: torch.Tensor, sr: torch.Tensor, hr: torch.Tensor, error_gain: float = 4.0) -> torch.Tensor:
