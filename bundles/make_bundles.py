@@ -240,7 +240,7 @@ def inference_config(name: str) -> dict:
         # inputs whose output exists are left out (one line each) before any work, unless --overwrite
         "dataset": {
             "_target_": "Dataset",
-            "data": "$mrsr.bundle.as_datalist(@input, output_dir=@output_dir, output_postfix=@output_postfix, "
+            "data": "$mrsr.data.as_datalist(@input, output_dir=@output_dir, output_postfix=@output_postfix, "
             "output_ext=@output_ext, overwrite=@overwrite)",
             "transform": "@preprocessing",
         },
@@ -270,9 +270,9 @@ def inference_config(name: str) -> dict:
         "postprocessing": {
             "_target_": "Compose",
             "transforms": [
-                {"_target_": "mrsr.bundle.RestoreVolumed", "keys": "pred", "ref_key": "image"},
+                {"_target_": "mrsr.inference.RestoreVolumed", "keys": "pred", "ref_key": "image"},
                 {
-                    "_target_": "mrsr.bundle.SaveVolumed",
+                    "_target_": "mrsr.data.SaveVolumed",
                     "keys": "pred",
                     "ref_key": "image",
                     "output_dir": "@output_dir",
@@ -289,7 +289,7 @@ def inference_config(name: str) -> dict:
                 "load_dict": {"model": "@network"},
                 "map_location": "@device",
             },
-            {"_target_": "mrsr.bundle.ProgressLines"},  # "mrsr: super-resolving INPUT (i/n)"; SaveVolumed: "wrote"
+            {"_target_": "mrsr.inference.ProgressLines"},  # "mrsr: super-resolving INPUT (i/n)"; SaveVolumed: "wrote"
         ],  # no StatsHandler: it has no metrics to log here, and it logs every error's traceback
         "evaluator": {
             "_target_": "SupervisedEvaluator",

@@ -11,11 +11,11 @@ A bundle is a folder ``<name>_mr_sr/`` (``bundles/`` in the repository) in MONAI
 
 Bundles are looked up in the folders of ``$MRSR_BUNDLES`` (``os.pathsep``-separated), then in the
 installed package (``mrsr/bundles/``: a wheel carries them there, see setup.py), then in the source
-tree's ``bundles/`` (an editable install or a checkout). This module also holds what the inference
-configs run besides MONAI's own parts: :func:`as_datalist` (which leaves out inputs whose output
-exists), the dictionary transforms they end with (:class:`RestoreVolumed`, :class:`SaveVolumed`),
-the :class:`ProgressLines` handler, and :func:`one_line_errors`; and :func:`evaluate_bundle`, the
-command behind each model card's numbers.
+tree's ``bundles/`` (an editable install or a checkout). This module also holds
+:func:`one_line_errors` (the configs' error lines) and :func:`evaluate_bundle`, the command behind
+each model card's numbers. The parts the inference configs chain are in the layers below:
+:func:`mrsr.data.as_datalist`, :class:`mrsr.data.SaveVolumed`, :class:`mrsr.inference.RestoreVolumed`
+and :class:`mrsr.inference.ProgressLines`.
 """
 
 from __future__ import annotations
@@ -27,16 +27,13 @@ import pickle
 import re
 import sys
 import time
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from monai.bundle import ConfigParser
-from monai.config import KeysCollection
-from monai.data import MetaTensor
-from monai.transforms import MapTransform
 from torch import nn
 
 from mrsr.errors import MrsrError
@@ -59,18 +56,12 @@ __all__ = [
     "store_eval_metrics",
     "DO_NO_HARM_DB",
     "held_out_pairs",
-    "as_datalist",
-    "bundle_output_path",
     "require_torchrun",
     "one_line_errors",
-    "RestoreVolumed",
-    "SaveVolumed",
-    "ProgressLines",
 ]
 
 BUNDLES_ENV = "MRSR_BUNDLES"
 # what an SR output says about how it was made (mrsr.inference.super_resolve sets them)
-PROVENANCE_KEYS = ("mrsr_description", "mrsr_data_consistency")
 SUFFIX = "_mr_sr"
 # registry name of the network -> bundle name, where they differ
 BUNDLE_NAMES = {"casnet": "medgan"}
@@ -401,200 +392,6 @@ def one_line_errors(traceback: bool = False) -> None:
 def _say(text: str) -> None:
     """A progress line of a bundle run: on stderr, flushed (a log file or a pipe gets it at once)."""
     print(text, file=sys.stderr, flush=True)
-
-
-def bundle_output_path(
-    source: str | os.PathLike, output_dir: str | os.PathLike, output_postfix: str = "sr", output_ext: str = ".nii.gz"
-) -> Path:
-    """Where a bundle writes the output of ``source``: its name (less ``.nii.gz``/``.nii``/``.dcm``), then
-    ``_<output_postfix><output_ext>``, in ``output_dir``.
-
-    >>> bundle_output_path("in/scan.nii.gz", "out", "sr_x2").as_posix()
-    'out/scan_sr_x2.nii.gz'
-    """
-    name = Path(source).name
-    for suffix in (".nii.gz", ".nii", ".dcm"):
-        if name.lower().endswith(suffix):
-            name = name[: -len(suffix)]
-            break
-    return Path(output_dir) / f"{name}_{output_postfix}{output_ext}"
-
-
-def as_datalist(
-    inputs: str | os.PathLike | Sequence[str | os.PathLike],
-    output_dir: str | os.PathLike | None = None,
-    output_postfix: str = "sr",
-    output_ext: str = ".nii.gz",
-    overwrite: bool = False,
-) -> list[dict[str, str]]:
-    """``[{"image": path}, ...]`` from a file, a DICOM folder, a folder of NIfTI files or a list of these.
-
-    With ``output_dir`` (the inference configs pass their output settings, those of
-    :class:`SaveVolumed`), an input whose output exists already is left out before any work, with one
-    line ``mrsr: skip INPUT: OUTPUT exists ...`` on stderr, unless ``overwrite``: a batch run again
-    goes on where it stopped, as ``mrsr infer FOLDER`` does. When every output exists it says so and
-    the list is empty (the config's ``run`` step then does nothing).
-
-    >>> as_datalist("scan.nii.gz")
-    [{'image': 'scan.nii.gz'}]
-
-    Raises:
-        MrsrError: no input at all; two inputs that would write the same output.
-    """
-    from mrsr.data.io import is_nifti_path
-
-    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
-    out: list[dict[str, str]] = []
-    for item in items:
-        path = Path(item)
-        if path.is_dir() and any(is_nifti_path(p) for p in path.iterdir()):
-            out.extend({"image": str(p)} for p in sorted(path.iterdir()) if is_nifti_path(p))
-        else:
-            out.append({"image": str(path)})
-    if not out:
-        raise MrsrError("No input given: pass --input FILE (NIfTI, DICOM file or series folder).")
-    if output_dir is None:
-        return out
-    targets = [bundle_output_path(d["image"], output_dir, output_postfix, output_ext) for d in out]
-    clashes = sorted({str(t) for t in targets if targets.count(t) > 1})
-    if clashes:
-        raise MrsrError(f"Several inputs would write the same output {clashes[0]}; rename them or run them one by one.")
-    if overwrite:
-        return out
-    todo = []
-    for item, target in zip(out, targets):
-        if target.exists():
-            _say(f"mrsr: skip {item['image']}: {target} exists (pass --overwrite to replace it)")
-        else:
-            todo.append(item)
-    if not todo:
-        _say(f"mrsr: nothing to do: every output exists ({len(out)} input{'s' * (len(out) > 1)} skipped)")
-    return todo
-
-
-class RestoreVolumed(MapTransform):
-    """Put SR outputs back in the input's world and intensity scale.
-
-    The output under each key gets the reference image's meta, the affine of the upsampled grid
-    (:func:`mrsr.inference.upsampled_affine`: origin kept, in-plane spacing divided by the factor;
-    docs/CONVENTIONS.md) and the intensities :class:`~mrsr.transforms.RobustNormalize` took away.
-
-    Args:
-        keys: keys of the SR outputs, each (1, X', Y', Z').
-        ref_key: key of the normalised input (1, X, Y, Z) MetaTensor.
-    """
-
-    def __init__(self, keys: KeysCollection, ref_key: str = "image", allow_missing_keys: bool = False) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.ref_key = ref_key
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        from mrsr.inference import upsampled_affine
-        from mrsr.transforms import RobustNormalize
-
-        d = dict(data)
-        ref = d[self.ref_key]
-        meta = dict(ref.meta) if isinstance(ref, MetaTensor) else {}
-        affine = ref.affine if isinstance(ref, MetaTensor) else torch.eye(4, dtype=torch.float64)
-        for key in self.key_iterator(d):
-            pred = torch.as_tensor(d[key]).detach().float().cpu()
-            provenance = {k: pred.meta[k] for k in PROVENANCE_KEYS if isinstance(pred, MetaTensor) and k in pred.meta}
-            out = MetaTensor(pred.as_tensor() if isinstance(pred, MetaTensor) else pred, meta={**meta, **provenance})
-            out.affine = upsampled_affine(affine, ref.shape[1:], pred.shape[1:])
-            d[key] = RobustNormalize.inverse(out)
-        return d
-
-
-class SaveVolumed(MapTransform):
-    """Save each volume under ``keys`` as NIfTI or a DICOM series, atomically (:func:`mrsr.data.save_volume`).
-
-    The file name is the input's (``ref_key``'s ``filename_or_obj``) with ``_<postfix>`` added, in
-    ``output_dir`` (:func:`bundle_output_path`); an existing file is kept unless ``overwrite``, and an
-    output that would replace its input is refused. Each written path is printed (``mrsr: wrote PATH``,
-    on stderr) unless ``print_log`` is false.
-
-    Args:
-        keys: keys of the volumes to save.
-        output_dir: folder of the outputs (created).
-        output_postfix: added to the input's name.
-        output_ext: ``.nii.gz``, ``.nii`` or ``""`` (a DICOM series folder).
-        overwrite: replace existing outputs.
-        ref_key: key whose meta names the input file.
-        print_log: print each written path.
-    """
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        output_dir: str | os.PathLike,
-        output_postfix: str = "sr",
-        output_ext: str = ".nii.gz",
-        overwrite: bool = False,
-        ref_key: str = "image",
-        allow_missing_keys: bool = False,
-        print_log: bool = True,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        if output_ext not in (".nii.gz", ".nii", ""):
-            raise MrsrError(f"output_ext must be '.nii.gz', '.nii' or '' (a DICOM folder), got {output_ext!r}.")
-        self.output_dir, self.postfix, self.ext = Path(output_dir), output_postfix, output_ext
-        self.overwrite, self.ref_key, self.print_log = overwrite, ref_key, print_log
-
-    def output_path(self, source: str | os.PathLike) -> Path:
-        """Where the output of ``source`` goes."""
-        return bundle_output_path(source, self.output_dir, self.postfix, self.ext)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        from mrsr.data import save_volume
-        from mrsr.paths import CLI_OVERWRITE, check_output_path
-
-        d = dict(data)
-        ref = d.get(self.ref_key)
-        source = ref.meta.get("filename_or_obj", "volume") if isinstance(ref, MetaTensor) else "volume"
-        source = source[0] if isinstance(source, (list, tuple)) else source
-        for key in self.key_iterator(d):
-            out = self.output_path(source)
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            check_output_path(out, self.overwrite, inputs=(source,), overwrite_hint=CLI_OVERWRITE)
-            save_volume(d[key], out, overwrite=self.overwrite)
-            if self.print_log:
-                _say(f"mrsr: wrote {out}")
-        return d
-
-
-class ProgressLines:
-    """An ignite handler of the inference configs: ``mrsr: super-resolving INPUT (i/n)`` on stderr as each
-    input's super-resolution starts (flushed: a log file or a pipe gets it at once).
-
-    Args:
-        key: the batch key of the input volumes (their meta names the files).
-    """
-
-    def __init__(self, key: str = "image") -> None:
-        self.key, self.done = key, 0
-
-    def attach(self, engine: Any) -> None:
-        from ignite.engine import Events
-
-        engine.add_event_handler(Events.STARTED, self._reset)
-        engine.add_event_handler(Events.ITERATION_STARTED, self)
-
-    def _reset(self, engine: Any) -> None:
-        self.done = 0
-
-    def __call__(self, engine: Any) -> None:
-        batch = engine.state.batch
-        image = batch.get(self.key) if isinstance(batch, Mapping) else None
-        names = image.meta.get("filename_or_obj", "volume") if isinstance(image, MetaTensor) else "volume"
-        names = list(names) if isinstance(names, (list, tuple)) else [names]
-        loader = getattr(engine, "data_loader", None)
-        try:
-            total = len(loader.dataset)  # type: ignore[union-attr]
-        except (AttributeError, TypeError):
-            total = engine.state.epoch_length
-        for name in names:
-            self.done += 1
-            _say(f"mrsr: super-resolving {name} ({self.done}/{total})")
 
 
 def held_out_pairs(

@@ -18,18 +18,22 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
+from monai.config import KeysCollection
 from monai.data import MetaTensor, list_data_collate
 from monai.inferers import Inferer, sliding_window_inference
+from monai.transforms import MapTransform
 
 from mrsr.data.io import DESCRIPTION_KEY
 from mrsr.errors import MrsrError
 from mrsr.progress import progress_iter
 from mrsr.transforms.consistency import kspace_consistency
+from mrsr.transforms.intensity import RobustNormalize
 
 __all__ = [
     "DATA_CONSISTENCY_KEY",
@@ -45,6 +49,9 @@ __all__ = [
     "super_resolve",
     "upsampled_affine",
     "VolumeInferer",
+    "RestoreVolumed",
+    "ProgressLines",
+    "PROVENANCE_KEYS",
 ]
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
@@ -425,3 +432,72 @@ class VolumeInferer(Inferer):
                 amp=self.amp, channels_last=self.channels_last, data_consistency=consistent, progress=self.progress,
             ).to(inputs.device))  # fmt: skip
         return list_data_collate(outs)
+
+
+#: meta keys an SR output carries over to the restored volume (how it was made)
+PROVENANCE_KEYS = (DESCRIPTION_KEY, DATA_CONSISTENCY_KEY)
+
+
+class RestoreVolumed(MapTransform):
+    """Put SR outputs back in the input's world and intensity scale.
+
+    The output under each key gets the reference image's meta, the affine of the upsampled grid
+    (:func:`mrsr.inference.upsampled_affine`: origin kept, in-plane spacing divided by the factor;
+    docs/CONVENTIONS.md) and the intensities :class:`~mrsr.transforms.RobustNormalize` took away.
+
+    Args:
+        keys: keys of the SR outputs, each (1, X', Y', Z').
+        ref_key: key of the normalised input (1, X, Y, Z) MetaTensor.
+    """
+
+    def __init__(self, keys: KeysCollection, ref_key: str = "image", allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.ref_key = ref_key
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        ref = d[self.ref_key]
+        meta = dict(ref.meta) if isinstance(ref, MetaTensor) else {}
+        affine = ref.affine if isinstance(ref, MetaTensor) else torch.eye(4, dtype=torch.float64)
+        for key in self.key_iterator(d):
+            pred = torch.as_tensor(d[key]).detach().float().cpu()
+            provenance = {k: pred.meta[k] for k in PROVENANCE_KEYS if isinstance(pred, MetaTensor) and k in pred.meta}
+            out = MetaTensor(pred.as_tensor() if isinstance(pred, MetaTensor) else pred, meta={**meta, **provenance})
+            out.affine = upsampled_affine(affine, ref.shape[1:], pred.shape[1:])
+            d[key] = RobustNormalize.inverse(out)
+        return d
+
+
+class ProgressLines:
+    """An ignite handler of the inference configs: ``mrsr: super-resolving INPUT (i/n)`` on stderr as each
+    input's super-resolution starts (flushed: a log file or a pipe gets it at once).
+
+    Args:
+        key: the batch key of the input volumes (their meta names the files).
+    """
+
+    def __init__(self, key: str = "image") -> None:
+        self.key, self.done = key, 0
+
+    def attach(self, engine: Any) -> None:
+        from ignite.engine import Events
+
+        engine.add_event_handler(Events.STARTED, self._reset)
+        engine.add_event_handler(Events.ITERATION_STARTED, self)
+
+    def _reset(self, engine: Any) -> None:
+        self.done = 0
+
+    def __call__(self, engine: Any) -> None:
+        batch = engine.state.batch
+        image = batch.get(self.key) if isinstance(batch, Mapping) else None
+        names = image.meta.get("filename_or_obj", "volume") if isinstance(image, MetaTensor) else "volume"
+        names = list(names) if isinstance(names, (list, tuple)) else [names]
+        loader = getattr(engine, "data_loader", None)
+        try:
+            total = len(loader.dataset)  # type: ignore[union-attr]
+        except (AttributeError, TypeError):
+            total = engine.state.epoch_length
+        for name in names:
+            self.done += 1
+            print(f"mrsr: super-resolving {name} ({self.done}/{total})", file=sys.stderr, flush=True)

@@ -21,9 +21,6 @@ from monai.data import MetaTensor
 from mrsr.bundle import (
     DO_NO_HARM_DB,
     BUNDLES_ENV,
-    RestoreVolumed,
-    SaveVolumed,
-    as_datalist,
     bundle_scales,
     evaluate_bundle,
     find_bundle,
@@ -531,57 +528,3 @@ def test_install_weights_checks_the_fit(tmp_path, monkeypatch):
     assert out.read_bytes() == before  # the bundle keeps its weights
 
 
-def test_as_datalist(tmp_path):
-    (tmp_path / "a.nii.gz").write_bytes(b"")
-    (tmp_path / "b.nii").write_bytes(b"")
-    (tmp_path / "notes.txt").write_text("")
-    assert as_datalist(str(tmp_path)) == [{"image": str(tmp_path / "a.nii.gz")}, {"image": str(tmp_path / "b.nii")}]
-    assert as_datalist(["x.nii", "dicom_dir"]) == [{"image": "x.nii"}, {"image": "dicom_dir"}]
-    with pytest.raises(MrsrError, match="No input"):
-        as_datalist([])
-
-
-def test_as_datalist_leaves_out_inputs_whose_output_exists(tmp_path, capsys):
-    (tmp_path / "a.nii.gz").write_bytes(b"")
-    (tmp_path / "b.nii").write_bytes(b"")
-    out = tmp_path / "out"
-    out.mkdir()
-    (out / "a_sr_x2.nii.gz").write_bytes(b"")
-    kwargs = {"output_dir": str(out), "output_postfix": "sr_x2"}
-    assert as_datalist(str(tmp_path), **kwargs) == [{"image": str(tmp_path / "b.nii")}]
-    assert capsys.readouterr().err == (
-        f"mrsr: skip {tmp_path / 'a.nii.gz'}: {out / 'a_sr_x2.nii.gz'} exists (pass --overwrite to replace it)\n"
-    )
-    assert len(as_datalist(str(tmp_path), overwrite=True, **kwargs)) == 2
-    (out / "b_sr_x2.nii.gz").write_bytes(b"")
-    assert as_datalist(str(tmp_path), **kwargs) == []
-    assert "mrsr: nothing to do: every output exists" in capsys.readouterr().err
-    with pytest.raises(MrsrError, match="same output"):  # a.nii and a.nii.gz -> a_sr_x2.nii.gz
-        as_datalist([str(tmp_path / "a.nii.gz"), str(tmp_path / "a.nii")], overwrite=True, **kwargs)
-
-
-def test_restore_volumed_puts_the_output_on_the_upsampled_grid():
-    affine = torch.tensor([[-2.0, 0, 0, 10], [0, 2.0, 0, -5], [0, 0, 3.0, 7], [0, 0, 0, 1]], dtype=torch.float64)
-    image = RobustNormalize(0, 100)(MetaTensor(torch.rand(1, 6, 5, 3) * 50 + 10, affine=affine))
-    pred = image.as_tensor().repeat_interleave(2, 1).repeat_interleave(2, 2)
-    out = RestoreVolumed("pred", ref_key="image")({"image": image, "pred": pred})["pred"]
-    assert out.shape == (1, 12, 10, 3)
-    np.testing.assert_allclose(np.diag(np.asarray(out.affine))[:3], [-1.0, 1.0, 3.0])
-    np.testing.assert_allclose(np.asarray(out.affine)[:3, 3], [10, -5, 7])  # origin kept (docs/CONVENTIONS.md)
-    lo, hi = image.meta["mrsr_intensity_range"]
-    torch.testing.assert_close(out.as_tensor(), pred * (hi - lo) + lo)
-
-
-def test_save_volumed_names_outputs_and_protects_files(tmp_path):
-    src = tmp_path / "scan.nii.gz"
-    vol = MetaTensor(torch.rand(1, 4, 4, 2), meta={"filename_or_obj": str(src)})
-    save = SaveVolumed("pred", output_dir=tmp_path / "out", output_postfix="sr_x2")
-    save({"image": vol, "pred": vol})
-    assert (tmp_path / "out" / "scan_sr_x2.nii.gz").is_file()
-    with pytest.raises(MrsrError, match="exists"):
-        save({"image": vol, "pred": vol})
-    SaveVolumed("pred", output_dir=tmp_path / "out", output_postfix="sr_x2", overwrite=True)(
-        {"image": vol, "pred": vol}
-    )
-    with pytest.raises(MrsrError, match="output_ext"):
-        SaveVolumed("pred", output_dir=tmp_path, output_ext=".png")

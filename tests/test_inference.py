@@ -12,7 +12,7 @@ from monai.data import MetaTensor
 
 from mrsr.errors import MrsrError
 from mrsr.data import load_volume
-from mrsr.inference import core_weight_map, even_tiles, resolve_slice_axis, super_resolve
+from mrsr.inference import RestoreVolumed, core_weight_map, even_tiles, resolve_slice_axis, super_resolve
 from mrsr.networks.baselines import Bicubic, ZeroFill
 from mrsr.transforms import KSpaceTruncate, RobustNormalize, SliceStack
 
@@ -299,3 +299,15 @@ def test_volume_inferer_in_a_users_own_monai_pipeline(tmp_path):
     saved = load_volume(tmp_path / "lr_sr.nii.gz")
     assert saved.shape == hr.shape
     torch.testing.assert_close(saved.affine, hr.affine.to(saved.affine.dtype), atol=1e-5, rtol=0)
+
+
+def test_restore_volumed_puts_the_output_on_the_upsampled_grid():
+    affine = torch.tensor([[-2.0, 0, 0, 10], [0, 2.0, 0, -5], [0, 0, 3.0, 7], [0, 0, 0, 1]], dtype=torch.float64)
+    image = RobustNormalize(0, 100)(MetaTensor(torch.rand(1, 6, 5, 3) * 50 + 10, affine=affine))
+    pred = image.as_tensor().repeat_interleave(2, 1).repeat_interleave(2, 2)
+    out = RestoreVolumed("pred", ref_key="image")({"image": image, "pred": pred})["pred"]
+    assert out.shape == (1, 12, 10, 3)
+    np.testing.assert_allclose(np.diag(np.asarray(out.affine))[:3], [-1.0, 1.0, 3.0])
+    np.testing.assert_allclose(np.asarray(out.affine)[:3, 3], [10, -5, 7])  # origin kept (docs/CONVENTIONS.md)
+    lo, hi = image.meta["mrsr_intensity_range"]
+    torch.testing.assert_close(out.as_tensor(), pred * (hi - lo) + lo)

@@ -1,4 +1,4 @@
-"""Reading (NIfTI, DICOM, .npy, headerless raw), writing and the bundled sample."""
+"""Reading (NIfTI, DICOM, .npy, headerless raw), writing, outputs named after inputs, and the bundled sample."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ __all__ = [
     "NumpyVolumeReader",
     "DicomReader",
     "write_dicom_series",
+    "SaveVolumed",
+    "as_datalist",
+    "derived_output_path",
 ]
 
 # imported on first use: `mrsr.data.manifest` (and the manifest scripts) must not pay for torch and MONAI
@@ -26,6 +29,9 @@ _LAZY = {
     "NumpyVolumeReader": ".io",
     "DicomReader": ".dicom",
     "write_dicom_series": ".dicom",
+    "SaveVolumed": ".outputs",
+    "as_datalist": ".outputs",
+    "derived_output_path": ".outputs",
 }
 
 
