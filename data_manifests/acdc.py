@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from mrsr.data.manifest import acdc_datalist, manifest_parser, run_manifest_cli
+from mrsr.data.datasets.acdc import acdc_datalist
+from mrsr.data.manifest import manifest_parser, run_manifest_cli
 
 SPLIT = (
     "The ED and ES frames (patientNNN_frameNN.nii.gz; not the _gt labels, which entries carry as 'label', nor the "

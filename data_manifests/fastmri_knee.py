@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from mrsr.data.manifest import fastmri_knee_datalist, manifest_parser, run_manifest_cli
+from mrsr.data.datasets.fastmri import fastmri_knee_datalist
+from mrsr.data.manifest import manifest_parser, run_manifest_cli
 
 SPLIT = (
     "Each singlecoil_train/*.h5 and singlecoil_val/*.h5 file's reconstruction_esc images become one NIfTI volume "

@@ -10,7 +10,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-from mrsr.data.manifest import IXI_CONTRASTS, ixi_datalist, manifest_parser, run_manifest_cli
+from mrsr.data.datasets.ixi import IXI_CONTRASTS, ixi_datalist
+from mrsr.data.manifest import manifest_parser, run_manifest_cli
 
 SPLIT = (
     "Split: the 185 HH subjects sorted by subject id; the first 150 are training, of which the last --num-val "

@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from mrsr.data.manifest import manifest_parser, real_data_datalist, resolve_datalist, run_manifest_cli
+from mrsr.data.datasets.real_data import real_data_datalist
+from mrsr.data.manifest import manifest_parser, resolve_datalist, run_manifest_cli
 
 SPLIT = (
     "Split: training = nilearn's MNI152 T1 template and dipy's S0_10slices b0; validation (what recipe choices "

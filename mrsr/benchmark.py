@@ -108,7 +108,7 @@ def quality_rows(config: BenchmarkConfig, scale: int, methods: dict[str, tuple[A
         for the panel).
     """
     from mrsr.bundle import ADAPT, held_out_pairs, score_methods
-    from mrsr.data.manifest import REAL_DATA_MANIFEST
+    from mrsr.data.datasets.real_data import REAL_DATA_MANIFEST
 
     pairs = held_out_pairs(config.manifest or REAL_DATA_MANIFEST, scale, config.section, config.data_root)
     device = config.devices[0]
@@ -274,7 +274,7 @@ def peak_memory_mib(name: str, predictor: Any, in_channels: int, scale: int, dev
 
 
 def _header(config: BenchmarkConfig, peaks: dict[tuple[str, bool], float]) -> str:
-    from mrsr.data.manifest import REAL_DATA_MANIFEST
+    from mrsr.data.datasets.real_data import REAL_DATA_MANIFEST
 
     manifest = Path(config.manifest or REAL_DATA_MANIFEST)
     cpu = _cpu_name()
