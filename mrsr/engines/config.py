@@ -7,10 +7,13 @@ import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mrsr.errors import MrsrError
 from mrsr.paths import write_text_atomic
+
+if TYPE_CHECKING:
+    from mrsr.networks import NetworkSpec
 
 __all__ = ["TrainConfig", "RESUME_MAY_CHANGE"]
 
@@ -102,16 +105,31 @@ class TrainConfig:
     num_workers: int = 0
     progress: bool = True
 
+    @property
+    def spec(self) -> NetworkSpec:
+        """The :class:`~mrsr.networks.NetworkSpec` of :attr:`network`.
+
+        Raises:
+            MrsrError: not a registered SR network.
+        """
+        from mrsr.networks import available, get_spec
+
+        try:
+            spec = get_spec(self.network)
+        except KeyError:
+            spec = None
+        if spec is None or not spec.super_resolution:
+            raise MrsrError(f"Unknown network {self.network!r}; train one of {', '.join(available())}.")
+        return spec
+
     def __post_init__(self) -> None:
         self.windows = tuple(self.windows)
         if self.snr_range is not None:
             self.snr_range = tuple(self.snr_range)  # type: ignore[assignment]
         if self.val_roi is not None:
             self.val_roi = tuple(self.val_roi)  # type: ignore[assignment]
-        from mrsr.networks import SR_NETWORKS
-
-        if self.network not in SR_NETWORKS:
-            raise MrsrError(f"Unknown network {self.network!r}; train one of {', '.join(SR_NETWORKS)}.")
+        spec = self.spec  # an alias ("medgan") trains its network ("casnet")
+        self.network = spec.name
         if self.out is None:
             self.out = str(Path("runs") / f"{self.network}_x{self.scale}")
         for name in ("scale", "patch_size", "batch_size", "samples_per_epoch", "epochs"):
@@ -125,9 +143,11 @@ class TrainConfig:
             raise MrsrError(f"lr_schedule must be 'cosine' or 'constant', got {self.lr_schedule!r}.")
         if not int(self.warmup) >= 0:
             raise MrsrError(f"warmup must be a number of steps >= 0, got {self.warmup}.")
-        if self.data_consistency and self.network.lower() == "iconet":
-            raise MrsrError("ICONet cannot train with --data-consistency (its stages have no LR input to be "
-                            "consistent with); inference applies it to ICONet's output all the same.")  # fmt: skip
+        if self.data_consistency and spec.stages:
+            from mrsr.networks import get_network_class
+
+            raise MrsrError(f"{get_network_class(spec.name).__name__} cannot train with --data-consistency (its stages have no LR input to be "
+                            "consistent with); inference applies it to its output all the same.")  # fmt: skip
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise MrsrError(f"grad_clip must be a positive gradient norm (or none), got {self.grad_clip}.")
         if not self.lr > 0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import math
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,14 +56,15 @@ CHECKPOINT = "checkpoint.pt"
 
 
 class StagesInferer(Inferer):
-    """Asks an :class:`StagesForward`-wrapped ICONet (maybe inside DDP) for every stage's outputs."""
+    """Asks a :class:`StagesForward`-wrapped network (maybe inside DDP) for every stage's outputs."""
 
     def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> Any:
         return network(inputs, stages=True)
 
 
 class StagesForward(torch.nn.Module):
-    """Wraps ICONet so that ``forward(x, stages=True)`` returns ``forward_stages(x)``.
+    """Wraps a stages network (``NetworkSpec.stages``: ICONet) so that ``forward(x, stages=True)``
+    returns ``forward_stages(x)``.
 
     DDP synchronises the gradients of what goes through ``forward()``; calling ``forward_stages``
     on the inner module would bypass it.
@@ -78,16 +79,25 @@ class StagesForward(torch.nn.Module):
 
 
 class StageTargetBatch:
-    """``prepare_batch`` for ICONet: ``(LR, {"sr": [...], "rec": [...]})``, the stage targets of the batch.
+    """``prepare_batch`` for a stages network: ``(LR, {"sr": [...], "rec": [...]})``, the batch's stage targets.
 
     The targets are the batch's ``"label"`` (HR) and ``"label_<f>"`` (coarser grids, from whole slices;
-    :class:`~mrsr.engines.data.PairedPatchDataset`), in :meth:`ICONet.stage_factors` order.
+    :class:`~mrsr.engines.data.PairedPatchDataset`), in the order of the network class's
+    ``stage_factors(scale)`` (e.g. :meth:`mrsr.networks.ICONet.stage_factors`).
+
+    Args:
+        factors: ``{"sr": [f, ...], "rec": [f, ...]}``, the grid (HR size / f) of each stage's outputs.
     """
 
-    def __init__(self, scale: int) -> None:
-        from mrsr.networks.iconet import ICONet
+    def __init__(self, factors: Mapping[str, Sequence[int]]) -> None:
+        self.factors = {kind: list(fs) for kind, fs in factors.items()}
 
-        self.factors = ICONet.stage_factors(scale)
+    @classmethod
+    def for_config(cls, config: TrainConfig) -> StageTargetBatch:
+        """The targets of ``config``'s network (a stages network) at ``config.scale``."""
+        from mrsr.networks import get_network_class
+
+        return cls(get_network_class(config.network).stage_factors(config.scale))
 
     @property
     def grids(self) -> tuple[int, ...]:
@@ -181,7 +191,7 @@ def _loaders(config: TrainConfig, ctx: DistContext) -> tuple[DataLoader, DataLoa
     dataset = PairedPatchDataset(
         train_vols, config.scale, config.patch_size, config.neighbours, config.samples_per_epoch, deg,
         config.slice_axis, config.background_weight, config.seed,
-        StageTargetBatch(config.scale).grids if config.network == "iconet" else (), config.balance_volumes,
+        StageTargetBatch.for_config(config).grids if config.spec.stages else (), config.balance_volumes,
         config.data_consistency,  # consistency is exact on a patch only when the patch itself was degraded
     )  # fmt: skip
     sampler = SampleSampler(dataset, ctx.world_size, ctx.rank, config.seed)
@@ -323,8 +333,9 @@ class Training:
 def build_training(config: TrainConfig, ctx: DistContext, loader: DataLoader, epochs: int, steps: int) -> Training:
     """The network (seeded), its loss, Adam with the per-step schedule, and the MONAI trainer.
 
-    ``SupervisedTrainer`` for DURN, WASA, ICONet (through :class:`StagesForward`) and MSRN,
-    :class:`MedGANTrainer` for CasNet; DDP-wrapped under torchrun.
+    ``SupervisedTrainer`` for supervised networks (a stages network such as ICONet through
+    :class:`StagesForward`), :class:`MedGANTrainer` for a network with a ``NetworkSpec.discriminator``
+    (CasNet); DDP-wrapped under torchrun.
     """
     from mrsr.losses import get_loss
 
@@ -338,20 +349,21 @@ def build_training(config: TrainConfig, ctx: DistContext, loader: DataLoader, ep
     schedule = CosineSchedule(epochs * steps, 0.01 if config.lr_schedule == "cosine" else 1.0, config.warmup)
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
-    wrapped = StagesForward(net) if config.network == "iconet" else net
+    spec = config.spec
+    wrapped = StagesForward(net) if spec.stages else net
     if config.data_consistency:  # the weights stay net's own; only the forward pass changes
         from mrsr.networks.consistent import DataConsistent
 
         wrapped = DataConsistent(wrapped)
     if ctx.distributed:
         wrapped = DistributedDataParallel(wrapped, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
-    if config.network == "casnet":
-        trainer, extra = _medgan_trainer(config, ctx, wrapped, opt, schedule, loss_fn, loader, epochs, steps, amp)
+    if spec.discriminator:
+        trainer, extra = _gan_trainer(config, ctx, wrapped, opt, schedule, loss_fn, loader, epochs, steps, amp)
     else:
         trainer = SupervisedTrainer(
             device=ctx.device, max_epochs=epochs, train_data_loader=loader, network=wrapped, optimizer=opt,
-            loss_function=loss_fn, epoch_length=steps, inferer=StagesInferer() if config.network == "iconet" else SimpleInferer(),
-            prepare_batch=StageTargetBatch(config.scale) if config.network == "iconet" else default_prepare_batch,
+            loss_function=loss_fn, epoch_length=steps, inferer=StagesInferer() if spec.stages else SimpleInferer(),
+            prepare_batch=StageTargetBatch.for_config(config) if spec.stages else default_prepare_batch,
             amp=amp, decollate=False, optim_set_to_none=True,
         )  # fmt: skip
         extra = {}
@@ -544,11 +556,11 @@ class MedGANTrainer(Trainer):
         return {"image": lr, "label": hr, "pred": sr.detach(), "loss": g_loss.detach(), "terms": terms}
 
 
-def _medgan_trainer(config, ctx, wrapped, g_opt, schedule, loss_fn, train_loader, epochs, steps, amp):
+def _gan_trainer(config, ctx, wrapped, g_opt, schedule, loss_fn, train_loader, epochs, steps, amp):
     from mrsr.networks import get_network
 
     # the discriminator: the run's preset, overridden by loss["discriminator"] (a dict of its options)
-    d_net = get_network("patch_discriminator", preset=config.preset, **config.loss.get("discriminator", {})).to(
+    d_net = get_network(config.spec.discriminator, preset=config.preset, **config.loss.get("discriminator", {})).to(
         ctx.device
     )
     d_opt = torch.optim.Adam(d_net.parameters(), lr=config.lr, betas=(0.5, 0.999))

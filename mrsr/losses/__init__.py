@@ -12,24 +12,25 @@ Modules:
   ``PatchAdversarialLoss``);
 - :mod:`~mrsr.losses.multistage`: :class:`MultiStageLoss`, ICONet's per-stage supervision.
 
-Default losses (:func:`get_loss`):
+Default losses (:func:`get_loss`), chosen by the network's ``NetworkSpec.loss``:
 
-====================  ==========================================================================
-network               loss
-====================  ==========================================================================
-"durn", "msrn"        ``nn.L1Loss()`` (both papers train with L1)
-"wasa"                ``nn.L1Loss()``; with VGG weights (``vgg_weights``/``vgg``) or
-                      ``perceptual_weight > 0``: :class:`PixelPerceptualLoss`, L1 + 0.1 x VGG
-                      perceptual (as WASA's reference)
-"iconet"              :class:`MultiStageLoss` (all stages; a plain tensor: the final output)
-"casnet" ("medgan")   :class:`MedGANLoss` (discriminator given here or to each call)
-====================  ==========================================================================
+===================  ====================  ===========================================================
+``NetworkSpec.loss``  networks              loss
+===================  ====================  ===========================================================
+"l1"                 "durn", "msrn"        ``nn.L1Loss()`` (both papers train with L1)
+"l1_perceptual"      "wasa"                ``nn.L1Loss()``; with VGG weights (``vgg_weights``/``vgg``)
+                                           or ``perceptual_weight > 0``: :class:`PixelPerceptualLoss`,
+                                           L1 + 0.1 x VGG perceptual (as WASA's reference)
+"multistage"         "iconet"              :class:`MultiStageLoss` (all stages; a plain tensor: the
+                                           final output)
+"medgan"             "casnet" ("medgan")   :class:`MedGANLoss` (discriminator given here or to each call)
+===================  ====================  ===========================================================
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from torch import nn
@@ -64,8 +65,8 @@ __all__ = [
     "gram_matrix",
 ]
 
-_WASA_OPTIONS = ("perceptual_weight", "vgg_weights", "vgg", "layer_weights", "criterion")
-_ICONET_OPTIONS = ("rec_weight", "criterion")
+_PERCEPTUAL_OPTIONS = ("perceptual_weight", "vgg_weights", "vgg", "layer_weights", "criterion")
+_MULTISTAGE_OPTIONS = ("rec_weight", "criterion")
 
 
 def _check_options(name: str, given: dict[str, Any], allowed: tuple[str, ...]) -> None:
@@ -74,8 +75,13 @@ def _check_options(name: str, given: dict[str, Any], allowed: tuple[str, ...]) -
         raise MrsrError(f"The {name} loss has no option {', '.join(unknown)}; options: {', '.join(allowed) or 'none'}.")
 
 
-def _wasa_loss(options: dict[str, Any]) -> nn.Module:
-    _check_options("wasa", options, _WASA_OPTIONS)
+def _l1_loss(name: str, options: dict[str, Any], scale: int | None, discriminator: Any) -> nn.Module:
+    _check_options(name, options, ())
+    return nn.L1Loss()
+
+
+def _l1_perceptual_loss(name: str, options: dict[str, Any], scale: int | None, discriminator: Any) -> nn.Module:
+    _check_options(name, options, _PERCEPTUAL_OPTIONS)
     weight = options.get("perceptual_weight")
     has_vgg = options.get("vgg_weights") is not None or options.get("vgg") is not None
     weight = (0.1 if has_vgg else 0.0) if weight is None else float(weight)
@@ -85,6 +91,25 @@ def _wasa_loss(options: dict[str, Any]) -> nn.Module:
         options.get("layer_weights"), options.get("criterion", "l1"), options.get("vgg"), options.get("vgg_weights")
     )
     return PixelPerceptualLoss(perceptual, weight)
+
+
+def _multistage_loss(name: str, options: dict[str, Any], scale: int | None, discriminator: Any) -> nn.Module:
+    _check_options(name, options, _MULTISTAGE_OPTIONS)
+    return MultiStageLoss(scale, **options)
+
+
+def _medgan_loss(name: str, options: dict[str, Any], scale: int | None, discriminator: Any) -> nn.Module:
+    _check_options(name, options, tuple(inspect.signature(MedGANLoss).parameters)[1:])
+    return MedGANLoss(None if isinstance(discriminator, Mapping) else discriminator, **options)
+
+
+# NetworkSpec.loss -> builder(network name, options, scale, discriminator)
+_BUILDERS: dict[str, Callable[[str, dict[str, Any], int | None, Any], nn.Module]] = {
+    "l1": _l1_loss,
+    "l1_perceptual": _l1_perceptual_loss,
+    "multistage": _multistage_loss,
+    "medgan": _medgan_loss,
+}
 
 
 def get_loss(
@@ -113,16 +138,13 @@ def get_loss(
         MrsrError: unknown network or option; building a VGG term without VGG-19 weights (the
             message says where to put them; or set the VGG weights to 0).
     """
-    name = str(network_name).strip().lower()
-    if name in ("durn", "msrn"):
-        _check_options(name, weights, ())
-        return nn.L1Loss()
-    if name == "wasa":
-        return _wasa_loss(weights)
-    if name == "iconet":
-        _check_options(name, weights, _ICONET_OPTIONS)
-        return MultiStageLoss(scale, **weights)
-    if name in ("casnet", "medgan"):
-        _check_options("casnet", weights, tuple(inspect.signature(MedGANLoss).parameters)[1:])
-        return MedGANLoss(None if isinstance(discriminator, Mapping) else discriminator, **weights)
-    raise MrsrError(f"No default loss for network {network_name!r}; known: durn, msrn, wasa, iconet, casnet.")
+    from mrsr.networks import get_spec, specs
+
+    try:
+        spec = get_spec(network_name)
+    except KeyError:
+        spec = None
+    if spec is None or spec.loss not in _BUILDERS:
+        known = ", ".join(s.name for s in specs() if s.loss in _BUILDERS)
+        raise MrsrError(f"No default loss for network {network_name!r}; known: {known}.")
+    return _BUILDERS[spec.loss](spec.name, dict(weights), scale, discriminator)

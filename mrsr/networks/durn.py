@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mrsr.networks import NetworkSpec, register
 from mrsr.networks.blocks import (
     DownProjection,
     ResidualBlock,
@@ -215,3 +216,13 @@ class DURN(nn.Module):
         if self.residual_mode != "":
             out = out + upsample_aligned(centre_channel(x), self.scale, self.residual_mode).to(out.dtype)
         return out
+
+
+register(
+    NetworkSpec(
+        "durn",
+        DURN,
+        bundle="durn",
+        paper="Dual U-Net residual networks for cardiac magnetic resonance images super-resolution",
+    )
+)

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from mrsr.networks import NetworkSpec, register
 from mrsr.networks.blocks import (
     ChannelAttention,
     LargeKernelAttention,
@@ -364,3 +365,16 @@ class ICONet(nn.Module):
             return hr if factor == 1 else fourier_resize(hr, [h // factor, w // factor], [-2, -1]).abs()
 
         return {kind: [on_grid(f) for f in fs] for kind, fs in factors.items()}
+
+
+register(
+    NetworkSpec(
+        "iconet",
+        ICONet,
+        loss="multistage",
+        stages=True,
+        bundle="iconet",
+        paper="Kui et al., Iterative Collaboration Network Guided by Reconstruction Prior for Medical Image "
+        "Super-Resolution, IEEE TCI 2025",
+    )
+)

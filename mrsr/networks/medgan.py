@@ -10,6 +10,7 @@ import torch
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
+from mrsr.networks import NetworkSpec, register
 from mrsr.networks.blocks import (
     centre_channel,
     check_interp_mode,
@@ -354,3 +355,26 @@ class PatchDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor, condition: torch.Tensor | None = None) -> torch.Tensor:
         """Patch logits (B, 1, H', W') of ``x`` (concatenated with ``condition`` when given)."""
         return self.head(self.features(x, condition)[-1])
+
+
+register(
+    NetworkSpec(
+        "casnet",
+        CasNet,
+        aliases=("medgan",),
+        loss="medgan",
+        discriminator="patch_discriminator",
+        bundle="medgan",
+        paper="Armanious et al., MedGAN: Medical image translation using GANs, CMIG 2020",
+    )
+)
+register(
+    NetworkSpec(
+        "patch_discriminator",
+        PatchDiscriminator,
+        aliases=("patchgan", "discriminator"),
+        loss="none",
+        super_resolution=False,
+        paper="Isola et al., pix2pix, CVPR 2017 (spectrally normalised as in MedGAN)",
+    )
+)

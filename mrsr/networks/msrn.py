@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mrsr.networks import NetworkSpec, register
 from mrsr.networks.blocks import (
     ChannelAttention,
     SecondOrderChannelAttention,
@@ -161,3 +162,13 @@ class MSRN(nn.Module):
         if self.residual_mode != "":
             out = out + upsample_aligned(centre_channel(x), self.scale, self.residual_mode).to(out.dtype)
         return out
+
+
+register(
+    NetworkSpec(
+        "msrn",
+        MSRN,
+        bundle="msrn",
+        paper="Li, Fang, Mei, Zhang, Multi-scale Residual Network for Image Super-Resolution, ECCV 2018",
+    )
+)

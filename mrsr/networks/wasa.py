@@ -7,6 +7,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from mrsr.networks import NetworkSpec, register
 from mrsr.networks.blocks import (
     ResidualWaveletAttentionBlock,
     SelfAttention2d,
@@ -186,3 +187,14 @@ class WASA(nn.Module):
             centre = centre_channel(x_up)
             out = out + centre.expand(-1, self.out_channels, -1, -1).to(out.dtype)
         return out
+
+
+register(
+    NetworkSpec(
+        "wasa",
+        WASA,
+        loss="l1_perceptual",
+        bundle="wasa",
+        paper="Liu et al., residual wavelet attention network, Neurocomputing 2021; Zhang et al., SAGAN, ICML 2019",
+    )
+)

@@ -22,6 +22,7 @@ def test_defaults_and_round_trip(tmp_path):
     "kw,message",
     [
         ({"network": "unet"}, "Unknown network"),
+        ({"network": "patch_discriminator"}, "Unknown network"),  # registered, but not an SR network
         ({"patch_size": 0}, "patch_size"),
         ({"iterations": 0}, "iterations"),
         ({"neighbours": -1}, "neighbours"),
@@ -36,6 +37,11 @@ def test_defaults_and_round_trip(tmp_path):
 def test_bad_options(kw, message):
     with pytest.raises(MrsrError, match=message):
         TrainConfig(**{"network": "msrn", "manifest": "m.json", **kw})
+
+
+def test_network_aliases_train_their_network():
+    config = TrainConfig("MedGAN", "m.json")
+    assert config.network == "casnet" and config.spec.discriminator and config.out == "runs/casnet_x2"
 
 
 def test_unknown_keys_are_refused():

@@ -48,13 +48,14 @@ def test_iconet_is_supervised_on_whole_slice_stage_targets(make_config, tmp_path
     and its trainer hands them to the loss in ICONet.stage_factors order."""
     from mrsr.engines.distributed import DistContext
     from mrsr.engines.trainer import StageTargetBatch, _loaders
+    from mrsr.networks import ICONet
 
     config = make_config(tmp_path / "run", network="iconet", network_kwargs=SMALLEST["iconet"], scale=4, epochs=1)
     loader, _, _ = _loaders(config, DistContext())
     batch = next(iter(loader))
     b, p = batch["image"].shape[0], config.patch_size
     assert batch["label_4"].shape == (b, 1, p, p) and batch["label_2"].shape == (b, 1, 2 * p, 2 * p)
-    image, targets = StageTargetBatch(4)(batch, torch.device("cpu"))
+    image, targets = StageTargetBatch(ICONet.stage_factors(4))(batch, torch.device("cpu"))
     assert image is not None and torch.equal(targets["rec"][0], batch["label_4"])
     assert torch.equal(targets["sr"][0], batch["label_2"]) and torch.equal(targets["rec"][1], batch["label_2"])
     assert torch.equal(targets["sr"][1], batch["label"])

@@ -7,7 +7,18 @@ import torch
 from torch import nn
 
 from mrsr import networks
-from mrsr.networks import SR_NETWORKS, available, get_network, get_network_class, presets, register
+from mrsr.networks import (
+    SR_NETWORKS,
+    NetworkSpec,
+    available,
+    get_network,
+    get_network_class,
+    get_spec,
+    presets,
+    register,
+    specs,
+    unregister,
+)
 
 NAMES = ["durn", "wasa", "iconet", "msrn", "casnet", "patch_discriminator"]
 SIZE_ONLY = {"scale", "in_channels", "out_channels", "spatial_dims"}
@@ -111,7 +122,8 @@ def test_register_decorator_and_lazy_string():
             register("tiny_bad", 42)
     finally:
         for key in ("tiny_test_net", "tiny_lazy_net", "tiny_broken_net"):
-            networks._REGISTRY.pop(key, None)
+            unregister(key)
+    assert "tiny_test_net" not in available()
 
 
 @pytest.mark.parametrize("name", ["durn", "msrn", "casnet"])
@@ -123,3 +135,28 @@ def test_torch_export(name):
     exported = torch.export.export(net, (x,))
     with torch.no_grad():
         torch.testing.assert_close(exported.module()(x), net(x))
+
+
+def test_each_network_has_one_spec_with_its_training_and_bundle():
+    """The spec is the one place a network's training step, loss and bundle are known."""
+    casnet = get_spec("MedGAN")
+    assert casnet.name == "casnet" and casnet.discriminator == "patch_discriminator" and casnet.bundle == "medgan"
+    assert get_spec("iconet").stages and get_spec("iconet").loss == "multistage"
+    assert get_spec("wasa").loss == "l1_perceptual" and get_spec("msrn").loss == get_spec("durn").loss == "l1"
+    assert [s.name for s in specs()] == list(SR_NETWORKS)
+    assert all(s.bundle and s.paper for s in specs())  # every shipped SR network has a bundle and a paper
+    assert not get_spec("patch_discriminator").super_resolution
+    assert get_spec(get_spec("casnet").discriminator).loss == "none"
+
+
+def test_register_a_spec_of_your_own():
+    spec = register(NetworkSpec("tiny_spec_net", "mrsr.networks.msrn:MSRN", aliases=("tsn",), loss="l1"))
+    try:
+        assert get_spec("TSN") is spec and get_network_class("tiny_spec_net") is get_network_class("msrn")
+        assert spec.bundle_folder is None and get_spec("msrn").bundle_folder == "msrn_mr_sr"
+    finally:
+        unregister("tiny_spec_net")
+    with pytest.raises(KeyError, match="available"):
+        get_spec("tsn")
+    with pytest.raises(ValueError, match="loss must be one of"):
+        NetworkSpec("bad", "a:B", loss="mse")

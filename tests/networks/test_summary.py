@@ -40,6 +40,6 @@ def test_unavailable_network_gets_a_row():
     try:
         (row,) = summarise(networks=["summary_broken_net"], presets=["small"], time_it=False)
     finally:
-        networks._REGISTRY.pop("summary_broken_net", None)
+        networks.unregister("summary_broken_net")
     assert row["params"] is None and row["note"].startswith("unavailable")
     assert "n/a" in format_table([row])
