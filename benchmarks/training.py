@@ -25,6 +25,10 @@ from mrsr.engines import TrainConfig
 from mrsr.engines.data import PairedPatchDataset, SampleSampler
 from mrsr.engines.distributed import DistContext
 from mrsr.engines.trainer import build_training
+from mrsr.networks import get_spec
+
+# no VGG-19 weights offline: the losses with VGG terms are timed without them (a loss kind -> its options)
+NO_VGG_LOSS = {"medgan": {"style_weight": 0, "content_weight": 0}}
 
 
 def _volume() -> torch.Tensor:
@@ -39,7 +43,7 @@ def time_training(network: str, preset: str, neighbours: int, args: argparse.Nam
     config = TrainConfig(
         network, "-", preset=preset, neighbours=neighbours, scale=args.scale, patch_size=args.patch_size,
         batch_size=args.batch_size, progress=False, device=args.device,
-        loss={"style_weight": 0, "content_weight": 0} if network == "casnet" else {},
+        loss=NO_VGG_LOSS.get(get_spec(network).loss, {}),
     )  # fmt: skip
     steps = args.warmup + args.steps
     dataset = PairedPatchDataset([volume], args.scale, args.patch_size, neighbours, steps * args.batch_size, seed=0)

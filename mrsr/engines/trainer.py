@@ -342,7 +342,8 @@ def build_training(config: TrainConfig, ctx: DistContext, loader: DataLoader, ep
     torch.manual_seed(config.seed)
     net = build_network(config).to(ctx.device)
     amp = bool(config.amp and ctx.device.type == "cuda")
-    loss_options = {k: v for k, v in config.loss.items() if k != "discriminator"}
+    loss_options = dict(config.loss)
+    loss_options.pop("discriminator", None)  # the discriminator's build options, not the loss's
     loss_fn = get_loss(config.network, **loss_options)
     if isinstance(loss_fn, torch.nn.Module):
         loss_fn = loss_fn.to(ctx.device)
