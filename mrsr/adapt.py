@@ -25,11 +25,11 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from monai.utils import convert_to_tensor
 from torch import nn
 
 from mrsr.errors import MrsrError
@@ -37,7 +37,8 @@ from mrsr.inference import resolve_device, resolve_slice_axis
 from mrsr.networks.baselines import ZeroFill
 from mrsr.progress import progress_iter
 from mrsr.transforms.consistency import kspace_consistency
-from mrsr.transforms.kspace import fourier_resize
+from mrsr.transforms.kspace import KSpaceTruncate
+from mrsr.transforms.slicestack import stack_neighbours
 
 __all__ = ["AdaptResult", "TooSmallToAdapt", "adapt", "adaptable_slices", "CHOICES", "MIN_PAIR_SIZE"]
 
@@ -104,15 +105,12 @@ class _Pairs:
     cache: dict = field(default_factory=dict)  # (image, dihedral op) -> (image, its truncation)
 
 
-def _stacks(vol: torch.Tensor, k: int, index: Sequence[int]) -> torch.Tensor:
-    """Slices ``index`` of ``vol`` (D, h, w) with k neighbours each side as channels: (len, 2k+1, h, w)."""
-    idx = (torch.as_tensor(list(index))[:, None] + torch.arange(-k, k + 1)[None]).clamp(0, vol.shape[0] - 1)
-    return vol[idx]
-
-
 def _truncate(x: torch.Tensor, scale: int) -> torch.Tensor:
-    """The degradation of mrsr (k-space truncation of the last two axes by ``scale``, magnitude)."""
-    return fourier_resize(x, [x.shape[-2] // scale, x.shape[-1] // scale], [-2, -1]).abs()
+    """The degradation of mrsr on the last two axes: (C, h, w) or (V, C, h, w), sides multiples of ``scale``.
+
+    The leading axis is the transform's channel axis, so a batch of images is degraded in one call.
+    """
+    return KSpaceTruncate(scale, axes=(x.ndim - 3, x.ndim - 2))(x)
 
 
 def _make_pairs(vol: torch.Tensor, scale: int, in_channels: int, holdout: float) -> _Pairs:
@@ -123,14 +121,14 @@ def _make_pairs(vol: torch.Tensor, scale: int, in_channels: int, holdout: float)
         every = max(2, round(1 / holdout))
         val = list(range(every // 2, depth, every))
         train = [z for z in range(depth) if z not in val]
-        stacks = _stacks(vol, k, val)
+        stacks = stack_neighbours(vol, k, val)
         return _Pairs(
-            [s for s in _stacks(vol, k, train)], _truncate(stacks, scale), stacks[:, k : k + 1], slice(None),
+            list(stack_neighbours(vol, k, train)), _truncate(stacks, scale), stacks[:, k : k + 1], slice(None),
             f"{len(val)} of {depth} slices",
         )  # fmt: skip
     # one to three slices: hold out a strip of columns at the far edge
     cut = max(1, round((1 - holdout) * w / scale)) * scale
-    stacks = _stacks(vol, k, range(depth))
+    stacks = stack_neighbours(vol, k)
     return _Pairs(
         [s[:, :, :cut] for s in stacks], _truncate(stacks, scale), stacks[:, k : k + 1], slice(cut, w),
         f"columns {cut}-{w} of {depth} slice{'s' if depth > 1 else ''}",
@@ -204,7 +202,8 @@ def adaptable_slices(volume: torch.Tensor, scale: int, slice_axis: int | str = "
     if scale != int(scale) or scale < 2:
         raise MrsrError(f"Adaptation needs an integer scale >= 2, got {scale}.")
     axis = resolve_slice_axis(volume, slice_axis)
-    vol = torch.as_tensor(volume[0], dtype=torch.float32).movedim(axis, 0)
+    # a plain tensor: slices of one scan carry no geometry of their own
+    vol = convert_to_tensor(volume[0], dtype=torch.float32, track_meta=False).movedim(axis, 0)
     h, w = vol.shape[1] // scale * scale, vol.shape[2] // scale * scale
     if min(h, w) // scale < MIN_PAIR_SIZE:
         raise TooSmallToAdapt(

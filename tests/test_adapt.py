@@ -6,10 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from mrsr.adapt import TooSmallToAdapt, _make_pairs, adapt
+from mrsr.adapt import TooSmallToAdapt, _make_pairs, adapt, adaptable_slices
 from mrsr.bundle import load_bundle_network
 from mrsr.networks.baselines import ZeroFill
 from mrsr.transforms import KSpaceTruncate, RobustNormalize
+from mrsr.transforms.slicestack import stack_neighbours
 
 
 @pytest.fixture(scope="module")
@@ -90,3 +91,14 @@ def test_too_small_input_is_refused(t1_volume):
         adapt(ZeroFillPlusPattern(), tiny, 2, slice_axis=2)
     with pytest.raises(ValueError, match="integer scale"):
         adapt(ZeroFillPlusPattern(), torch.rand(1, 40, 40, 3), 1.5)
+
+
+def test_pairs_are_the_public_stacking_and_degradation(lr_t1):
+    """Held-out pairs: slices with their neighbours (stack_neighbours) and their KSpaceTruncate one scale down."""
+    vol = adaptable_slices(lr_t1, 2, 2)
+    assert type(vol) is torch.Tensor and vol.shape == (20, 64, 64)
+    pairs = _make_pairs(vol, 2, 3, 0.2)
+    stacks = stack_neighbours(vol, 1, [2, 7, 12, 17])  # every fifth slice held out
+    assert torch.equal(pairs.val_target, stacks[:, 1:2])
+    for image, small in zip(stacks, pairs.val_input):
+        torch.testing.assert_close(small, KSpaceTruncate(2, axes=(0, 1))(image))

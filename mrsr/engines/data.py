@@ -2,9 +2,11 @@
 
 The HR volumes of a manifest are loaded and normalised once (MONAI ``CacheDataset``). Training
 samples are drawn from them on the fly: a slice (background slices down-weighted) with its 2k+1
-neighbours, a random flip/transpose of the whole slice, the k-space degradation of the whole slice
-(never of a crop: a crop's FFT would add edge ringing the scanner never makes), then an LR patch
-and the HR patch that lies exactly under it (LR sample m at HR sample m*s, docs/CONVENTIONS.md).
+neighbours (:func:`~mrsr.transforms.slicestack.stack_neighbours`, as everywhere else), a random
+flip/transpose of the whole slice, the k-space degradation of the whole slice
+(:class:`~mrsr.transforms.KSpaceTruncate`; never of a crop: a crop's FFT would add edge ringing the
+scanner never makes), then an LR patch and the HR patch that lies exactly under it (LR sample m at
+HR sample m*s, docs/CONVENTIONS.md). Samples are plain tensors: a patch has no affine of its own.
 
 Every random choice of sample ``g`` comes from ``numpy.random.default_rng([seed, g])``, and the
 sampler numbers samples ``epoch * samples_per_epoch + i``. A sample is therefore the same whatever
@@ -22,13 +24,15 @@ import numpy as np
 import torch
 from monai.data import CacheDataset, MetaTensor
 from monai.transforms import Compose
+from monai.utils import convert_to_tensor
 from torch.utils.data import Dataset, DistributedSampler
 
 from mrsr.data.io import LoadVolumed
 from mrsr.errors import MrsrError
 from mrsr.metrics import foreground_mask
-from mrsr.transforms import KSpaceTruncate, RobustNormalized, fourier_resize, truncated_size
-from mrsr.transforms.kspace import WINDOWS, _foreground_mean
+from mrsr.transforms import KSpaceTruncate, RobustNormalized
+from mrsr.transforms.kspace import WINDOWS
+from mrsr.transforms.slicestack import stack_neighbours
 
 __all__ = [
     "Degradation",
@@ -117,7 +121,7 @@ class PairedPatchDataset(Dataset):
 
     Slices are cropped at their far in-plane edges to multiples of s, so that LR sample m lies on
     HR sample m*s exactly. Item ``g`` (any non-negative integer; :class:`SampleSampler` makes them) is
-    ``{"image": LR (2k+1, P, P), "label": HR (1, s*P, s*P)}``, float32: the LR patch holds the
+    ``{"image": LR (2k+1, P, P), "label": HR (1, s*P, s*P)}``, float32 tensors: the LR patch holds the
     degraded slice and its k neighbours each side (edges replicated, as at inference), the HR patch
     the centre slice exactly under it.
 
@@ -180,7 +184,7 @@ class PairedPatchDataset(Dataset):
         # slices as (Z, X, Y) stacks, cropped in-plane to multiples of s: only then does LR sample m
         # lie exactly on HR sample m*s (on an odd axis the truncated grid's spacing is N/n, not s)
         self.stacks = [
-            v[0]
+            convert_to_tensor(v[0], track_meta=False)
             .movedim(slice_axis, 0)[:, : v.shape[a + 1] // scale * scale, : v.shape[b + 1] // scale * scale]
             .contiguous()
             for v in volumes
@@ -204,9 +208,7 @@ class PairedPatchDataset(Dataset):
 
     def _hr_stack(self, rng: np.random.Generator) -> torch.Tensor:
         v, z = self.slice_index[int(np.searchsorted(self.cumulative, rng.random(), side="right"))]
-        stack = self.stacks[v]
-        idx = torch.arange(z - self.k, z + self.k + 1).clamp(0, stack.shape[0] - 1)
-        hr = stack[idx]  # (2k+1, X, Y)
+        hr = stack_neighbours(self.stacks[v], self.k, [z])[0]  # (2k+1, X, Y)
         if self.degradation.augment:
             if rng.random() < 0.5:
                 hr = hr.transpose(1, 2)
@@ -216,21 +218,16 @@ class PairedPatchDataset(Dataset):
         return hr
 
     def _degrade(self, hr: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """The LR (C, X/s, Y/s) of ``hr`` (C, X, Y); factor, window, SNR, then noise drawn from ``rng``.
+
+        The draw order is part of the reproducibility promise: changing it changes every sample.
+        """
         deg = self.degradation
-        n = [truncated_size(hr.shape[d], self.scale) for d in (1, 2)]
-        f = self.scale * rng.uniform(1.0, deg.factor_jitter)
-        kept = [min(truncated_size(hr.shape[d], f), n[i]) for i, d in enumerate((1, 2))]
+        factor = self.scale * rng.uniform(1.0, deg.factor_jitter)
         window = deg.windows[int(rng.integers(len(deg.windows)))]
-        lr = fourier_resize(hr, kept, [1, 2], window)
-        imag = None
-        if deg.snr_range is not None:
-            sigma = _foreground_mean(lr) / rng.uniform(*deg.snr_range)
-            noise = torch.from_numpy(rng.standard_normal((2, *lr.shape)).astype(np.float32))
-            lr, imag = lr + sigma * noise[0], sigma * noise[1]
-        if kept != n:  # jittered band, zero-filled to the nominal LR matrix
-            lr = fourier_resize(lr, n, [1, 2])
-            imag = fourier_resize(imag, n, [1, 2]) if imag is not None else None
-        return torch.sqrt(lr * lr + imag * imag) if imag is not None else lr.abs()
+        snr = None if deg.snr_range is None else rng.uniform(*deg.snr_range)
+        # grid=s: a jittered band still lands on the nominal LR matrix, so every sample has one shape
+        return KSpaceTruncate(factor, axes=(0, 1), grid=self.scale, window=window, snr=snr, rng=rng)(hr)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, int(index)])
@@ -247,7 +244,7 @@ class PairedPatchDataset(Dataset):
             lr_patch = lr[:, y0 : y0 + p, x0 : x0 + p]
         item = {"image": lr_patch.float().contiguous(), "label": _crop_under(centre, s, y0, x0, p)}
         for f in self.target_grids:
-            acquired = fourier_resize(centre, [centre.shape[1] // f, centre.shape[2] // f], [1, 2]).abs()
+            acquired = KSpaceTruncate(f, axes=(0, 1))(centre)  # f divides the slice sides: exactly 1/f of them
             item[f"label_{f}"] = _crop_under(acquired, s // f, y0, x0, p)
         return item
 

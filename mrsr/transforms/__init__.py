@@ -21,4 +21,4 @@ from .kspace import (
     truncated_size,
 )
 from .resample import interp_matrix, resize_axis, upsample_aligned
-from .slicestack import SliceStack, SliceStackd, SliceStackD, SliceStackDict
+from .slicestack import SliceStack, SliceStackd, SliceStackD, SliceStackDict, stack_neighbours

@@ -190,6 +190,17 @@ def _spatial_factors(factor: float | Sequence[float], axes: Sequence[int]) -> li
     return factors
 
 
+def _grid_factors(grid: float | Sequence[float], factors: Sequence[float], axes: Sequence[int]) -> list[float]:
+    """The output-grid factors of :class:`KSpaceTruncate`, checked against its degradation factors."""
+    grids = _spatial_factors(grid, axes)
+    if any(g > f for g, f in zip(grids, factors)):
+        raise ValueError(
+            f"grid factors {grids} must not exceed the degradation factors {list(factors)}: "
+            "the output matrix cannot be smaller than the kept band."
+        )
+    return grids
+
+
 def _foreground_mean(x: torch.Tensor) -> torch.Tensor:
     """Mean of the voxels above the image mean: the signal level that ``snr`` refers to."""
     mag = x.abs()
@@ -205,10 +216,12 @@ class KSpaceTruncate(InvertibleTransform):
     ``grid="reduced"`` the result is the true LR matrix and a MetaTensor's affine gets its columns
     for those axes multiplied by ``N / n`` (origin kept: LR sample ``m`` lies at HR sample
     ``m * N / n``); with ``grid="same"`` the LR data is zero-filled back to the input matrix and
-    the affine is unchanged. Optional Rician noise is added as complex Gaussian noise on the
-    acquisition (LR) grid before the magnitude is taken; the noise is zero-filled with the signal
-    on the same grid, as a scanner's would be. MONAI's ``RandRicianNoise`` acts on the output
-    grid after the fact, which is why it is not used here.
+    the affine is unchanged; with a grid factor ``g`` it is zero-filled to the matrix of factor
+    ``g``, ``round(N / g)`` samples (affine columns times ``N / round(N / g)``): a scan a little
+    blurrier than its matrix, as training's factor jitter makes. Optional Rician noise is added as
+    complex Gaussian noise on the acquisition (LR) grid before the magnitude is taken; the noise is
+    zero-filled with the signal on the same grid, as a scanner's would be. MONAI's
+    ``RandRicianNoise`` acts on the output grid after the fact, which is why it is not used here.
 
     A MetaTensor output keeps the input's meta and ``applied_operations`` and gets a record of its
     own (the input's spatial size, affine and ``spatial_shape``, and the degraded axes), so
@@ -219,17 +232,28 @@ class KSpaceTruncate(InvertibleTransform):
         factor: one degradation factor (>= 1, need not divide the matrix) or one per axis.
         axes: spatial axes to degrade (0-based, channel excluded). ``(0, 1)``: in-plane for a
             volume stored slice-last; ``(2,)``: thick slices; ``(0, 1, 2)``: 3D.
-        grid: ``"reduced"`` (true LR matrix) or ``"same"`` (zero-filled to the input matrix).
+        grid: ``"reduced"`` (true LR matrix), ``"same"`` (zero-filled to the input matrix), or the
+            factor ``g`` of the output matrix, one or one per axis, ``1 <= g <= factor``
+            (``"reduced"`` is ``g = factor``).
         window: ``"none"``, ``"hamming"`` or ``"tukey"`` taper of the kept band (less ringing, more blur).
         alpha: Tukey taper fraction.
         snr: Rician noise level as mean foreground signal / noise sigma (foreground: voxels above the
             image mean); ``None`` for no noise.
         magnitude: return the magnitude (MR images are magnitudes); ``False`` keeps the signed real
             image, which is what makes the degradation exactly invertible on its band.
-        seed: seed of the noise generator.
+        seed: seed of the transform's own noise generator (``None``: a random seed).
+        rng: draw the noise from this NumPy generator instead of the transform's own; each noisy
+            call takes one ``rng.standard_normal((2, C, *band))`` draw (real, imaginary parts), so
+            a caller that owns the generator (a training dataset, one generator per sample) decides
+            the noise. Exclusive with ``seed``.
+
+    Raises:
+        ValueError: a bad factor, grid, window, snr or axis, or both ``seed`` and ``rng``.
 
     >>> img = torch.rand(1, 32, 32, 8)
     >>> KSpaceTruncate(factor=2, axes=(0, 1))(img).shape
+    torch.Size([1, 16, 16, 8])
+    >>> KSpaceTruncate(factor=2.5, axes=(0, 1), grid=2)(img).shape  # a 2.5x band on the 2x matrix
     torch.Size([1, 16, 16, 8])
     """
 
@@ -239,15 +263,16 @@ class KSpaceTruncate(InvertibleTransform):
         self,
         factor: float | Sequence[float] = 2.0,
         axes: Sequence[int] = (0, 1),
-        grid: str = "reduced",
+        grid: str | float | Sequence[float] = "reduced",
         window: str = "none",
         alpha: float = 0.5,
         snr: float | None = None,
         magnitude: bool = True,
         seed: int | None = None,
+        rng: np.random.Generator | None = None,
     ) -> None:
-        if grid not in GRIDS:
-            raise ValueError(f"grid must be 'reduced' or 'same', got {grid!r}.")
+        if isinstance(grid, str) and grid not in GRIDS:
+            raise ValueError(f"grid must be 'reduced', 'same' or the factor of the output matrix, got {grid!r}.")
         if window not in WINDOWS:
             raise ValueError(f"Unknown k-space window {window!r}; choose one of {WINDOWS}.")
         if snr is not None and not snr > 0:
@@ -256,17 +281,29 @@ class KSpaceTruncate(InvertibleTransform):
         if len(set(self.axes)) != len(self.axes) or any(a < 0 for a in self.axes):
             raise ValueError(f"axes must be distinct non-negative spatial axes, got {list(axes)}.")
         self.factors = _spatial_factors(factor, self.axes)
-        self.grid, self.window, self.alpha, self.snr, self.magnitude = grid, window, alpha, snr, magnitude
+        self.grid = grid if isinstance(grid, str) else _grid_factors(grid, self.factors, self.axes)
+        self.window, self.alpha, self.snr, self.magnitude = window, alpha, snr, magnitude
+        if rng is not None and seed is not None:
+            raise ValueError("Give the noise a seed or a generator (rng), not both.")
+        self.rng = rng
         self.generator = torch.Generator()
-        self.set_seed(seed)
+        if rng is None:
+            self.set_seed(seed)
 
     def set_seed(self, seed: int | None) -> KSpaceTruncate:
-        """Re-seed the noise generator (``None``: a fresh random seed)."""
-        self.generator.manual_seed(int(torch.seed() if seed is None else seed) % (2**63))
+        """Re-seed the transform's own noise generator (``None``: a fresh random seed).
+
+        The generator is unused while ``rng`` is set. The global torch RNG is left alone, so making
+        a transform never changes other random draws.
+        """
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(int(seed) % (2**63))
         return self
 
     def lr_shape(self, spatial_shape: Sequence[int]) -> list[int]:
-        """The reduced-grid spatial shape for an input of ``spatial_shape``."""
+        """The spatial shape of the kept band (the output on ``grid="reduced"``) for an input of ``spatial_shape``."""
         shape = list(spatial_shape)
         for a, f in zip(self.axes, self.factors):
             if a >= len(shape):
@@ -274,14 +311,27 @@ class KSpaceTruncate(InvertibleTransform):
             n = truncated_size(shape[a], f)
             if n < 2:
                 raise ValueError(
-                    f"Axis {a} has {shape[a]} samples: a factor of {f:g} would leave {n}; use a factor of at most {shape[a] / 2:g}."
+                    f"Axis {a} has {shape[a]} samples: a factor of {f:g} would leave {n}; "
+                    f"use a factor of at most {shape[a] / 2:g}."
                 )
             shape[a] = n
         return shape
 
-    def _noise_like(self, x: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
-        noise = torch.randn(x.shape, generator=self.generator, dtype=x.dtype)
-        return noise.to(x.device) * sigma
+    def _zero_fill_sizes(self, spatial: Sequence[int]) -> list[int]:
+        """Lengths the band of the degraded axes is zero-filled to: the input's, or the grid factors'."""
+        if self.grid == "same":
+            return [spatial[a] for a in self.axes]
+        return [truncated_size(spatial[a], g) for a, g in zip(self.axes, self.grid)]
+
+    def _unit_noise(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Standard complex Gaussian noise shaped like ``like``: (real, imaginary)."""
+        if self.rng is not None:
+            noise = torch.from_numpy(self.rng.standard_normal((2, *like.shape))).to(like.device, like.dtype)
+            return noise[0], noise[1]
+        # imaginary part first: another order would change the noise that every seed gives
+        imag = torch.randn(like.shape, generator=self.generator, dtype=like.dtype).to(like.device)
+        real = torch.randn(like.shape, generator=self.generator, dtype=like.dtype).to(like.device)
+        return real, imag
 
     def __call__(self, img: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
         """Degrade ``img`` (C, *spatial); returns the same type (MetaTensor with the new affine).
@@ -290,7 +340,8 @@ class KSpaceTruncate(InvertibleTransform):
             img: (C, *spatial) image; a MetaTensor's affine is updated and its history kept.
 
         Returns:
-            (C, *lr_spatial) with ``grid="reduced"`` (see :meth:`lr_shape`), else (C, *spatial); a
+            (C, *lr_spatial) with ``grid="reduced"`` (see :meth:`lr_shape`), (C, *spatial) with
+            ``"same"``, ``round(N / g)`` samples along the degraded axes with a grid factor ``g``; a
             MetaTensor gets a ``KSpaceTruncate`` record pushed onto its ``applied_operations``.
         """
         out = self._degrade(img)
@@ -304,18 +355,19 @@ class KSpaceTruncate(InvertibleTransform):
         if not torch.is_floating_point(x) or x.dtype in (torch.float16, torch.bfloat16):
             x = x.float()
         spatial = list(x.shape[1:])
-        lr_shape = self.lr_shape(spatial)
+        band = self.lr_shape(spatial)
         dims = [a + 1 for a in self.axes]
-        lr = fourier_resize(x, [lr_shape[a] for a in self.axes], dims, self.window, self.alpha)
+        lr = fourier_resize(x, [band[a] for a in self.axes], dims, self.window, self.alpha)
         imag = None
         if self.snr is not None:
             sigma = _foreground_mean(lr) / self.snr
-            imag = self._noise_like(lr, sigma)
-            lr = lr + self._noise_like(lr, sigma)
-        if self.grid == "same":
-            lr = fourier_resize(lr, [spatial[a] for a in self.axes], dims)
+            real, imag = self._unit_noise(lr)
+            lr, imag = lr + real * sigma, imag * sigma
+        if self.grid != "reduced":  # zero-fill the band, and the noise acquired with it, to the output grid
+            sizes = self._zero_fill_sizes(spatial)
+            lr = fourier_resize(lr, sizes, dims)
             if imag is not None:
-                imag = fourier_resize(imag, [spatial[a] for a in self.axes], dims)
+                imag = fourier_resize(imag, sizes, dims)
         if imag is not None:
             lr = torch.sqrt(lr * lr + imag * imag)
         elif self.magnitude:
@@ -326,7 +378,7 @@ class KSpaceTruncate(InvertibleTransform):
         if isinstance(img, MetaTensor):
             meta = dict(img.meta)
             affine = img.affine.clone().to(torch.float64)
-            if self.grid == "reduced":
+            if self.grid != "same":
                 for a in self.axes:
                     affine[:-1, a] *= spatial[a] / out.shape[a + 1]
             meta["affine"] = affine

@@ -16,7 +16,7 @@ from mrsr.engines.data import (
     steps_per_epoch,
 )
 from mrsr.errors import MrsrError
-from mrsr.transforms import fourier_resize, upsample_aligned
+from mrsr.transforms import fourier_resize, truncated_size, upsample_aligned
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,8 @@ def test_lr_is_the_whole_slice_truncated_then_cropped(volume, size):
     s = ds[0]
     slices = vol[0].movedim(2, 0)[:, :126, :124] if size[0] % 2 else vol[0].movedim(2, 0)
     lr_slices = fourier_resize(slices, [slices.shape[1] // 2, slices.shape[2] // 2], [1, 2]).abs()
-    hits = [z for z in range(slices.shape[0]) for y in range(0, lr_slices.shape[1] - 15) for x in range(0, lr_slices.shape[2] - 15)
+    hits = [z for z in range(slices.shape[0])
+            for y in range(0, lr_slices.shape[1] - 15) for x in range(0, lr_slices.shape[2] - 15)
             if torch.equal(slices[z, 2 * y : 2 * y + 32, 2 * x : 2 * x + 32], s["label"][0])
             and torch.allclose(lr_slices[z, y : y + 16, x : x + 16], s["image"][0], atol=1e-6)]  # fmt: skip
     assert hits
@@ -211,3 +212,27 @@ def test_load_hr_volumes_caches_normalised_volumes():
     vol = ds[0]["image"]
     assert vol.shape == (1, 128, 128, 62) and "mrsr_intensity_range" in vol.meta
     assert 0.9 < float(torch.quantile(vol.flatten()[::7], 0.995)) < 1.1
+
+
+def test_the_draws_of_a_sample_are_pinned(volume):
+    """Reproducible training: the LR of a sample is the band of factor s*U(1, jitter) with a drawn window,
+    zero-filled to the N/s matrix, plus noise at a drawn SNR from one (2, C, *band) draw, drawn in that order.
+    Changing the order or the arithmetic changes every sample of every run."""
+    windows = ("none", "hamming", "tukey")
+    deg = Degradation(windows=windows, snr_range=(10, 30), factor_jitter=1.4, augment=False)
+    ds = PairedPatchDataset([volume], 2, 16, neighbours=1, samples_per_epoch=4, degradation=deg)
+    hr = ds.stacks[0][30:33]  # (3, 128, 128)
+    for seed in range(3):
+        out = ds._degrade(hr, np.random.default_rng(seed))
+        rng = np.random.default_rng(seed)
+        factor = 2 * rng.uniform(1.0, 1.4)
+        window = windows[int(rng.integers(3))]
+        band = [truncated_size(128, factor)] * 2
+        lr = fourier_resize(hr, band, [1, 2], window)
+        sigma = lr.abs()[lr.abs() > lr.abs().mean()].mean() / rng.uniform(10, 30)
+        noise = torch.from_numpy(rng.standard_normal((2, *lr.shape)).astype(np.float32))
+        real = fourier_resize(lr + sigma * noise[0], [64, 64], [1, 2])
+        imag = fourier_resize(sigma * noise[1], [64, 64], [1, 2])
+        assert type(out) is torch.Tensor and torch.equal(out, torch.sqrt(real * real + imag * imag))
+    item = ds[0]
+    assert all(type(t) is torch.Tensor for t in item.values())  # a patch has no affine of its own

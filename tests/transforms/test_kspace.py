@@ -292,3 +292,48 @@ def test_random_truncation_batches_stack_in_a_dataloader(t1_volume):
         transform.set_random_state(0)
         batches = list(DataLoader(Dataset(items, transform), batch_size=4))
         assert [tuple(b[key].shape) for b in batches] == [shape, shape]
+
+
+# --- options that training uses --------------------------------------------------------------
+
+
+def test_grid_factor_puts_a_wider_band_on_a_coarser_matrix(t1_volume):
+    """grid=g: the band of the factor, zero-filled to the matrix of g (affine spacing N / round(N / g))."""
+    signed = {"axes": (0, 1), "magnitude": False}
+    band = KSpaceTruncate(2.5, **signed)(t1_volume)  # 51 x 51
+    truncate = KSpaceTruncate(2.5, grid=2, **signed)
+    out = truncate(t1_volume)
+    assert band.shape == (1, 51, 51, 62) and out.shape == (1, 64, 64, 62)
+    assert torch.equal(out.as_tensor(), fourier_resize(band.as_tensor(), [64, 64], [1, 2]))
+    spacing = torch.linalg.norm(out.affine[:3, :3], dim=0) / torch.linalg.norm(t1_volume.affine[:3, :3], dim=0)
+    torch.testing.assert_close(spacing, torch.tensor([2.0, 2.0, 1.0], dtype=torch.float64))
+    assert truncate.inverse(out).shape == t1_volume.shape  # the record works on any grid
+    # the named grids are the two ends: g = factor ("reduced") and g = 1 ("same")
+    assert torch.equal(KSpaceTruncate(2.5, grid=2.5, **signed)(t1_volume), band)
+    same = KSpaceTruncate(2, grid="same", **signed)(t1_volume)
+    assert torch.equal(KSpaceTruncate(2, grid=1, **signed)(t1_volume), same)
+    with pytest.raises(ValueError, match="must not exceed"):
+        KSpaceTruncate(2, grid=3)
+
+
+def test_noise_from_the_callers_numpy_generator():
+    """rng: the noise is one (2, C, *band) standard normal draw (real, imaginary) from the caller's generator."""
+    lr = torch.rand(2, 16, 12)
+    noisy = KSpaceTruncate(2, snr=10.0, rng=np.random.default_rng(5))(lr)
+    assert torch.equal(noisy, KSpaceTruncate(2, snr=10.0, rng=np.random.default_rng(5))(lr))
+    rng, replay = np.random.default_rng(5), np.random.default_rng(5)
+    KSpaceTruncate(2, snr=10.0, rng=rng)(lr)
+    replay.standard_normal((2, 2, 8, 6))
+    assert rng.random() == replay.random()  # exactly one draw taken
+    clean = KSpaceTruncate(2)(lr)
+    assert not torch.equal(noisy, clean) and (noisy >= 0).all()
+    with pytest.raises(ValueError, match="not both"):
+        KSpaceTruncate(2, snr=10.0, seed=1, rng=np.random.default_rng(1))
+
+
+def test_making_a_transform_leaves_the_global_rng_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    KSpaceTruncate(2, snr=10.0)  # its own random seed, not a re-seeded global generator
+    assert torch.equal(torch.rand(3), expected)

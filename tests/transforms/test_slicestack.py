@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mrsr.transforms import SliceStack, SliceStackd
+from mrsr.transforms.slicestack import stack_neighbours
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
@@ -39,3 +40,20 @@ def test_errors():
         SliceStack(1, axis=3)(torch.zeros(1, 4, 4, 4))
     with pytest.raises(ValueError, match="k >= 0"):
         SliceStack(-1)
+
+
+def test_stack_neighbours_gathers_the_requested_slices():
+    slices = torch.arange(5.0)[:, None, None].expand(5, 4, 3)  # slice z holds z
+    out = stack_neighbours(slices, 2, [0, 4, 2])
+    assert out.shape == (3, 5, 4, 3)
+    assert out[:, :, 0, 0].tolist() == [[0, 0, 0, 1, 2], [2, 3, 4, 4, 4], [0, 1, 2, 3, 4]]
+    assert torch.equal(stack_neighbours(slices, 0)[:, 0], slices)  # k = 0: every slice alone
+    assert torch.equal(stack_neighbours(slices, 1, torch.tensor([3])), stack_neighbours(slices, 1)[3:4])
+    with pytest.raises(ValueError, match="k >= 0"):
+        stack_neighbours(slices, -1)
+
+
+def test_slice_stack_is_stack_neighbours_of_the_whole_volume(t1_volume):
+    out = SliceStack(k=2, axis=1)(t1_volume)
+    expected = stack_neighbours(t1_volume[0].movedim(1, 0), 2).movedim(0, 2)
+    assert torch.equal(out, expected) and out.is_contiguous()
