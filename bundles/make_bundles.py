@@ -1,6 +1,9 @@
-"""Write mrsr's MONAI bundles from one table; install trained weights; score them; write the model cards.
+"""Write mrsr's MONAI bundles from one table and their recipes; install trained weights; score them; write the cards.
 
-    python bundles/make_bundles.py                      # configs, LICENSE, model cards (keeps eval_metrics)
+    python bundles/make_bundles.py                      # configs, datalist, LICENSE, model card, data licence
+                                                        #   of every bundle (keeps weights and eval_metrics)
+    python bundles/make_bundles.py --check              # write nothing; exit 1 naming every generated file
+                                                        #   that differs from what this script writes
     python bundles/make_bundles.py --install runs       # + runs/<network>_x<s>/model_best.pt -> models/
     python bundles/make_bundles.py --evaluate           # + score every shipped weights file (x2, x4) on
                                                         #   data_manifests/real_data.json [test], store the
@@ -9,98 +12,102 @@
                                                         # the same numbers from an `mrsr benchmark` run
                                                         #   (with test-time adaptation at x2)
 
-The weights themselves come from the ``mrsr train`` commands in ``RECIPES`` (printed in each model card).
-Edit this file, not the generated JSON: ``tests/test_bundles.py`` checks they agree.
+What each bundle is comes from the table ``BUNDLES`` below; how its shipped weights were trained from
+``bundles/recipes/<name>.json``: for each scale, the ``mrsr train`` command that was run from the repository
+root (``command``), the run's settings as its ``config.json`` records them (``settings``: every
+:class:`mrsr.engines.TrainConfig` field) and why it differs from x2 (``why``), with the machine and an
+optional ``note`` shown in the model card. ``configs/train.json`` takes its recipe from the x2 settings.
+Edit the table or the recipes, never the generated files: ``--check`` (and tests/bundle) compares them.
+The model card's text is ``bundles/model_card.py``'s.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import dataclasses
 import json
-import shutil
 import sys
+from importlib.metadata import version
 from pathlib import Path
+
+from model_card import data_license, model_card, package_of  # this script's folder is the first entry of sys.path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+RECIPES = HERE / "recipes"
+# MONAI's bundle metadata schema (a copy is tests/data/monai_meta_schema_20240725.json)
 SCHEMA = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/download/0.8.1/meta_schema_20240725.json"
 VERSION = "0.1.0"
-SCALES = (2, 4)
-MANIFEST = "data_manifests/real_data.json"
+MANIFEST = "data_manifests/real_data.json"  # the datalist every bundle trains, validates and is scored on
+DATALIST = "configs/datalist.json"  # the bundle's copy of it
 BASELINES = ("zerofill", "bicubic")
-EPOCHS_X4 = 8  # the x4 weights get a shorter run (CPU time), otherwise the x2 recipe
 
-# bundle name -> network (registry name, class), paper, what the bundle sets beyond the small preset,
-# and the training recipe of the shipped weights (mrsr train options besides --network/--scale: "train" as
-# option-value pairs, "train_flags" as bare flags)
+# bundle name -> its name in the metadata, the network (registry name, class), its papers and what the bundle
+# sets beyond the small preset (the weights' recipe must use the same options)
 BUNDLES = {
     "durn": {
+        "name": "DURN MR super-resolution",
         "network": "durn",
         "class": "DURN",
         "title": "DURN, dual U-Net residual network",
-        "reference": "Dual U-Net residual networks for cardiac magnetic resonance images super-resolution "
-        "(see mrsr/networks/durn.py for what is built from it)",
+        "references": ["Dual U-Net residual networks for cardiac magnetic resonance images super-resolution"],
         "options": {"global_residual": "sinc_reflect", "zero_init_residual": True},
-        "train": ["--lr", "2e-3", "--epochs", "15"],
-        "epochs_x4": 2,  # DURN-S is the slowest small network on a CPU (about 15 samples/s)
     },
     "wasa": {
+        "name": "WASA MR super-resolution",
         "network": "wasa",
         "class": "WASA",
         "title": "WASA, CNN + Haar wavelet + attention SR network",
-        "reference": "Residual wavelet attention network for medical image SR (Liu et al., Neurocomputing 2021) "
-        "and self-attention (Zhang et al., ICML 2019), as reproduced in a public blog post (see mrsr/networks/wasa.py)",
+        "references": [
+            "Liu et al., Residual wavelet attention network for medical image super-resolution, Neurocomputing, 2021",
+            "Zhang, Goodfellow, Metaxas, Odena, Self-Attention Generative Adversarial Networks, ICML 2019",
+        ],
         "options": {"interp_mode": "sinc_reflect"},
-        "train": ["--lr", "2e-3", "--epochs", "15"],
     },
     "iconet": {
+        "name": "ICONet MR super-resolution",
         "network": "iconet",
         "class": "ICONet",
         "title": "ICONet, iterative collaboration network guided by a reconstruction prior",
-        "reference": "Kui, Ji, Zou, Li, Dai, Chen, Vera, Ruan, Iterative Collaboration Network Guided by "
-        "Reconstruction Prior for Medical Image Super-Resolution, IEEE TCI 2025, arXiv:2504.16958",
+        "references": [
+            "Kui, Ji, Zou, Li, Dai, Chen, Vera, Ruan, Iterative Collaboration Network Guided by Reconstruction "
+            "Prior for Medical Image Super-Resolution, IEEE TCI 2025, arXiv:2504.16958"
+        ],
         "options": {"interp_mode": "sinc_reflect", "zero_init_residual": True},
-        "train": ["--lr", "2e-3", "--warmup", "100", "--grad-clip", "1.0", "--epochs", "15"],
-        "train_flags": ["--balance-volumes"],
-        "epochs_x4": 4,  # two x2 stages on 128x128 HR patches: the slowest at x4 on a CPU (about 9 min an epoch)
-        "note": "The paper's L1 multi-stage loss. Three choices the paper does not state, each made on validation "
-        "PSNR: a linear learning-rate warm-up over the first 100 steps with the gradient norm clipped to 1, both "
-        "training volumes drawn equally often (--balance-volumes), and the run length. Without warm-up and "
-        "clipping, Adam's first steps at lr 2e-3 threw the zero-initialised network far off (an MSE run's "
-        "loss went from 0.0025 to 0.056 at step 2) and validation never got more than 0.05 dB past zerofill "
-        "(31.207 dB): L1 fell after epoch 1 (e.g. 31.236 to 31.173 dB by epoch 5), an MSE stage loss reached "
-        "31.252, and lr 5e-4 was at 31.24 after 2 epochs (balanced volumes were chosen then: MSE pooled reached "
-        "31.230). With warm-up and clipping (balanced volumes, 10 epochs) MSE reached 31.914 dB and L1 31.935 "
-        "(L1 with the warm-up alone: 31.855, with clipping alone: 31.810); 15 epochs of L1 reached 32.050 dB, "
-        "the shipped x2 weights. The x4 weights: the same recipe, 4 epochs (validation 27.152 dB against "
-        "zerofill's 26.871; the earlier x4 weights, L1 at lr 5e-4 without warm-up and with the old stage "
-        "targets, scored 26.908).",
     },
     "msrn": {
+        "name": "MSRN MR super-resolution",
         "network": "msrn",
         "class": "MSRN",
         "title": "MSRN, multi-scale residual network",
-        "reference": "Li, Fang, Mei, Zhang, Multi-scale Residual Network for Image Super-Resolution, ECCV 2018",
+        "references": ["Li, Fang, Mei, Zhang, Multi-scale Residual Network for Image Super-Resolution, ECCV 2018"],
         "options": {"global_residual": "sinc_reflect"},
-        "train": ["--lr", "2e-3", "--epochs", "15"],
     },
     "medgan": {
+        "name": "MedGAN MR super-resolution",
         "network": "casnet",
         "class": "CasNet",
         "title": "MedGAN's CasNet generator, trained with its conditional GAN",
-        "reference": "Armanious et al., MedGAN: Medical image translation using GANs, Computerized Medical "
-        "Imaging and Graphics 79, 2020, arXiv:1806.06397",
-        "options": {"interp_mode": "sinc_reflect", "global_residual": True},
-        "train": [
-            "--loss",
-            json.dumps({"style_weight": 0, "content_weight": 0, "adversarial_weight": 0.01, "perceptual_weight": 1}),
-            "--lr",
-            "2e-3",
-            "--epochs",
-            "15",
+        "references": [
+            "Armanious et al., MedGAN: Medical image translation using GANs, Computerized Medical Imaging and "
+            "Graphics 79, 2020, arXiv:1806.06397"
         ],
+        "options": {"interp_mode": "sinc_reflect", "global_residual": True},
     },
 }
+
+# what the configs need besides MONAI, PyTorch and NumPy (pip names); their installed versions are written into
+# the metadata, with the packages the datalist's pkg: paths read from
+PACKAGES = (
+    "mrsr",  # every config: the networks, readers, writers, engines
+    "nibabel",  # NIfTI in and out
+    "pydicom",  # DICOM in and out
+    "pytorch-ignite",  # MONAI's engines: the inference and evaluation runs, training
+    "tensorboard",  # train.json's logs
+    "tqdm",  # progress bars
+    "fire",  # python -m monai.bundle's command line
+)
 
 
 # every config ends a run that fails on bad input with one line (mrsr.bundle.one_line_errors); --traceback True
@@ -109,11 +116,60 @@ ONE_LINE_ERRORS = {"traceback": False, "initialize": ["$mrsr.bundle.one_line_err
 # the same for commands that build only network_def and run no initialize step (ckpt_export, onnx_export): it
 # is what names the --scale of weights that do not fit the network
 NETWORK_REQUIRES = "$mrsr.bundle.one_line_errors(@traceback)"
+# the data of the train and evaluate configs: the bundle's own datalist; --datalist and --dataset_dir (the folder
+# its relative paths start from; pkg: paths need none) point them at other data. `manifest` and `data_root`, mrsr's
+# names for them, are overrides too.
+DATA = {
+    "dataset_dir": None,
+    "datalist": f"$@bundle_root + '/{DATALIST}'",
+    "manifest": "@datalist",
+    "data_root": "@dataset_dir",
+}
+# the TrainConfig fields train.json sets from the x2 recipe (the network, preset, scale, data and run folder
+# are its own); every other field must have TrainConfig's default in the recipe
+TRAIN_KEYS = (
+    "neighbours", "patch_size", "batch_size", "samples_per_epoch", "epochs", "iterations", "lr", "warmup",
+    "grad_clip", "loss", "balance_volumes", "val_every", "seed", "device", "amp", "num_workers", "progress",
+)  # fmt: skip
+
+
+def recipe(name: str) -> dict:
+    """``bundles/recipes/<name>.json``: how the shipped weights of bundle ``name`` were trained."""
+    return json.loads((RECIPES / f"{name}.json").read_text())
+
+
+def scales(name: str) -> list[int]:
+    """The scales bundle ``name`` has a recipe for (and ships weights for)."""
+    return sorted(int(key[1:]) for key in recipe(name)["scales"])
+
+
+def settings(name: str, scale: int = 2) -> dict:
+    """The ``TrainConfig`` settings of the run that made bundle ``name``'s weights at ``scale``.
+
+    Raises:
+        ValueError: they do not train the bundle's network with its options.
+    """
+    spec, found = BUNDLES[name], recipe(name)["scales"][f"x{scale}"]["settings"]
+    if found["network"] != spec["network"] or found["network_kwargs"] != spec["options"] or found["scale"] != scale:
+        raise ValueError(f"bundles/recipes/{name}.json x{scale}: not the bundle's network, options or scale.")
+    return found
+
+
+def real_datalist() -> dict:
+    """The real-data datalist (``data_manifests/real_data.json``), which every bundle carries as its datalist."""
+    return json.loads((REPO / MANIFEST).read_text())
+
+
+def tested_versions(datalist: dict) -> dict[str, str]:
+    """The installed versions of :data:`PACKAGES` and of the packages the datalist's ``pkg:`` paths read from."""
+    names = set(PACKAGES)
+    for section in ("training", "validation", "test"):
+        names.update(package_of(entry) for entry in datalist.get(section, []) if entry["image"].startswith("pkg:"))
+    return {name: version(name).split("+")[0] for name in sorted(names)}
 
 
 def network_def(spec: dict, preset: str = "small") -> dict:
     """The ``network_def`` of a bundle: the class, the preset's sizes and the bundle's options."""
-    sys.path.insert(0, str(REPO))
     from mrsr.networks import presets
 
     return {
@@ -128,33 +184,21 @@ def network_def(spec: dict, preset: str = "small") -> dict:
     }
 
 
-def train_command(name: str, scale: int) -> str:
-    """The ``mrsr train`` command that made the shipped weights of bundle ``name`` at ``scale``."""
-    spec = BUNDLES[name]
-    args = [
-        "mrsr train",
-        f"--network {spec['network']}",
-        f"--manifest {MANIFEST}",
-        f"--scale {scale}",
-        "--preset small",
-        f"--network-kwargs '{json.dumps(spec['options'])}'",
-    ]
-    rest = spec["train"]
-    for flag, value in zip(rest[::2], rest[1::2]):
-        if flag == "--epochs" and scale != 2:
-            value = str(spec.get("epochs_x4", EPOCHS_X4))
-        args.append(f"{flag} '{value}'" if value.startswith("{") else f"{flag} {value}")
-    args.extend(spec.get("train_flags", ()))
-    args.append(f"--out runs/{spec['network']}_x{scale}")
-    return " ".join(args)
+def _sections(datalist: dict) -> str:
+    return "; ".join(
+        f"{section}: {', '.join(e['name'] for e in datalist[section])}"
+        for section in ("training", "validation", "test")
+        if datalist.get(section)
+    )
 
 
 def metadata(name: str, old: dict) -> dict:
+    """``configs/metadata.json``; ``old`` (the file as it is) gives the stored ``eval_metrics``."""
     import monai
     import numpy
     import torch
 
-    spec = BUNDLES[name]
+    spec, datalist, sizes = BUNDLES[name], real_datalist(), scales(name)
     tensor = {
         "type": "image",
         "format": "magnitude",
@@ -171,19 +215,20 @@ def metadata(name: str, old: dict) -> dict:
         "monai_version": monai.__version__.split("+")[0],
         "pytorch_version": torch.__version__.split("+")[0],
         "numpy_version": numpy.__version__,
-        "required_packages_version": {"mrsr": VERSION, "nibabel": "5.0", "pydicom": "2.4", "pytorch-ignite": "0.4.11"},
-        "task": "In-plane super-resolution of magnitude MR slices (x2 and x4)",
+        "required_packages_version": tested_versions(datalist),
+        "name": spec["name"],
+        "task": f"In-plane super-resolution of magnitude MR slices ({' and '.join(f'x{s}' for s in sizes)})",
         "description": f"{spec['title']} ({spec['class']}, small preset) for 2D in-plane MR super-resolution, trained "
-        f"on real brain MR scans that ship in Python packages ({MANIFEST}) with low-resolution inputs made by "
+        f"on real brain MR scans that ship in Python packages ({DATALIST}) with low-resolution inputs made by "
         "k-space truncation. Demonstration weights: retrain on your own data (docs/README.md).",
         "authors": "mrsr developers",
         "copyright": "Copyright (c) mrsr developers",
-        "data_source": f"{MANIFEST}: nilearn MNI152 T1 template and dipy b0 volumes (training), dipy aniso_vox "
-        "(validation), ITK's T1 head sample and nibabel's anatomical.nii (held-out test)",
-        "data_type": "nifti",
+        "data_source": f"{DATALIST}, a copy of mrsr's {MANIFEST}: real MR scans read in place from installed "
+        f"Python packages (pkg: paths; licences in docs/data_license.txt). {_sections(datalist)}",
+        "data_type": "nibabel",
         "intended_use": "Research and demonstration only, not for clinical use. Super-resolves magnitude MR volumes "
         "in-plane, slice by slice, by the bundle's scale; the output overlays the input in world coordinates.",
-        "references": [spec["reference"]],
+        "references": spec["references"],
         "eval_metrics": old.get("eval_metrics", {}),
         "network_data_format": {
             "inputs": {
@@ -191,7 +236,7 @@ def metadata(name: str, old: dict) -> dict:
                     **tensor,
                     "spatial_shape": ["*", "*"],
                     "channel_def": {"0": "one LR slice, normalised: 0.5th/99.5th intensity percentiles -> 0/1"},
-                    "scale": list(SCALES),
+                    "scale": sizes,
                 }
             },
             "outputs": {
@@ -306,35 +351,29 @@ def inference_config(name: str) -> dict:
 
 
 def train_config(name: str) -> dict:
-    spec = BUNDLES[name]
-    recipe = dict(zip(spec["train"][::2], spec["train"][1::2]))
+    """``configs/train.json``: the x2 recipe of the shipped weights, for the default-size network.
+
+    Raises:
+        ValueError: the recipe sets a ``TrainConfig`` field that train.json does not (it would train otherwise).
+    """
+    from mrsr.engines.config import TrainConfig
+
+    recipe_x2 = settings(name, 2)
+    own = {"network", "manifest", "data_root", "out", "scale", "preset", "network_kwargs", *TRAIN_KEYS}
+    defaults = json.loads(json.dumps(dataclasses.asdict(TrainConfig(recipe_x2["network"], ""))))
+    other = {k: v for k, v in recipe_x2.items() if k not in own and v != defaults.get(k)}
+    if other:
+        raise ValueError(f"bundles/recipes/{name}.json sets {sorted(other)}, which train.json does not: add them.")
     return {
         "imports": ["$import mrsr", "$import mrsr.bundle", "$import mrsr.engines"],
         "bundle_root": ".",
-        "network_name": spec["network"],
+        "network_name": recipe_x2["network"],
         "preset": "default",
-        "network_kwargs": spec["options"],
+        "network_kwargs": recipe_x2["network_kwargs"],
         "scale": 2,
-        "manifest": f"$@bundle_root + '/../../{MANIFEST}'",
-        "data_root": None,
+        **DATA,
         "output_dir": "$@bundle_root + '/runs/train_x%d' % @scale",
-        "neighbours": 0,
-        "patch_size": 32,
-        "batch_size": 16,
-        "samples_per_epoch": 1600,
-        "epochs": int(recipe.get("--epochs", 10)),
-        "iterations": None,
-        "lr": float(recipe.get("--lr", 5e-4)),
-        "warmup": int(recipe.get("--warmup", 0)),
-        "grad_clip": float(recipe["--grad-clip"]) if "--grad-clip" in recipe else None,
-        "loss": json.loads(recipe.get("--loss", "{}")),
-        "balance_volumes": "--balance-volumes" in spec.get("train_flags", ()),
-        "val_every": 1,
-        "seed": 0,
-        "device": "auto",
-        "amp": False,
-        "num_workers": 0,
-        "progress": True,
+        **{key: recipe_x2[key] for key in TRAIN_KEYS},
         "resume": False,
         "overwrite": False,
         "train_config": {
@@ -346,23 +385,7 @@ def train_config(name: str) -> dict:
             "manifest": "@manifest",
             "data_root": "@data_root",
             "out": "@output_dir",
-            "neighbours": "@neighbours",
-            "patch_size": "@patch_size",
-            "batch_size": "@batch_size",
-            "samples_per_epoch": "@samples_per_epoch",
-            "epochs": "@epochs",
-            "iterations": "@iterations",
-            "lr": "@lr",
-            "warmup": "@warmup",
-            "grad_clip": "@grad_clip",
-            "loss": "@loss",
-            "balance_volumes": "@balance_volumes",
-            "val_every": "@val_every",
-            "seed": "@seed",
-            "device": "@device",
-            "amp": "@amp",
-            "num_workers": "@num_workers",
-            "progress": "@progress",
+            **{key: f"@{key}" for key in TRAIN_KEYS},
         },
         **ONE_LINE_ERRORS,
         "run": ["$mrsr.engines.train(@train_config, resume=@resume, overwrite=@overwrite)"],
@@ -370,11 +393,14 @@ def train_config(name: str) -> dict:
 
 
 MULTI_GPU = {
-    # torchrun --nproc_per_node=N -m monai.bundle run --config_file "['configs/train.json','configs/multi_gpu_train.json']"
-    # mrsr.engines.train joins the process group torchrun describes (NCCL on GPUs, gloo on CPUs), wraps the
-    # network in DDP, shards the samples and lets rank 0 write; batch_size is per GPU.
-    "imports": ["$import mrsr", "$import mrsr.bundle", "$import mrsr.engines"],
-    "device": "auto",
+    # torchrun --nproc_per_node=N -m monai.bundle run \
+    #     --config_file "['configs/train.json','configs/multi_gpu_train.json']"
+    # What a MONAI model-zoo bundle overrides for DDP, as far as mrsr.engines.train takes it from the config: the
+    # device by rank (LOCAL_RANK's GPU, NCCL; on CPUs gloo) and the loader workers. train() itself joins the process
+    # group torchrun describes, wraps the network in DistributedDataParallel, shards the samples (batch_size is
+    # per GPU) and lets rank 0 validate into, log and write the run folder.
+    "imports": ["$import os", "$import torch", "$import mrsr", "$import mrsr.bundle", "$import mrsr.engines"],
+    "device": "$'cuda:' + os.environ['LOCAL_RANK'] if torch.cuda.is_available() else 'cpu'",
     "num_workers": 2,
     "initialize": [*ONE_LINE_ERRORS["initialize"], "$mrsr.bundle.require_torchrun()"],
 }
@@ -385,8 +411,7 @@ def evaluate_config() -> dict:
         "imports": ["$import mrsr", "$import mrsr.bundle"],
         "bundle_root": ".",
         "scale": 2,
-        "manifest": f"$@bundle_root + '/../../{MANIFEST}'",
-        "data_root": None,
+        **DATA,
         "section": "test",
         "device": "auto",
         "output_dir": "$@bundle_root + '/eval'",
@@ -427,9 +452,8 @@ format=%(asctime)s - %(name)s - %(levelname)s - %(message)s
 def benchmark_reports(csv_file: Path, name: str) -> list[dict]:
     """``mrsr benchmark``'s per-image quality rows of bundle ``name`` (and both baselines), one report per scale,
     in the form :func:`mrsr.bundle.store_eval_metrics` takes; the speed from its float32 throughput row."""
-    import csv
-
-    rows = list(csv.DictReader(open(csv_file, newline="")))
+    with open(csv_file, newline="") as f:
+        rows = list(csv.DictReader(f))
     reports = []
     for scale in sorted({int(r["scale"]) for r in rows if r["table"] == "quality" and r["method"] == name}):
         volumes: dict[str, dict] = {}
@@ -447,9 +471,25 @@ def benchmark_reports(csv_file: Path, name: str) -> list[dict]:
     return reports
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=4) + "\n")
+def _json(obj: dict) -> str:
+    return json.dumps(obj, indent=4) + "\n"
+
+
+def bundle_files(name: str, meta: dict) -> dict[str, str]:
+    """Every generated file of bundle ``name`` (path in the bundle -> text) but ``configs/metadata.json``;
+    ``meta`` is the metadata the model card shows."""
+    datalist = real_datalist()
+    return {
+        "configs/inference.json": _json(inference_config(name)),
+        "configs/train.json": _json(train_config(name)),
+        "configs/multi_gpu_train.json": _json(MULTI_GPU),
+        "configs/evaluate.json": _json(evaluate_config()),
+        DATALIST: _json(datalist),
+        "configs/logging.conf": LOGGING_CONF,
+        "LICENSE": (REPO / "LICENSE").read_text(),
+        "docs/README.md": model_card(name, BUNDLES[name], meta, recipe(name), datalist, MANIFEST),
+        "docs/data_license.txt": data_license(name, datalist),
+    }
 
 
 def write_bundle(name: str) -> Path:
@@ -457,43 +497,67 @@ def write_bundle(name: str) -> Path:
     root = HERE / f"{name}_mr_sr"
     meta_file = root / "configs" / "metadata.json"
     old = json.loads(meta_file.read_text()) if meta_file.is_file() else {}
-    _write_json(meta_file, metadata(name, old))
-    _write_json(root / "configs" / "inference.json", inference_config(name))
-    _write_json(root / "configs" / "train.json", train_config(name))
-    _write_json(root / "configs" / "multi_gpu_train.json", MULTI_GPU)
-    _write_json(root / "configs" / "evaluate.json", evaluate_config())
-    (root / "configs" / "logging.conf").write_text(LOGGING_CONF)
-    shutil.copyfile(REPO / "LICENSE", root / "LICENSE")
+    meta = metadata(name, old)
+    meta_file.parent.mkdir(parents=True, exist_ok=True)
+    meta_file.write_text(_json(meta))
     (root / "models").mkdir(exist_ok=True)
-    (root / "docs").mkdir(exist_ok=True)
-    (root / "docs" / "README.md").write_text(model_card_text(name, json.loads(meta_file.read_text())))
+    for relative, text in bundle_files(name, meta).items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
     return root
 
 
-def model_card_text(name: str, meta: dict) -> str:
-    """docs/README.md of bundle ``name`` (bundles/model_card.py's template)."""
-    sys.path.insert(0, str(HERE))
-    from model_card import model_card
+# metadata written by another machine differs in these: what that machine had installed
+MACHINE_KEYS = ("monai_version", "pytorch_version", "numpy_version", "required_packages_version")
 
-    return model_card(name, BUNDLES[name], meta)
+
+def check_bundle(name: str) -> list[str]:
+    """The generated files of bundle ``name`` that differ from what :func:`write_bundle` would write (the
+    installed versions in the metadata may differ, not which packages they are)."""
+    root = HERE / f"{name}_mr_sr"
+    meta_file = root / "configs" / "metadata.json"
+    if not meta_file.is_file():
+        return [str(meta_file.relative_to(REPO))]
+    meta = json.loads(meta_file.read_text())
+    for scale in scales(name):
+        settings(name, scale)  # raises for a recipe of another network or options
+    expected = metadata(name, meta)
+    stale = []
+    if {k: v for k, v in meta.items() if k not in MACHINE_KEYS} != {
+        k: v for k, v in expected.items() if k not in MACHINE_KEYS
+    } or set(meta.get("required_packages_version", {})) != set(expected["required_packages_version"]):
+        stale.append(meta_file)
+    for relative, text in bundle_files(name, meta).items():
+        path = root / relative
+        if not path.is_file() or path.read_text() != text:
+            stale.append(path)
+    return [str(p.relative_to(REPO)) for p in stale]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--bundles", nargs="+", default=list(BUNDLES), help="which bundles")
+    parser.add_argument("--bundles", nargs="+", default=list(BUNDLES), choices=list(BUNDLES), help="which bundles")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if a generated file differs")
     parser.add_argument("--install", metavar="RUNS", help="install RUNS/<network>_x<s>/model_best.pt as weights")
     parser.add_argument("--evaluate", action="store_true", help="score the weights and store the numbers")
     parser.add_argument("--adapt-steps", type=int, default=300, help="--evaluate: test-time adaptation steps at x2")
     parser.add_argument("--scores", metavar="CSV", help="store the per-image scores of an `mrsr benchmark` run")
     args = parser.parse_args(argv)
-    sys.path.insert(0, str(REPO))
-    sys.path.insert(0, str(HERE))
+    if args.check:
+        stale = [path for name in args.bundles for path in check_bundle(name)]
+        for path in stale:
+            print(f"out of date: {path}", file=sys.stderr)
+        if stale:
+            print("run python bundles/make_bundles.py to rewrite them (edit the script or bundles/recipes/, "
+                  "not the generated files)", file=sys.stderr)  # fmt: skip
+        return 1 if stale else 0
+
     import mrsr.bundle as mb
 
     for name in args.bundles:
         root = write_bundle(name)
         if args.install:
-            for scale in SCALES:
+            for scale in scales(name):
                 run = Path(args.install) / f"{BUNDLES[name]['network']}_x{scale}" / "model_best.pt"
                 if run.is_file():
                     print(f"{name}: installed {run} -> {mb.install_weights(run, root, scale)}")

@@ -1,0 +1,49 @@
+"""mrsr.bundle.weights: the shipped weights of a scale, and trained weights installed only where they fit."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+from mrsr.bundle import BUNDLES_ENV, find_bundle, install_weights, load_bundle_network, shipped_weights, weights_path
+from mrsr.checkpoint import save_weights
+from mrsr.errors import MrsrError
+
+
+def test_shipped_weights_names_the_scales_there_are():
+    assert shipped_weights("msrn", 4) == str(weights_path("msrn", 4))
+    with pytest.raises(MrsrError, match=r"no weights for x3 \(it has: x2, x4\)"):
+        shipped_weights("msrn", 3)
+
+
+def test_install_weights_checks_the_fit(tmp_path, monkeypatch):
+    shutil.copytree(find_bundle("msrn"), tmp_path / "msrn_mr_sr")
+    monkeypatch.setenv(BUNDLES_ENV, str(tmp_path))
+    network, in_channels = load_bundle_network("msrn", 2)
+    kwargs = json.loads((tmp_path / "msrn_mr_sr" / "configs" / "inference.json").read_text())["network_def"]
+    kwargs = {k: (2 if k == "scale" else v) for k, v in kwargs.items() if not k.startswith("_")}
+    with torch.no_grad():
+        for p in network.parameters():
+            p.add_(0.01)
+    save_weights(tmp_path / "w.pt", network, "msrn", kwargs)
+    out = install_weights(tmp_path / "w.pt", "msrn", 2)
+    loaded, _ = load_bundle_network("msrn", 2)
+    for a, b in zip(loaded.state_dict().values(), network.state_dict().values()):
+        torch.testing.assert_close(a, b)
+    before = out.read_bytes()
+    from mrsr.networks import MSRN
+
+    save_weights(tmp_path / "other.pt", MSRN(features=8, num_blocks=1), "msrn", {"features": 8, "num_blocks": 1})
+    with pytest.raises(MrsrError, match="features=8 \\(bundle: 16\\)"):
+        install_weights(tmp_path / "other.pt", "msrn", 2)
+    # same tensors, another residual: only the options tell
+    save_weights(tmp_path / "cubic.pt", network, "msrn", {**kwargs, "global_residual": "cubic"})
+    with pytest.raises(MrsrError, match="global_residual='cubic' \\(bundle: 'sinc_reflect'\\)"):
+        install_weights(tmp_path / "cubic.pt", "msrn", 2)
+    save_weights(tmp_path / "x4.pt", network, "msrn", kwargs)
+    with pytest.raises(MrsrError, match="scale=2 \\(bundle: 4\\)"):
+        install_weights(tmp_path / "x4.pt", "msrn", 4)
+    assert out.read_bytes() == before  # the bundle keeps its weights
