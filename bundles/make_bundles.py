@@ -12,12 +12,13 @@
                                                         # the same numbers from an `mrsr benchmark` run
                                                         #   (with test-time adaptation at x2)
 
-What each bundle is comes from the table ``BUNDLES`` below; how its shipped weights were trained from
+What each bundle is comes from its network's spec (``bundle=`` in ``mrsr.networks.NetworkSpec``: name, class,
+papers; :func:`bundle_table`); how its shipped weights were trained from
 ``bundles/recipes/<name>.json``: for each scale, the ``mrsr train`` command that was run from the repository
 root (``command``), the run's settings as its ``config.json`` records them (``settings``: every
 :class:`mrsr.engines.TrainConfig` field) and why it differs from x2 (``why``), with the machine and an
 optional ``note`` shown in the model card. ``configs/train.json`` takes its recipe from the x2 settings.
-Edit the table or the recipes, never the generated files: ``--check`` (and tests/bundle) compares them.
+Edit the specs or the recipes, never the generated files: ``--check`` (and tests/bundle) compares them.
 The model card's text is ``bundles/model_card.py``'s.
 """
 
@@ -33,6 +34,8 @@ from pathlib import Path
 
 from model_card import data_license, model_card, package_of  # this script's folder is the first entry of sys.path
 
+from mrsr.networks import get_network_class, specs
+
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 RECIPES = HERE / "recipes"
@@ -43,59 +46,21 @@ MANIFEST = "data_manifests/real_data.json"  # the datalist every bundle trains, 
 DATALIST = "configs/datalist.json"  # the bundle's copy of it
 BASELINES = ("zerofill", "bicubic")
 
-# bundle name -> its name in the metadata, the network (registry name, class), its papers and what the bundle
-# sets beyond the small preset (the weights' recipe must use the same options)
-BUNDLES = {
-    "durn": {
-        "name": "DURN MR super-resolution",
-        "network": "durn",
-        "class": "DURN",
-        "title": "DURN, dual U-Net residual network",
-        "references": ["Dual U-Net residual networks for cardiac magnetic resonance images super-resolution"],
-        "options": {"global_residual": "sinc_reflect", "zero_init_residual": True},
-    },
-    "wasa": {
-        "name": "WASA MR super-resolution",
-        "network": "wasa",
-        "class": "WASA",
-        "title": "WASA, CNN + Haar wavelet + attention SR network",
-        "references": [
-            "Liu et al., Residual wavelet attention network for medical image super-resolution, Neurocomputing, 2021",
-            "Zhang, Goodfellow, Metaxas, Odena, Self-Attention Generative Adversarial Networks, ICML 2019",
-        ],
-        "options": {"interp_mode": "sinc_reflect"},
-    },
-    "iconet": {
-        "name": "ICONet MR super-resolution",
-        "network": "iconet",
-        "class": "ICONet",
-        "title": "ICONet, iterative collaboration network guided by a reconstruction prior",
-        "references": [
-            "Kui, Ji, Zou, Li, Dai, Chen, Vera, Ruan, Iterative Collaboration Network Guided by Reconstruction "
-            "Prior for Medical Image Super-Resolution, IEEE TCI 2025, arXiv:2504.16958"
-        ],
-        "options": {"interp_mode": "sinc_reflect", "zero_init_residual": True},
-    },
-    "msrn": {
-        "name": "MSRN MR super-resolution",
-        "network": "msrn",
-        "class": "MSRN",
-        "title": "MSRN, multi-scale residual network",
-        "references": ["Li, Fang, Mei, Zhang, Multi-scale Residual Network for Image Super-Resolution, ECCV 2018"],
-        "options": {"global_residual": "sinc_reflect"},
-    },
-    "medgan": {
-        "name": "MedGAN MR super-resolution",
-        "network": "casnet",
-        "class": "CasNet",
-        "title": "MedGAN's CasNet generator, trained with its conditional GAN",
-        "references": [
-            "Armanious et al., MedGAN: Medical image translation using GANs, Computerized Medical Imaging and "
-            "Graphics 79, 2020, arXiv:1806.06397"
-        ],
-        "options": {"interp_mode": "sinc_reflect", "global_residual": True},
-    },
-}
+def bundle_table() -> dict[str, dict]:
+    """Bundle name -> what the bundle is, from its network's spec (``mrsr.networks.specs()``, ``bundle=``)
+    and its recipe (the network options its weights were trained with)."""
+    table = {}
+    for spec in specs():
+        if spec.bundle:
+            table[spec.bundle] = {
+                "name": f"{spec.display_name or spec.name} MR super-resolution",
+                "network": spec.name,
+                "class": get_network_class(spec.name).__name__,
+                "title": spec.title,
+                "references": list(spec.references),
+                "options": recipe(spec.bundle)["scales"]["x2"]["settings"]["network_kwargs"],
+            }
+    return table
 
 # what the configs need besides MONAI, PyTorch and NumPy (pip names); their installed versions are written into
 # the metadata, with the packages the datalist's pkg: paths read from
@@ -141,6 +106,10 @@ def recipe(name: str) -> dict:
 def scales(name: str) -> list[int]:
     """The scales bundle ``name`` has a recipe for (and ships weights for)."""
     return sorted(int(key[1:]) for key in recipe(name)["scales"])
+
+
+# bundle name -> what it is (see bundle_table)
+BUNDLES = bundle_table()
 
 
 def settings(name: str, scale: int = 2) -> dict:

@@ -37,7 +37,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from mrsr.bundle.discovery import (
-    BUNDLE_NAMES,
     BUNDLES_ENV,
     PACKAGED_BUNDLES,
     SOURCE_BUNDLES,
@@ -67,7 +66,6 @@ if TYPE_CHECKING:
 __all__ = [
     # discovery
     "BUNDLES_ENV",
-    "BUNDLE_NAMES",
     "PACKAGED_BUNDLES",
     "SOURCE_BUNDLES",
     "SUFFIX",

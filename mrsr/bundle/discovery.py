@@ -22,7 +22,6 @@ from mrsr.errors import MrsrError
 
 __all__ = [
     "BUNDLES_ENV",
-    "BUNDLE_NAMES",
     "PACKAGED_BUNDLES",
     "SOURCE_BUNDLES",
     "SUFFIX",
@@ -37,8 +36,6 @@ __all__ = [
 BUNDLES_ENV = "MRSR_BUNDLES"
 # a bundle's folder is <name>_mr_sr
 SUFFIX = "_mr_sr"
-# registry name of the network -> bundle name, where they differ
-BUNDLE_NAMES = {"casnet": "medgan"}
 
 _PACKAGE = Path(__file__).resolve().parents[1]  # mrsr/
 # where a regular install (a wheel) has the bundles: setup.py copies bundles/<name>_mr_sr/ there
@@ -69,6 +66,19 @@ def list_bundles() -> list[Path]:
     return [found[k] for k in sorted(found)]
 
 
+def _network_bundle(name: str) -> str:
+    """The bundle of the network registered as ``name`` (``casnet`` or ``medgan`` -> ``medgan``), else ``name``.
+
+    Asked only when no bundle has the name itself, so finding a bundle by its own name needs no torch.
+    """
+    from mrsr.networks import get_spec
+
+    try:
+        return get_spec(name).bundle or name
+    except KeyError:
+        return name
+
+
 def find_bundle(name_or_path: str | os.PathLike) -> Path:
     """A bundle folder from a path or a name: ``msrn``, ``msrn_mr_sr``, ``medgan`` (or ``casnet``).
 
@@ -79,11 +89,12 @@ def find_bundle(name_or_path: str | os.PathLike) -> Path:
     if _is_bundle(path):
         return path.resolve()
     name = str(name_or_path).strip().lower()
-    name = BUNDLE_NAMES.get(name, name)
-    name = name if name.endswith(SUFFIX) else name + SUFFIX
-    for bundle in list_bundles():
-        if bundle.name == name:
-            return bundle
+    bundles = list_bundles()
+    for candidate in (name, _network_bundle(name)):
+        folder = candidate if candidate.endswith(SUFFIX) else candidate + SUFFIX
+        for bundle in bundles:
+            if bundle.name == folder:
+                return bundle
     if path.is_dir() and path.resolve() == Path.cwd().resolve():  # MONAI's default bundle_root, "."
         raise MrsrError(
             f"No bundle in the folder {str(name_or_path)!r} (it has no configs/inference.json): pass "

@@ -223,6 +223,10 @@ register(
         "durn",
         DURN,
         bundle="durn",
-        paper="Dual U-Net residual networks for cardiac magnetic resonance images super-resolution",
+        display_name="DURN",
+        title="DURN, dual U-Net residual network",
+        references=(
+            "Dual U-Net residual networks for cardiac magnetic resonance images super-resolution",
+        ),
     )
 )

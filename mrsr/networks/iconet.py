@@ -374,7 +374,11 @@ register(
         loss="multistage",
         stages=True,
         bundle="iconet",
-        paper="Kui et al., Iterative Collaboration Network Guided by Reconstruction Prior for Medical Image "
-        "Super-Resolution, IEEE TCI 2025",
+        display_name="ICONet",
+        title="ICONet, iterative collaboration network guided by a reconstruction prior",
+        references=(
+            "Kui, Ji, Zou, Li, Dai, Chen, Vera, Ruan, Iterative Collaboration Network Guided by Reconstruction "
+            "Prior for Medical Image Super-Resolution, IEEE TCI 2025, arXiv:2504.16958",
+        ),
     )
 )

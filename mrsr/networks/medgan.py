@@ -365,7 +365,12 @@ register(
         loss="medgan",
         discriminator="patch_discriminator",
         bundle="medgan",
-        paper="Armanious et al., MedGAN: Medical image translation using GANs, CMIG 2020",
+        display_name="MedGAN",
+        title="MedGAN's CasNet generator, trained with its conditional GAN",
+        references=(
+            "Armanious et al., MedGAN: Medical image translation using GANs, Computerized Medical Imaging and "
+            "Graphics 79, 2020, arXiv:1806.06397",
+        ),
     )
 )
 register(
@@ -375,6 +380,10 @@ register(
         aliases=("patchgan", "discriminator"),
         loss="none",
         super_resolution=False,
-        paper="Isola et al., pix2pix, CVPR 2017 (spectrally normalised as in MedGAN)",
+        display_name="PatchGAN",
+        title="MedGAN's patch discriminator (spectrally normalised)",
+        references=(
+            "Isola, Zhu, Zhou, Efros, Image-to-Image Translation with Conditional Adversarial Networks, CVPR 2017",
+        ),
     )
 )

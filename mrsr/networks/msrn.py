@@ -169,6 +169,10 @@ register(
         "msrn",
         MSRN,
         bundle="msrn",
-        paper="Li, Fang, Mei, Zhang, Multi-scale Residual Network for Image Super-Resolution, ECCV 2018",
+        display_name="MSRN",
+        title="MSRN, multi-scale residual network",
+        references=(
+            "Li, Fang, Mei, Zhang, Multi-scale Residual Network for Image Super-Resolution, ECCV 2018",
+        ),
     )
 )

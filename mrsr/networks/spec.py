@@ -43,7 +43,9 @@ class NetworkSpec:
         bundle: the name of its bundle folder (``<bundle>_mr_sr``), or None if it ships none.
         super_resolution: False for auxiliary networks (a discriminator): built by name but not
             listed by :func:`mrsr.networks.available`.
-        paper: the paper it implements (for listings and model cards).
+        display_name: how people write its name (``"ICONet"``, ``"MedGAN"``); the registry name if empty.
+        title: one line saying what it is (listings, bundle metadata and model cards).
+        references: the papers it implements, full citations.
     """
 
     name: str
@@ -54,7 +56,9 @@ class NetworkSpec:
     discriminator: str | None = None
     bundle: str | None = None
     super_resolution: bool = True
-    paper: str = ""
+    display_name: str = ""
+    title: str = ""
+    references: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.loss not in LOSS_KINDS:

@@ -195,6 +195,11 @@ register(
         WASA,
         loss="l1_perceptual",
         bundle="wasa",
-        paper="Liu et al., residual wavelet attention network, Neurocomputing 2021; Zhang et al., SAGAN, ICML 2019",
+        display_name="WASA",
+        title="WASA, CNN + Haar wavelet + attention SR network",
+        references=(
+            "Liu et al., Residual wavelet attention network for medical image super-resolution, Neurocomputing, 2021",
+            "Zhang, Goodfellow, Metaxas, Odena, Self-Attention Generative Adversarial Networks, ICML 2019",
+        ),
     )
 )

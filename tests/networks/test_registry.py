@@ -144,7 +144,7 @@ def test_each_network_has_one_spec_with_its_training_and_bundle():
     assert get_spec("iconet").stages and get_spec("iconet").loss == "multistage"
     assert get_spec("wasa").loss == "l1_perceptual" and get_spec("msrn").loss == get_spec("durn").loss == "l1"
     assert [s.name for s in specs()] == list(SR_NETWORKS)
-    assert all(s.bundle and s.paper for s in specs())  # every shipped SR network has a bundle and a paper
+    assert all(s.bundle and s.references and s.title for s in specs())  # every shipped SR network: a bundle, papers
     assert not get_spec("patch_discriminator").super_resolution
     assert get_spec(get_spec("casnet").discriminator).loss == "none"
 
