@@ -92,6 +92,8 @@ DATA = {
 }
 # the TrainConfig fields train.json sets from the x2 recipe (the network, preset, scale, data and run folder
 # are its own); every other field must have TrainConfig's default in the recipe
+# TrainConfig fields whose train.json key is the model zoo's name for them
+ZOO_NAMES = {"val_every": "val_interval"}
 TRAIN_KEYS = (
     "neighbours", "patch_size", "batch_size", "samples_per_epoch", "epochs", "iterations", "lr", "warmup",
     "grad_clip", "loss", "balance_volumes", "val_every", "seed", "device", "amp", "num_workers", "progress",
@@ -333,6 +335,7 @@ def train_config(name: str) -> dict:
     other = {k: v for k, v in recipe_x2.items() if k not in own and v != defaults.get(k)}
     if other:
         raise ValueError(f"bundles/recipes/{name}.json sets {sorted(other)}, which train.json does not: add them.")
+    keys = {key: ZOO_NAMES.get(key, key) for key in TRAIN_KEYS}  # TrainConfig field -> train.json key
     return {
         "imports": ["$import mrsr", "$import mrsr.bundle", "$import mrsr.engines"],
         "bundle_root": ".",
@@ -342,7 +345,7 @@ def train_config(name: str) -> dict:
         "scale": 2,
         **DATA,
         "output_dir": "$@bundle_root + '/runs/train_x%d' % @scale",
-        **{key: recipe_x2[key] for key in TRAIN_KEYS},
+        **{keys[key]: recipe_x2[key] for key in TRAIN_KEYS},
         "resume": False,
         "overwrite": False,
         "train_config": {
@@ -354,10 +357,30 @@ def train_config(name: str) -> dict:
             "manifest": "@manifest",
             "data_root": "@data_root",
             "out": "@output_dir",
-            **{key: f"@{key}" for key in TRAIN_KEYS},
+            **{key: f"@{keys[key]}" for key in TRAIN_KEYS},
+        },
+        # the run's parts, as a model-zoo train.json names them: override a dataset or add handlers from the
+        # command line (--train#handlers "[...]"); trainer and evaluator are the MONAI engines the run built
+        "train": {
+            "dataset": "$mrsr.engines.training_dataset(@train_config)",
+            "handlers": [],
+            "workflow": {
+                "_target_": "mrsr.engines.TrainingRun",
+                "config": "@train_config",
+                "resume": "@resume",
+                "overwrite": "@overwrite",
+                "train_dataset": "@train#dataset",
+                "val_dataset": "@validate#dataset",
+                "handlers": "@train#handlers",
+            },
+            "trainer": "$@train#workflow.trainer",
+        },
+        "validate": {
+            "dataset": "$mrsr.engines.validation_dataset(@train_config)",
+            "evaluator": "$@train#workflow.evaluator",
         },
         **ONE_LINE_ERRORS,
-        "run": ["$mrsr.engines.train(@train_config, resume=@resume, overwrite=@overwrite)"],
+        "run": ["$@train#workflow.run()"],
     }
 
 

@@ -277,6 +277,9 @@ python -m monai.bundle run --config_file {root}/configs/train.json \\
 # train on your own data: a datalist whose relative paths start from --dataset_dir
 python -m monai.bundle run --config_file {root}/configs/train.json \\
     --bundle_root {root} --datalist /data/ixi.json --dataset_dir /data/IXI-T1 --output_dir runs/{name}_ixi
+# the run's parts are the model zoo's: add handlers, validate every 5 epochs (train#dataset and validate#dataset too)
+python -m monai.bundle run --config_file {root}/configs/train.json --bundle_root {root} --val_interval 5 \\
+    --train#handlers "[{{'_target_': 'StatsHandler', 'iteration_log': False}}]"
 # several GPUs (DDP: one process per GPU, each on its LOCAL_RANK device; batch_size is per GPU)
 torchrun --standalone --nnodes=1 --nproc_per_node=4 -m monai.bundle run \\
     --config_file "['{root}/configs/train.json','{root}/configs/multi_gpu_train.json']" \\

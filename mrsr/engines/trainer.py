@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from monai.handlers import LrScheduleHandler, ValidationHandler
 from monai.inferers import Inferer, SimpleInferer
 from monai.utils import set_determinism
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from mrsr.checkpoint import save_weights
 from mrsr.engines.config import TrainConfig
@@ -41,6 +42,9 @@ from mrsr.errors import MrsrError
 
 __all__ = [
     "train",
+    "TrainingRun",
+    "training_dataset",
+    "validation_dataset",
     "build_training",
     "Training",
     "StagesInferer",
@@ -177,7 +181,7 @@ def _prepare_run_dir(
     return config, None
 
 
-def _loaders(config: TrainConfig, ctx: DistContext) -> tuple[DataLoader, DataLoader | None, int]:
+def _sections(config: TrainConfig) -> dict[str, list[dict]]:
     from mrsr.data.manifest import load_manifest
 
     present = load_manifest(config.manifest, config.data_root, check=False)  # which sections there are
@@ -185,15 +189,51 @@ def _loaders(config: TrainConfig, ctx: DistContext) -> tuple[DataLoader, DataLoa
     lists = load_manifest(config.manifest, config.data_root, sections=sections)  # what is used must exist
     if not lists.get("training"):
         raise MrsrError(f"The manifest {config.manifest} has no training entries.")
-    progress = config.progress and ctx.is_main
-    train_vols = [d["image"] for d in load_hr_volumes(lists["training"], progress=progress)]
+    return lists
+
+
+def _shows_progress(config: TrainConfig) -> bool:
+    return bool(config.progress) and int(os.environ.get("RANK", "0")) == 0  # rank 0 only under torchrun
+
+
+def training_dataset(config: TrainConfig) -> PairedPatchDataset:
+    """The training pairs of ``config``: random aligned LR/HR patches from its manifest's training section.
+
+    HR slices are degraded whole by :class:`~mrsr.transforms.KSpaceTruncate` (with the config's
+    windows, noise and factor jitter), then cut into patches; a stages network (``NetworkSpec.stages``)
+    also gets each stage's target grid. A bundle's ``train#dataset``.
+
+    Raises:
+        MrsrError: the manifest has no training entries, or names missing files.
+    """
+    volumes = [d["image"] for d in load_hr_volumes(_sections(config)["training"], progress=_shows_progress(config))]
     deg = Degradation(config.windows, config.snr_range, config.factor_jitter, config.augment)
-    dataset = PairedPatchDataset(
-        train_vols, config.scale, config.patch_size, config.neighbours, config.samples_per_epoch, deg,
+    return PairedPatchDataset(
+        volumes, config.scale, config.patch_size, config.neighbours, config.samples_per_epoch, deg,
         config.slice_axis, config.background_weight, config.seed,
         StageTargetBatch.for_config(config).grids if config.spec.stages else (), config.balance_volumes,
         config.data_consistency,  # consistency is exact on a patch only when the patch itself was degraded
     )  # fmt: skip
+
+
+def validation_dataset(config: TrainConfig) -> VolumePairDataset | None:
+    """Whole-volume LR/HR pairs of the manifest's validation section (None without one, or with
+    ``val_every=0``). A bundle's ``validate#dataset``."""
+    if not config.val_every:
+        return None
+    entries = _sections(config).get("validation")
+    if not entries:
+        return None
+    volumes = [d["image"] for d in load_hr_volumes(entries, progress=_shows_progress(config))]
+    return VolumePairDataset(volumes, config.scale, config.slice_axis, seed=config.seed)
+
+
+def _loaders(
+    config: TrainConfig, ctx: DistContext, dataset: Dataset | None = None, val_set: Dataset | None | str = "auto"
+) -> tuple[DataLoader, DataLoader | None, int]:
+    """The training loader (this rank's share of ``dataset``), the validation loader and the steps per epoch."""
+    dataset = training_dataset(config) if dataset is None else dataset
+    val_set = validation_dataset(config) if isinstance(val_set, str) else val_set
     sampler = SampleSampler(dataset, ctx.world_size, ctx.rank, config.seed)
     cuda = ctx.device.type == "cuda"
     train_loader = DataLoader(
@@ -206,11 +246,9 @@ def _loaders(config: TrainConfig, ctx: DistContext) -> tuple[DataLoader, DataLoa
     )
     steps = steps_per_epoch(config.samples_per_epoch, config.batch_size, ctx.world_size)
     val_loader = None
-    if config.val_every and lists.get("validation"):
+    if config.val_every and val_set is not None:
         from monai.data import DistributedSampler as EvenSampler
 
-        val_vols = [d["image"] for d in load_hr_volumes(lists["validation"], progress=progress)]
-        val_set = VolumePairDataset(val_vols, config.scale, config.slice_axis, seed=config.seed)
         # fewer volumes than ranks: pad (duplicates) so that no rank has an empty loader
         val_sampler = (
             EvenSampler(
@@ -246,8 +284,15 @@ def _grad_clipper(max_norm: float, scaler_fn: Callable[[], Any], params_fn: Call
     return clip
 
 
-def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) -> dict:
-    """Train a network as ``config`` says; returns the run's history.
+def train(
+    config: TrainConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+    train_dataset: Dataset | None = None,
+    val_dataset: Dataset | None | str = "auto",
+    handlers: Sequence[Any] = (),
+) -> dict:
+    """Train a network as ``config`` says; returns the run's history (``TrainingRun(...).run()``).
 
     Writes ``config.out``: ``config.json``, ``checkpoint.pt`` (every epoch: everything to resume),
     ``model_last.pt`` / ``model_best.pt`` (weights for ``mrsr infer --weights``), ``history.json``
@@ -259,22 +304,129 @@ def train(config: TrainConfig, resume: bool = False, overwrite: bool = False) ->
         resume: continue the run in ``config.out`` from its last finished epoch; only the length,
             device, AMP, workers, progress and data root may change (see :class:`TrainConfig`).
         overwrite: replace a non-empty ``config.out``.
+        train_dataset, val_dataset, handlers: see :class:`TrainingRun`.
 
     Raises:
         MrsrError: bad options, a manifest naming missing files, an existing run folder without
             ``resume``/``overwrite``, a checkpoint that does not match.
     """
-    ctx = setup_distributed(config.device)
-    try:
-        history = _train(config, resume, overwrite, ctx)
-        if ctx.distributed:
-            # the engine's reference cycles keep DDP's reducer (and its gloo work) alive; a process group freed
-            # at interpreter exit can abort, so free it now, then let every rank finish (rank 0 writes last)
-            gc.collect()
-            torch.distributed.barrier()
-        return history
-    finally:
-        cleanup_distributed()
+    return TrainingRun(config, resume, overwrite, train_dataset, val_dataset, handlers).run()
+
+
+class TrainingRun:
+    """A training run, built from the parts a MONAI bundle's ``train.json`` names.
+
+    Building it sets up DDP (under torchrun), prepares the run folder, builds the loaders, the
+    network, its loss and optimiser, the MONAI ``trainer`` and the validation ``evaluator``, and
+    attaches the run's handlers (checkpoints, history, TensorBoard) and ``handlers``. :meth:`run`
+    trains and leaves the process group. ``train(config)`` is ``TrainingRun(config).run()``.
+
+    Args:
+        config: the run.
+        resume: continue the run in ``config.out`` (see :func:`train`).
+        overwrite: replace a non-empty ``config.out``.
+        train_dataset: the training pairs, each ``{"image": LR, "label": HR, ...}``; default
+            :func:`training_dataset` of ``config`` (``train#dataset`` in a bundle).
+        val_dataset: whole-volume validation pairs; ``"auto"``: :func:`validation_dataset` of
+            ``config``; None: no validation (``validate#dataset``).
+        handlers: more handlers for the trainer, objects with ``attach(engine)`` such as MONAI's
+            ``StatsHandler`` (``train#handlers``).
+
+    Attributes:
+        trainer: the MONAI ``SupervisedTrainer`` (or :class:`MedGANTrainer`).
+        evaluator: the validation ``SupervisedEvaluator`` (None without validation).
+        network: the network being trained (not DDP-wrapped).
+        history: per-step losses, per-epoch metrics, the baselines' scores.
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        resume: bool = False,
+        overwrite: bool = False,
+        train_dataset: Dataset | None = None,
+        val_dataset: Dataset | None | str = "auto",
+        handlers: Sequence[Any] = (),
+    ) -> None:
+        self.ctx = setup_distributed(config.device)
+        try:
+            self._build(config, resume, overwrite, train_dataset, val_dataset, handlers)
+        except BaseException:
+            cleanup_distributed()
+            raise
+
+    def _build(self, config, resume, overwrite, train_dataset, val_dataset, handlers) -> None:
+        ctx = self.ctx
+        config, self.checkpoint = _prepare_run_dir(config, resume, overwrite, ctx)
+        if config.deterministic:
+            set_determinism(config.seed)
+            torch.use_deterministic_algorithms(True, warn_only=True)
+        self.config, self.out = config, Path(config.out)  # type: ignore[arg-type]
+        train_loader, val_loader, steps = _loaders(config, ctx, train_dataset, val_dataset)
+        self.epochs, self.steps = _epochs(config, steps)
+        run = self.training = build_training(config, ctx, train_loader, self.epochs, self.steps)
+        self.trainer, self.network = run.trainer, run.net
+
+        self.writer = None
+        if ctx.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            config.save(self.out / "config.json")
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out / "tensorboard"))
+        self.history: dict = dict(self.checkpoint["history"]) if self.checkpoint else {}
+        self.evaluator = None
+        if val_loader is not None:
+            self.evaluator = self._evaluator(val_loader)
+            ValidationHandler(interval=config.val_every, validator=self.evaluator, epoch_level=True).attach(run.trainer)
+            if "baselines" not in self.history:
+                self.history["baselines"] = _baseline_scores(val_loader, config, ctx)
+
+        def weights(path: Path) -> None:
+            save_weights(path, run.net, config.network, _network_kwargs(config))
+
+        RunRecorder(
+            self.history, self.out, lambda: run.state_dict(self.history), weights, self.evaluator, ctx.is_main,
+            self.writer, run.net if ctx.distributed else None, run.lr, config.val_every,
+        ).attach(run.trainer)  # fmt: skip
+        for handler in handlers:
+            handler.attach(run.trainer)
+        if ctx.is_main and config.progress:
+            from ignite.handlers import ProgressBar
+
+            ProgressBar(persist=False).attach(run.trainer, output_transform=lambda o: {"loss": float(o["loss"])})
+        if self.checkpoint is not None:
+            run.load_state_dict(self.checkpoint, self.epochs, self.steps)
+
+    def _evaluator(self, val_loader: DataLoader) -> Any:
+        config, ctx = self.config, self.ctx
+        amp = bool(config.amp and ctx.device.type == "cuda")
+        trainer = self.trainer
+        panels = [PanelWriter(self.writer, lambda: trainer.state.epoch, config.slice_axis)] if self.writer else []
+        return build_evaluator(
+            self.network, val_loader, config.scale, ctx.device, config.in_channels, config.slice_axis,
+            config.val_roi, amp, panels, config.data_consistency,
+        )  # fmt: skip
+
+    def run(self) -> dict:
+        """Train (what is left of) the run; returns its history. Leaves the process group at the end."""
+        ctx = self.ctx
+        try:
+            if ctx.is_main:
+                _announce(self.config, ctx, self.epochs, self.steps, self.history, self.checkpoint is not None)
+            if self.trainer.state.epoch < self.epochs:
+                self.trainer.run()
+            if self.writer is not None:
+                self.writer.close()
+            if ctx.distributed:
+                # the engine's reference cycles keep DDP's reducer (and its gloo work) alive; a process group
+                # freed at interpreter exit can abort, so free it now, then let every rank finish (rank 0 writes last)
+                self.training = self.trainer = self.evaluator = self.network = None  # type: ignore[assignment]
+                gc.collect()
+                torch.distributed.barrier()
+            return self.history
+        finally:
+            cleanup_distributed()
 
 
 @dataclass
@@ -374,68 +526,6 @@ def build_training(config: TrainConfig, ctx: DistContext, loader: DataLoader, ep
     for s in [sched, *extra.get("schedulers", [])]:
         LrScheduleHandler(s, print_lr=False, epoch_level=False).attach(trainer)
     return Training(config, net, trainer, opt, sched, extra)
-
-
-def _train(config: TrainConfig, resume: bool, overwrite: bool, ctx: DistContext) -> dict:
-    config, ckpt = _prepare_run_dir(config, resume, overwrite, ctx)
-    if config.deterministic:
-        set_determinism(config.seed)
-        torch.use_deterministic_algorithms(True, warn_only=True)
-    out = Path(config.out)  # type: ignore[arg-type]
-    train_loader, val_loader, steps = _loaders(config, ctx)
-    epochs, steps = _epochs(config, steps)
-    run = build_training(config, ctx, train_loader, epochs, steps)
-
-    writer = None
-    if ctx.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        config.save(out / "config.json")
-        from torch.utils.tensorboard import SummaryWriter
-
-        writer = SummaryWriter(str(out / "tensorboard"))
-    history: dict = dict(ckpt["history"]) if ckpt else {}
-    evaluator = None
-    if val_loader is not None:
-        amp = bool(config.amp and ctx.device.type == "cuda")
-        handlers = (
-            [PanelWriter(writer, lambda: run.trainer.state.epoch, config.slice_axis)] if writer is not None else []
-        )
-        evaluator = build_evaluator(
-            run.net,
-            val_loader,
-            config.scale,
-            ctx.device,
-            config.in_channels,
-            config.slice_axis,
-            config.val_roi,
-            amp,
-            handlers,
-            config.data_consistency,
-        )
-        ValidationHandler(interval=config.val_every, validator=evaluator, epoch_level=True).attach(run.trainer)
-        if "baselines" not in history:
-            history["baselines"] = _baseline_scores(val_loader, config, ctx)
-
-    def weights(path: Path) -> None:
-        save_weights(path, run.net, config.network, _network_kwargs(config))
-
-    RunRecorder(
-        history, out, lambda: run.state_dict(history), weights, evaluator, ctx.is_main, writer,
-        run.net if ctx.distributed else None, run.lr, config.val_every,
-    ).attach(run.trainer)  # fmt: skip
-    if ctx.is_main and config.progress:
-        from ignite.handlers import ProgressBar
-
-        ProgressBar(persist=False).attach(run.trainer, output_transform=lambda o: {"loss": float(o["loss"])})
-    if ckpt is not None:
-        run.load_state_dict(ckpt, epochs, steps)
-    if ctx.is_main:
-        _announce(config, ctx, epochs, steps, history, resumed=ckpt is not None)
-    if run.trainer.state.epoch < epochs:
-        run.trainer.run()
-    if writer is not None:
-        writer.close()
-    return history
 
 
 def _announce(config: TrainConfig, ctx: DistContext, epochs: int, steps: int, history: dict, resumed: bool) -> None:

@@ -191,6 +191,32 @@ def test_train_config_runs_a_few_iterations(name, tiny_manifest, tmp_path):
     assert config["network_kwargs"] == train_json["network_kwargs"] and config["preset"] == "small"
 
 
+def test_train_config_is_a_component_graph(tiny_manifest, tmp_path):
+    """The model zoo's parts: train#dataset, train#handlers, train#trainer, validate#dataset/evaluator, val_interval."""
+    from monai.engines import SupervisedEvaluator, SupervisedTrainer
+    from monai.handlers import StatsHandler
+
+    parser = ConfigParser()
+    parser.read_config(str(find_bundle("msrn") / "configs" / "train.json"))
+    parser.update({
+        "bundle_root": str(find_bundle("msrn")), "manifest": tiny_manifest, "output_dir": str(tmp_path / "run"),
+        "preset": "small", "iterations": 2, "batch_size": 2, "samples_per_epoch": 4, "patch_size": 16,
+        "device": "cpu", "progress": False, "val_interval": 2,
+        "train#handlers": [{"_target_": "StatsHandler", "epoch_log": False,
+                            "output_transform": "$monai.handlers.from_engine(['loss'], first=True)"}],
+    })  # fmt: skip
+    parser.get_parsed_content("imports")
+    assert len(parser.get_parsed_content("train#dataset")) == 4
+    trainer = parser.get_parsed_content("train#trainer")
+    assert isinstance(trainer, SupervisedTrainer)
+    assert isinstance(parser.get_parsed_content("validate#evaluator"), SupervisedEvaluator)
+    stats = parser.get_parsed_content("train#handlers")[0]
+    assert isinstance(stats, StatsHandler) and trainer.has_event_handler(stats.iteration_completed)
+    history = parser.get_parsed_content("train#workflow").run()
+    assert len(history["loss"]) == 2 and "val_psnr" not in history["epochs"][0]  # val_interval 2: epoch 1 unscored
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["val_every"] == 2
+
+
 def test_train_config_trains_the_default_size():
     for name in BUNDLE_NAMES:
         config = json.loads((find_bundle(name) / "configs" / "train.json").read_text())
