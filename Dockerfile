@@ -13,7 +13,7 @@ COPY setup.cfg setup.py MANIFEST.in pyproject.toml README.md LICENSE NOTICE ./
 COPY mrsr ./mrsr
 # torch comes from the base image (CUDA build); pip keeps it because it satisfies torch>=2.1
 RUN pip install . && mrsr --version
-# the bundles (configs, weights, model cards) and the manifests their train/evaluate configs name
+# the bundles (configs with their datalists, weights, model cards) and the datalist scripts of data_manifests/
 COPY bundles ./bundles
 COPY data_manifests ./data_manifests
 RUN mrsr bundles

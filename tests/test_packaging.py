@@ -77,7 +77,8 @@ def test_wheel_ships_each_bundles_configs_weights_card_and_license(wheel_install
     names = set(zipfile.ZipFile(wheel).namelist())
     for name in BUNDLE_NAMES:
         root = f"mrsr/bundles/{name}_mr_sr"
-        files = ["LICENSE", "docs/README.md", "models/model.pt", "models/model_x4.pt", "configs/logging.conf"]
+        files = ["LICENSE", "docs/README.md", "docs/data_license.txt", "models/model.pt", "models/model_x4.pt"]
+        files += ["configs/logging.conf", "configs/datalist.json"]
         files += [f"configs/{f}.json" for f in ("metadata", "inference", "train", "evaluate", "multi_gpu_train")]
         expected = {f"{root}/{f}" for f in files}
         assert expected <= names, sorted(expected - names)
