@@ -20,7 +20,7 @@ CHILD = r"""
 import json, resource, sys, torch
 from monai.data import MetaTensor
 from mrsr.inference import super_resolve
-from mrsr.cli import get_predictor
+from mrsr.pipeline import get_predictor
 name, h, w, d, scale = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 roi = None if sys.argv[6] == 'none' else (int(sys.argv[6]),) * 2
 vol = MetaTensor(torch.rand(1, h, w, d))

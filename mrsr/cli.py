@@ -3,24 +3,28 @@
 Bad input ends with a one-line ``mrsr: error: ...`` on stderr and exit code 2 (``--traceback``
 shows the Python traceback instead). Outputs are written atomically and never replace an input or,
 without ``--overwrite``, an existing file.
+
+This module parses options and checks paths before torch loads (``mrsr --help`` and a wrong path
+answer at once); each ``cmd_*`` then calls the library: :mod:`mrsr.pipeline` (degrade, infer,
+evaluate), :mod:`mrsr.demo`, :mod:`mrsr.bundle_table`, :mod:`mrsr.benchmark`, :mod:`mrsr.engines`
+and :mod:`mrsr.networks.summary`.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
-import os
 import sys
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
-from mrsr.paths import atomic_path, write_text_atomic
+from mrsr.paths import write_text_atomic
 
 EXIT_USAGE = 2
-BASELINE_NETWORKS = ("zerofill", "bicubic")
 DEFAULT_ADAPT_STEPS = 300  # mrsr.adapt.DEFAULT_STEPS (not imported: --help stays fast)
 
 
@@ -346,8 +350,6 @@ TRAIN_FLAGS = (
 
 
 def _add_train_options(p: argparse.ArgumentParser) -> None:
-    import dataclasses
-
     from mrsr.engines.config import TrainConfig
 
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
@@ -390,9 +392,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if best:
         base = history.get("baselines") or {}
         margins = ", ".join(f"{best['val_psnr'] - m['val_psnr']:+.3f} dB vs {n}" for n, m in base.items())
-        _say(
-            f"best validation PSNR {best['val_psnr']:.3f} dB (epoch {best['epoch']}; {margins}); weights: {config.out}/model_best.pt"
-        )
+        _say(f"best validation PSNR {best['val_psnr']:.3f} dB (epoch {best['epoch']}; {margins}); "
+             f"weights: {config.out}/model_best.pt")  # fmt: skip
     return 0
 
 
@@ -407,399 +408,64 @@ def _say(text: str) -> None:
 
 
 def cmd_degrade(args: argparse.Namespace) -> int:
-    from mrsr.data import load_volume, save_volume
-    from mrsr.data.io import check_fits_output
-    from mrsr.inference import resolve_slice_axis
-    from mrsr.transforms import KSpaceTruncate
+    from mrsr.pipeline import degrade_file
 
-    img = load_volume(args.input)
-    check_fits_output(img, args.output)
-    axes = args.axes
-    if axes is None:  # in-plane: the two axes other than the slice axis, as mrsr infer upsamples them
-        slice_axis = resolve_slice_axis(img)
-        axes = [a for a in (0, 1, 2) if a != slice_axis]
-    truncate = KSpaceTruncate(args.scale, tuple(axes), args.grid, args.window, snr=args.snr, seed=args.seed)
-    lr = truncate(img)
-    save_volume(lr, args.output, args.overwrite)
+    hr, lr, axes = degrade_file(args.input, args.output, args.scale, args.axes, args.grid, args.window, args.snr,
+                                args.seed, args.overwrite)  # fmt: skip
     _say(
-        f"degraded {tuple(img.shape[1:])} -> {tuple(lr.shape[1:])} (axes {' '.join(map(str, axes))}"
+        f"degraded {tuple(hr.shape[1:])} -> {tuple(lr.shape[1:])} (axes {' '.join(map(str, axes))}"
         f"{'' if args.axes else ': in-plane, auto'}, factor {args.scale:g}, grid {args.grid}, window "
         f"{args.window}, snr {args.snr}); wrote {args.output}"
     )
     return 0
 
 
-def get_predictor(name: str, scale: float | tuple[float, float]):
-    """An interpolation baseline by name."""
-    from mrsr.networks.baselines import Bicubic, ZeroFill
-
-    table = {"zerofill": ZeroFill, "bicubic": Bicubic}
-    if name not in table:
-        raise ValueError(f"Unknown baseline {name!r}; choose one of {', '.join(table)}.")
-    return table[name](scale=scale)
-
-
-def build_predictor(args: argparse.Namespace, lr_shape: tuple[int, ...], slice_axis: int = 2):
-    """(predictor, in_channels, scale for super_resolve) for ``--network`` (and ``--weights``)."""
-
-    from mrsr.checkpoint import load_network
-    from mrsr.networks import SR_NETWORKS
-
-    if args.bundle:
-        from mrsr.bundle import load_bundle_network
-
-        if args.network or args.weights:
-            raise ValueError("Give either --bundle or --network/--weights, not both.")
-        if args.scale != int(args.scale):
-            raise ValueError(f"Bundles upsample by an integer factor; got --scale {args.scale:g}.")
-        network, in_channels = load_bundle_network(args.bundle, int(args.scale))
-        return network, in_channels, float(args.scale)
-    name = (args.network or "bicubic").lower()
-    if name in BASELINE_NETWORKS:
-        scale = args.scale
-        if args.size:  # land exactly on the requested matrix
-            in_plane = [n for a, n in enumerate(lr_shape) if a != slice_axis]
-            scale = (args.size[0] / in_plane[0], args.size[1] / in_plane[1])
-        return get_predictor(name, scale), 1, args.scale
-    if name not in SR_NETWORKS:
-        raise ValueError(
-            f"Unknown network {args.network!r}; choose one of {', '.join(BASELINE_NETWORKS + tuple(SR_NETWORKS))}."
-        )
-    if not args.weights:
-        raise ValueError(f"--network {name} needs --weights FILE (a trained checkpoint); the baselines need none.")
-    if args.scale != int(args.scale):
-        raise ValueError(f"Networks upsample by an integer factor; got --scale {args.scale:g}.")
-    network, _, kwargs = load_network(
-        args.weights, name, preset=args.preset, scale=int(args.scale), in_channels=args.in_channels
-    )
-    return network, int(kwargs.get("in_channels", 1)), float(kwargs.get("scale", args.scale))
-
-
-def _method(args: argparse.Namespace) -> str:
-    """What ``mrsr infer`` runs: ``bundle NAME``, or the network / baseline name."""
-    return f"bundle {args.bundle}" if args.bundle else (args.network or "bicubic").lower()
-
-
-def super_resolve_file(args: argparse.Namespace, path: str | None = None, predictor=None, layout=None, out=None):
-    """Load, normalise, (adapt,) super-resolve and de-normalise ``path`` (default ``args.input``).
-
-    Returns ``(lr, sr, (predictor, in_channels, scale))``; pass the last back as ``predictor`` to
-    reuse a loaded network for the next file (adaptation always starts again from it). ``out``
-    (default ``args.output``) is where the result will be written.
-    """
-    from mrsr.data import load_volume
-    from mrsr.data.io import check_fits_output
-    from mrsr.inference import DESCRIPTION_KEY, describe, resolve_slice_axis, super_resolve
-    from mrsr.transforms import RobustNormalize
-
-    if args.adapt is not None and _method(args) in BASELINE_NETWORKS:
-        raise ValueError(f"--adapt fine-tunes a network; {_method(args)} has nothing to adapt: drop --adapt or give "
-                         "--bundle or --network with --weights.")  # fmt: skip
-    name, out = Path(path or args.input).name, out or args.output
-    lr = load_volume(path or args.input, layout=layout)  # layout: a headerless manifest image's
-    check_fits_output(lr, out)
-    axis = resolve_slice_axis(lr, args.slice_axis)
-    if predictor is None or _method(args) in BASELINE_NETWORKS:  # a baseline's scale may depend on the shape
-        predictor = build_predictor(args, tuple(lr.shape[1:]), axis)
-    network, in_channels, scale = predictor
-    normalise = RobustNormalize()
-    x = normalise(lr)
-    is_network = _method(args) not in BASELINE_NETWORKS
-    run, method = network, _method(args)
-    if is_network and args.adapt is not None:
-        from mrsr.adapt import adaptable_slices
-
-        adaptable_slices(x, int(scale), axis)  # a one-line error before any work
-    spacing = ", ".join(f"{v:g}" for v in lr.pixdim.tolist())
-    _say(f"{method}: {name} {tuple(lr.shape[1:])} at {spacing} mm, {lr.shape[1 + axis]} slices across axis {axis}"
-         f"{' (auto: the thickest axis, else the last)' if args.slice_axis == 'auto' else ''}, x{scale:g} in-plane")  # fmt: skip
-    if is_network and args.adapt is not None:
-        from mrsr.adapt import adapt
-
-        _say(f"{method}: adapting to {name} ({args.adapt} steps"
-             f"{f', at most {args.adapt_time:g} s' if args.adapt_time else ''})")  # fmt: skip
-        result = adapt(network, x, int(scale), steps=args.adapt, time_budget=args.adapt_time,
-                       slice_axis=axis, in_channels=in_channels, device=args.device, seed=args.seed,
-                       data_consistency=args.data_consistency, progress=True)  # fmt: skip
-        _say(f"{method}: {result.summary()}")
-        run, method = result.predictor, f"{method} ({result.choice})"
-        is_network = result.data_consistency_applies
-    consistent = bool(is_network and args.data_consistency)
-    sr = super_resolve(
-        x,
-        run,
-        scale,
-        slice_axis=axis,
-        in_channels=in_channels,
-        roi_size=args.roi,
-        overlap=args.overlap,
-        sw_batch_size=args.sw_batch_size,
-        slice_batch=args.slice_batch,
-        device=args.device,
-        amp=args.amp,
-        channels_last=args.channels_last,
-        out_size=args.size,
-        progress=True,
-        data_consistency=consistent,
-    )
-    sr = normalise.inverse(sr)
-    sr.meta[DESCRIPTION_KEY] = describe(method, scale, consistent)
-    return lr, sr, predictor
-
-
-def _batch_inputs(args: argparse.Namespace) -> tuple[list[Path], dict[Path, dict]]:
-    """The batch's input files, and the layouts of a manifest's headerless ones (``image_layout``) by path."""
-    from mrsr.data.io import is_nifti_path
-
-    if args.manifest:
-        from mrsr.data.manifest import load_manifest
-
-        if args.input:
-            raise ValueError("Give either an input or --manifest, not both.")
-        entries = load_manifest(args.manifest, args.data_root, sections=(args.section,)).get(args.section) or []
-        if not entries:
-            raise ValueError(
-                f"The manifest {args.manifest} has no {args.section!r} entries; choose one with --section."
-            )
-        layouts = {Path(e["image"]): e["image_layout"] for e in entries if "image_layout" in e}
-        return [Path(e["image"]) for e in entries], layouts
-    files = sorted(p for p in Path(args.input).iterdir() if is_nifti_path(p))
-    if not files:
-        raise ValueError(f"{args.input} holds no .nii/.nii.gz files.")
-    return files, {}
-
-
-def _batch_output(path: Path, out_dir: Path) -> Path:
-    from mrsr.data.io import is_nifti_path
-
-    return out_dir / (path.name if is_nifti_path(path) else f"{path.name}.nii.gz")
-
-
-def cmd_infer_batch(args: argparse.Namespace) -> int:
-    """Super-resolve many volumes into a folder: finished outputs are skipped (resumable), and under
-    torchrun (``RANK``/``WORLD_SIZE``) each rank takes every WORLD_SIZE-th volume."""
-    from mrsr.data import save_volume
-
-    inputs, layouts = _batch_inputs(args)
-    out_dir = Path(args.output)
-    outputs = [_batch_output(p, out_dir) for p in inputs]
-    clashes = sorted({o.name for o in outputs if outputs.count(o) > 1})
-    if clashes:
-        raise ValueError(f"Several inputs would write the same output name: {', '.join(clashes[:5])}; rename them.")
-    if out_dir.resolve() in {p.resolve().parent for p in inputs}:
-        raise ValueError(f"The output folder {out_dir} holds inputs; choose another folder with -o.")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
-    mine = list(zip(inputs, outputs))[rank::world]
-    done = skipped = 0
-    failed: list[str] = []
-    predictor = None
-    for i, (path, out) in enumerate(mine, 1):
-        if out.exists() and not args.overwrite:
-            skipped += 1
-            continue
-        start = time.perf_counter()
-        try:
-            lr, sr, predictor = super_resolve_file(args, str(path), predictor, layouts.get(path), out)
-            save_volume(sr, out, overwrite=args.overwrite)
-        except (ValueError, OSError) as err:
-            failed.append(path.name)
-            _say(f"[{i}/{len(mine)}] {path.name}: error: {err}")
-            continue
-        done += 1
-        _say(
-            f"[{i}/{len(mine)}] {path.name}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s"
-        )
-    where = f" (rank {rank} of {world})" if world > 1 else ""
-    _say(f"{done} written, {skipped} already done, {len(failed)} failed{where}; outputs in {out_dir}")
-    if failed:
-        raise ValueError(f"{len(failed)} volume(s) failed: {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}")
-    return 0
-
-
 def cmd_infer(args: argparse.Namespace) -> int:
-    from mrsr.data import save_volume
+    """One volume, or a batch (a folder of NIfTI files or a manifest section) into a folder."""
     from mrsr.inference import DESCRIPTION_KEY
+    from mrsr.pipeline import InferOptions, super_resolve_batch, super_resolve_file
 
+    options = InferOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(InferOptions)})
     if _is_batch(args):
-        return cmd_infer_batch(args)
+        super_resolve_batch(args.output, options, args.input, args.manifest, args.data_root, args.section,
+                            args.overwrite, _say)  # fmt: skip
+        return 0
     start = time.perf_counter()
-    lr, sr, _ = super_resolve_file(args)
-    save_volume(sr, args.output, args.overwrite)
+    lr, sr, _ = super_resolve_file(args.input, args.output, options, overwrite=args.overwrite, log=_say)
     _say(
-        f"{_method(args)}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s; "
+        f"{options.method}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s; "
         f"wrote {args.output} ({sr.meta[DESCRIPTION_KEY]})"
     )
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
+    from mrsr.metrics import format_report
+    from mrsr.pipeline import evaluate_files
 
-    from mrsr.data import load_volume
-    from mrsr.inference import resolve_slice_axis
-    from mrsr.metrics import evaluate, format_report
-
-    sr, hr = load_volume(args.sr), load_volume(args.hr)
-    if sr.shape != hr.shape:
-        raise ValueError(
-            f"SR shape {tuple(sr.shape[1:])} differs from HR shape {tuple(hr.shape[1:])}; resample one onto the other's grid first."
-        )
-    if not np.allclose(np.asarray(sr.affine), np.asarray(hr.affine), atol=1e-3):
-        _say("warning: the SR and HR affines differ: the volumes do not overlay in world coordinates")
-    mask = args.mask
-    if mask not in ("auto", "none"):
-        mask = load_volume(mask)[0] > 0
-    axis = resolve_slice_axis(hr, args.slice_axis)
-    result = evaluate(sr, hr, data_range=args.data_range, border=args.border, slice_axis=axis, mask=mask)
+    result = evaluate_files(args.sr, args.hr, args.data_range, args.border, args.slice_axis, args.mask, _say)
     print(format_report({Path(args.sr).name: result}))
     if args.json:
-        _write_json(result.as_dict(), Path(args.json))
+        write_text_atomic(args.json, json.dumps(result.as_dict(), indent=2, default=float) + "\n")
     return 0
-
-
-def _write_json(obj, path: Path) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, default=float) + "\n")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from mrsr.data import load_volume, sample_path, save_volume
-    from mrsr.inference import super_resolve
-    from mrsr.metrics import evaluate, format_report
-    from mrsr.report import save_panel
-    from mrsr.transforms import KSpaceTruncate, RobustNormalize
+    from mrsr.demo import demo_files, run_demo
+    from mrsr.metrics import format_report
 
-    out = Path(args.output)
-    bundle = _demo_bundle(args.bundle, args.scale)
-    if bundle is not None:  # loaded first: a bad --bundle fails before any work
-        from mrsr.bundle import load_bundle_network
-
-        network = load_bundle_network(bundle, int(args.scale))
-    _say(f"[1/4] loading the bundled sample {sample_path().name} (real T1 head MRI, Apache-2.0)")
-    hr = RobustNormalize()(load_volume(sample_path()))
-    _say(f"[2/4] degrading in-plane by k-space truncation, factor {args.scale:g}")
-    lr = KSpaceTruncate(args.scale, axes=(0, 1))(hr)
-    exact = (hr.shape[1] / lr.shape[1], hr.shape[2] / lr.shape[2])  # lands on the HR matrix for any factor
-    methods = {name: (get_predictor(name, exact), 1) for name in BASELINE_NETWORKS}
-    if bundle is not None:
-        methods[bundle] = network
-    results, volumes = {}, {}
-    for name, (predictor, in_channels) in methods.items():
-        _say(f"[3/4] super-resolving with {name}")
-        sr = super_resolve(lr, predictor, args.scale, slice_axis=2, in_channels=in_channels, device=args.device,
-                           out_size=hr.shape[1:3], data_consistency=name not in BASELINE_NETWORKS)  # fmt: skip
-        volumes[name] = sr
-        results[name] = evaluate(sr, hr, border=int(round(args.scale)))
-    _say("[4/4] writing volumes, metrics and the panel")
-    with atomic_path(out, directory=True) as tmp:
-        save_volume(hr, tmp / "hr.nii.gz")
-        save_volume(lr, tmp / "lr.nii.gz")
-        for name, sr in volumes.items():
-            save_volume(sr, tmp / f"sr_{name}.nii.gz")
-        best = max(results, key=lambda n: results[n].psnr)
-        save_panel(
-            lr,
-            volumes[best],
-            hr,
-            tmp / "panel.png",
-            title=f"{best}, x{args.scale:g} (PSNR {results[best].psnr:.2f} dB)",
-            baselines={n: v for n, v in volumes.items() if n != best},
-            sr_name=best,
-            psnr_border=int(round(args.scale)),
-        )
-        _write_json({n: r.as_dict() for n, r in results.items()}, tmp / "metrics.json")
+    results = run_demo(args.output, args.scale, args.bundle, args.device, args.overwrite, _say)
     print(format_report(results))
-    print(f"\nwrote {out}/: hr.nii.gz lr.nii.gz {' '.join(f'sr_{n}.nii.gz' for n in volumes)} metrics.json panel.png")
+    print(f"\nwrote {Path(args.output)}/: {' '.join(demo_files(list(results)))}")
     return 0
-
-
-def _demo_bundle(choice: str, scale: float) -> str | None:
-    """The bundle ``mrsr demo`` runs: a name, the best one with weights for ``scale``, or none."""
-    from mrsr.bundle import bundle_scales, list_bundles, read_metadata
-
-    if choice == "none":
-        return None
-    if scale != int(scale):
-        if choice != "best":
-            raise ValueError(f"Bundles upsample by an integer factor; got --scale {scale:g}.")
-        _say(f"note: no bundle works at x{scale:g} (integer factors only): running the baselines")
-        return None
-    key = f"x{int(scale)}"
-    if choice != "best":
-        metrics = read_metadata(choice).get("eval_metrics", {}).get(key, {})
-        if not metrics.get("do_no_harm", True):
-            _say(f"note: {choice} at {key} is worse than zerofill by {-metrics['worst_margin']:.2f} dB on the test "
-                 f"image {metrics['worst_image']}, even with data consistency (see `mrsr bundles`)")  # fmt: skip
-        return choice
-    scored, harmful = [], []
-    for b in list_bundles():
-        metrics = read_metadata(b).get("eval_metrics", {}).get(key, {})
-        if int(scale) not in bundle_scales(b):
-            continue
-        if not metrics.get("do_no_harm", True):  # it loses to zerofill on some test image: never the demo's pick
-            harmful.append(b.name[: -len("_mr_sr")])
-            continue
-        scored.append((metrics.get("psnr", float("-inf")), b.name[: -len("_mr_sr")]))
-    if harmful:
-        _say(f"note: not considered, as they lose more than 0.1 dB to zerofill on some test image at {key}: "
-             f"{', '.join(harmful)} (see `mrsr bundles`)")  # fmt: skip
-    if not scored:
-        _say(f"note: no bundle ships x{int(scale)} weights that do no harm on every test image: running the baselines "
-             "only (name one to run it anyway, e.g. --bundle wasa)")  # fmt: skip
-        return None
-    return max(scored)[1]
 
 
 def cmd_bundles(args: argparse.Namespace) -> int:
-    from mrsr.bundle import SUFFIX, bundle_scales, list_bundles, read_metadata
+    from mrsr.bundle_table import bundle_rows, format_bundle_table
 
-    rows = []
-    for bundle in list_bundles():
-        meta = read_metadata(bundle)
-        where = bundle.relative_to(Path.cwd()) if bundle.is_relative_to(Path.cwd()) else bundle
-        row = {"bundle": bundle.name[: -len(SUFFIX)], "version": meta.get("version"), "path": str(where)}
-        row["scales"] = bundle_scales(bundle)
-        row["eval_metrics"] = {k: {m: v[m] for m in ("psnr", "ssim", "psnr_zerofill", "psnr_bicubic", "worst_margin",
-                                                     "worst_image", "do_no_harm") if m in v}
-                               for k, v in meta.get("eval_metrics", {}).items()}  # fmt: skip
-        rows.append(row)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    if not rows:
-        print("No bundles found: set $MRSR_BUNDLES to a folder of <name>_mr_sr bundles.")
-        return 0
-    scales = sorted({int(k[1:]) for r in rows for k in r["eval_metrics"]})
-    head = "| bundle | version | weights |" + "".join(
-        f" x{s} test PSNR (vs zerofill, bicubic) | x{s} worst image vs zerofill |" for s in scales)  # fmt: skip
-    print(head + " folder |")
-    print("|---|---|---|" + "---|---|" * len(scales) + "---|")
-    warnings = []
-    for r in rows:
-        cells = []
-        for s in scales:
-            m = r["eval_metrics"].get(f"x{s}")
-            if not m:
-                cells.append(" not scored | |")
-                continue
-            margins = f"({m['psnr'] - m['psnr_zerofill']:+.2f}, {m['psnr'] - m['psnr_bicubic']:+.2f})"
-            cells.append(f" {m['psnr']:.2f} dB {margins} | {_fmt_margin(m)} |")
-            if not m.get("do_no_harm", True):
-                warnings.append(f"{r['bundle']} at x{s} is worse than zerofill by {-m['worst_margin']:.2f} dB on "
-                                f"{m['worst_image']}, even with data consistency: on scans like it, zerofill is "
-                                "the safer choice.")  # fmt: skip
-        weights = ", ".join(f"x{s}" for s in r["scales"]) or "none"
-        print(f"| {r['bundle']} | {r['version']} | {weights} |{''.join(cells)} {r['path']} |")
-    print("\nScores: the default output (data consistency on), mean over the test images of "
-          "data_manifests/real_data.json, and its smallest margin over zerofill on any one image "
-          "(see each docs/README.md).")
-    for line in warnings:
-        print(f"- {line}")
+    rows = bundle_rows()
+    print(json.dumps(rows, indent=2) if args.json else format_bundle_table(rows))
     return 0
-
-
-def _fmt_margin(m: dict) -> str:
-    return f"{m['worst_margin']:+.2f} dB ({m['worst_image']})" if "worst_margin" in m else "n/a"
 
 
 def cmd_benchmark(args: argparse.Namespace) -> int:

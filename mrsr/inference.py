@@ -2,7 +2,7 @@
 
 A 2D or 2.5D network (or an interpolation baseline) sees slices (B, C, h, w) and returns
 (B, 1, s*h, s*w). :func:`super_resolve` feeds it a few slices at a time, with ``k`` neighbours on
-each side as channels for 2.5D (the same stacking as :class:`~mrsr.transforms.SliceStack`, built
+each side as channels for 2.5D (:func:`~mrsr.transforms.stack_neighbours`, as everywhere, built
 per batch so the volume is never copied 2k+1 times), through MONAI's ``sliding_window_inference``
 when an ROI is given, and writes each batch into the preallocated output. Working memory depends
 on the slice size, the slice batch and the ROI, not on the number of slices. MONAI's
@@ -34,6 +34,7 @@ from mrsr.errors import MrsrError
 from mrsr.progress import progress_iter
 from mrsr.transforms.consistency import kspace_consistency
 from mrsr.transforms.intensity import RobustNormalize
+from mrsr.transforms.slicestack import stack_neighbours
 
 __all__ = [
     "DATA_CONSISTENCY_KEY",
@@ -166,7 +167,8 @@ def resolve_slice_batch(predictor: Predictor, slice_size: Sequence[int], device:
     kernel must fault in on every pass (``benchmarks/inference_variants.py``: DURN 2x faster one
     128x128 slice at a time than eight), while a GPU wants work to fill it.
 
-    >>> resolve_slice_batch(None, (64, 64), torch.device("cpu")), resolve_slice_batch(None, (64, 64), torch.device("cuda"))
+    >>> cpu, gpu = torch.device("cpu"), torch.device("cuda")
+    >>> resolve_slice_batch(None, (64, 64), cpu), resolve_slice_batch(None, (64, 64), gpu)
     (8, 8)
     """
     if slice_batch is not None:
@@ -228,14 +230,6 @@ def core_weight_map(tiles: Sequence[int], fractions: Sequence[float], halo_weigh
             edge = (index < halo) | (index >= tile - halo)
             weights[(slice(None),) * axis + (edge,)] = halo_weight
     return weights
-
-
-def _neighbour_batch(vol: torch.Tensor, start: int, stop: int, k: int) -> torch.Tensor:
-    """Slices [start, stop) of ``vol`` (D, h, w) with k neighbours each side as channels: (B, 2k+1, h, w)."""
-    depth = vol.shape[0]
-    centre = torch.arange(start, stop)
-    index = (centre[:, None] + torch.arange(-k, k + 1)[None]).clamp_(0, depth - 1)
-    return vol[index.reshape(-1)].reshape(stop - start, 2 * k + 1, *vol.shape[1:])
 
 
 def super_resolve(
@@ -323,7 +317,7 @@ def super_resolve(
     ):  # weights converted outside inference mode
         for start in progress_iter(starts, "super-resolving", "slice batch", enabled=progress):
             stop = min(start + slice_batch, depth)
-            x = _neighbour_batch(vol, start, stop, in_channels // 2).to(dev)
+            x = stack_neighbours(vol, in_channels // 2, range(start, stop)).to(dev)
             x = x if fmt is None else x.contiguous(memory_format=fmt)
             if tiles == (h, w):
                 y = predictor(x)
@@ -356,8 +350,9 @@ class VolumeInferer(Inferer):
     Drop it into your own MONAI code where ``SliceInferer`` or ``sliding_window_inference`` would go:
     unlike those, its output is a MetaTensor on the SR grid (the upsampled affine and
     ``spatial_shape`` of each volume), so ``SaveImage``, ``Invertd`` and world-coordinate overlays
-    stay right. It is what ``mrsr infer``, the bundles and validation during training run: batched
-    slices, 2.5D neighbours, optional tiles, data consistency and test-time adaptation.
+    stay right. It is what ``mrsr infer`` (:func:`mrsr.pipeline.inference_chain`), the bundles and
+    validation during training run: batched slices, 2.5D neighbours, optional tiles, data
+    consistency and test-time adaptation.
 
     Args:
         scale: in-plane SR factor.
@@ -366,15 +361,20 @@ class VolumeInferer(Inferer):
             :func:`resolve_slice_axis`).
         roi_size: largest tile (h, w) for sliding-window inference, or ``None`` for whole slices.
         overlap: tile overlap, a fraction of ``roi_size``.
+        sw_batch_size: tiles per forward pass.
         slice_batch: slices per forward pass; ``None``: 8 on a GPU, the network's pixel budget on a CPU.
         amp: autocast (float16 on CUDA, bfloat16 on CPU).
         channels_last: channels_last memory format; ``None`` follows the network's preference.
+        out_size: in-plane output size (H, W); ``None``: ``round(scale * (h, w))``.
         data_consistency: give each output slice its input's k-space band (:mod:`mrsr.transforms.consistency`).
         adapt: test-time adaptation steps per volume (:func:`mrsr.adapt.adapt`); ``None``: none, 0: only
             check the network against zerofill on the volume's own pairs.
         adapt_time: time budget of the adaptation per volume, in seconds.
         seed: seed of the adaptation.
         progress: a progress bar on a terminal, a line every few seconds otherwise.
+        method: what runs, named in the output's provenance line (:func:`describe`: ``mrsr METHOD x2;
+            data consistency on``, ``METHOD (CHOICE)`` after adaptation) and before the adaptation's
+            summary line on stderr; ``None``: the predictor's class name, and ``mrsr`` before the line.
 
     Shapes:
         inputs (B, 1, x, y, z) LR volumes (a MetaTensor batch from MONAI's DataLoader, or a plain
@@ -388,30 +388,35 @@ class VolumeInferer(Inferer):
 
     def __init__(
         self,
-        scale: int,
+        scale: float,
         in_channels: int = 1,
         slice_axis: int | str = "auto",
         roi_size: Sequence[int] | None = None,
         overlap: float = 0.25,
+        sw_batch_size: int = 8,
         slice_batch: int | None = None,
         amp: bool = False,
         channels_last: bool | None = None,
+        out_size: Sequence[int] | None = None,
         data_consistency: bool = False,
         adapt: int | None = None,
         adapt_time: float | None = None,
         seed: int = 0,
         progress: bool = False,
+        method: str | None = None,
     ) -> None:
         super().__init__()
         self.scale, self.in_channels, self.slice_axis = scale, in_channels, slice_axis
-        self.roi_size, self.overlap, self.slice_batch = roi_size, overlap, slice_batch
-        self.amp, self.channels_last, self.data_consistency = amp, channels_last, data_consistency
-        self.adapt, self.adapt_time, self.seed, self.progress = adapt, adapt_time, seed, progress
+        self.roi_size, self.overlap, self.sw_batch_size = roi_size, overlap, sw_batch_size
+        self.slice_batch, self.amp, self.channels_last, self.out_size = slice_batch, amp, channels_last, out_size
+        self.data_consistency, self.adapt, self.adapt_time, self.seed = data_consistency, adapt, adapt_time, seed
+        self.progress, self.method = progress, method
 
-    def _predictor(self, vol: torch.Tensor, network: torch.nn.Module) -> tuple[torch.nn.Module, bool]:
-        """The network to run on ``vol`` (adapted when asked) and whether data consistency applies."""
+    def _predictor(self, vol: torch.Tensor, network: Predictor) -> tuple[Predictor, bool, str | None]:
+        """The predictor to run on ``vol`` (adapted when asked), whether data consistency applies, and
+        the method named in the provenance line (``None``: :func:`super_resolve`'s own)."""
         if self.adapt is None:
-            return network, self.data_consistency
+            return network, self.data_consistency, self.method
         from mrsr.adapt import adapt
 
         result = adapt(
@@ -419,18 +424,23 @@ class VolumeInferer(Inferer):
             in_channels=self.in_channels, data_consistency=self.data_consistency, device=vol.device, seed=self.seed,
             progress=self.progress,
         )  # fmt: skip
-        print(f"mrsr: {result.summary()}", flush=True)
-        return result.predictor, self.data_consistency and result.data_consistency_applies
+        print(f"{self.method or 'mrsr'}: {result.summary()}", file=sys.stderr, flush=True)
+        method = None if self.method is None else f"{self.method} ({result.choice})"
+        return result.predictor, self.data_consistency and result.data_consistency_applies, method
 
-    def __call__(self, inputs: torch.Tensor, network: torch.nn.Module, *args: Any, **kwargs: Any) -> MetaTensor:
+    def __call__(self, inputs: torch.Tensor, network: Predictor, *args: Any, **kwargs: Any) -> MetaTensor:
         outs = []
         for vol in inputs:  # a batched MetaTensor gives each volume its own meta
-            predictor, consistent = self._predictor(vol, network)
-            outs.append(super_resolve(
+            predictor, consistent, method = self._predictor(vol, network)
+            sr = super_resolve(
                 vol, predictor, self.scale, slice_axis=self.slice_axis, in_channels=self.in_channels,
-                roi_size=self.roi_size, overlap=self.overlap, slice_batch=self.slice_batch, device=inputs.device,
-                amp=self.amp, channels_last=self.channels_last, data_consistency=consistent, progress=self.progress,
-            ).to(inputs.device))  # fmt: skip
+                roi_size=self.roi_size, overlap=self.overlap, sw_batch_size=self.sw_batch_size,
+                slice_batch=self.slice_batch, device=inputs.device, amp=self.amp, channels_last=self.channels_last,
+                out_size=self.out_size, progress=self.progress, data_consistency=consistent,
+            )  # fmt: skip
+            if method is not None:
+                sr.meta[DESCRIPTION_KEY] = describe(method, self.scale, consistent)
+            outs.append(sr.to(inputs.device))
         return list_data_collate(outs)
 
 

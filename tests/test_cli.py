@@ -472,7 +472,7 @@ def test_train_bad_input_is_one_line(tmp_path, args, message):
     out = [] if "--out" in args else ["--out", str(tmp_path / "run")]
     done = run(*args, *out, cwd=tmp_path)
     assert done.returncode == 2, done.stderr
-    lines = [l for l in done.stderr.strip().splitlines() if "nvImageCodec" not in l]
+    lines = [line for line in done.stderr.strip().splitlines() if "nvImageCodec" not in line]
     assert len(lines) == 1 and lines[0].startswith("mrsr: error:") and message in lines[0], done.stderr
     assert not (tmp_path / "run").exists()
 

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from monai.data import MetaTensor
 
-from mrsr.errors import MrsrError
 from mrsr.data import load_volume
+from mrsr.errors import MrsrError
 from mrsr.inference import RestoreVolumed, core_weight_map, even_tiles, resolve_slice_axis, super_resolve
 from mrsr.networks.baselines import Bicubic, ZeroFill
 from mrsr.transforms import KSpaceTruncate, RobustNormalize, SliceStack
@@ -287,8 +287,8 @@ def test_volume_inferer_in_a_users_own_monai_pipeline(tmp_path):
 
     hr = load_volume(sample_path())
     save_volume(KSpaceTruncate(2, axes=(0, 1))(hr), tmp_path / "lr.nii.gz")
-    loader = DataLoader(Dataset([{"image": str(tmp_path / "lr.nii.gz")}],
-                                Compose([LoadImaged("image"), EnsureChannelFirstd("image")])), batch_size=1)  # fmt: skip
+    load = Compose([LoadImaged("image"), EnsureChannelFirstd("image")])
+    loader = DataLoader(Dataset([{"image": str(tmp_path / "lr.nii.gz")}], load), batch_size=1)
     batch = next(iter(loader))
     sr = VolumeInferer(scale=2)(batch["image"], ZeroFill(scale=2))
     assert isinstance(sr, MetaTensor) and sr.is_batch and sr.shape == (1, *hr.shape)
@@ -299,6 +299,21 @@ def test_volume_inferer_in_a_users_own_monai_pipeline(tmp_path):
     saved = load_volume(tmp_path / "lr_sr.nii.gz")
     assert saved.shape == hr.shape
     torch.testing.assert_close(saved.affine, hr.affine.to(saved.affine.dtype), atol=1e-5, rtol=0)
+
+
+def test_volume_inferer_names_the_method_and_lands_on_the_requested_size(t1_volume):
+    """mrsr infer's options: the provenance line names what ran; --size sets the in-plane output size."""
+    from monai.data import decollate_batch, list_data_collate
+
+    from mrsr.inference import DESCRIPTION_KEY, VolumeInferer
+
+    batch = list_data_collate([RobustNormalize()(t1_volume[:, 50:74, 50:70, 30:33])])
+    sized = VolumeInferer(scale=2, out_size=(50, 44), method="zerofill")(batch, ZeroFill(scale=(50 / 24, 44 / 20)))
+    sr = decollate_batch(sized)[0]
+    assert sr.shape == (1, 50, 44, 3) and sr.meta[DESCRIPTION_KEY] == "mrsr zerofill x2; data consistency off"
+    np.testing.assert_allclose(sr.pixdim.tolist(), [2 * 24 / 50, 2 * 20 / 44, 3.0])
+    plain = decollate_batch(VolumeInferer(scale=2, data_consistency=True)(batch, ZeroFill(scale=2)))[0]
+    assert plain.meta[DESCRIPTION_KEY] == "mrsr ZeroFill x2; data consistency on"  # the bundles' default name
 
 
 def test_restore_volumed_puts_the_output_on_the_upsampled_grid():

@@ -1,0 +1,587 @@
+"""Files in, files out: what ``mrsr degrade``, ``mrsr infer`` and ``mrsr evaluate`` run.
+
+:func:`inference_chain` builds the chain every bundle's ``configs/inference.json`` runs, with its
+defaults (slice axis ``auto``, data consistency on, the method named in the output's provenance
+line)::
+
+    LoadVolumed -> RobustNormalized -> VolumeInferer -> RestoreVolumed -> SaveOutputd
+
+:func:`super_resolve_file` runs it on one file with ``mrsr infer``'s checks and progress lines, and
+:func:`super_resolve_batch` on a folder of NIfTI files or a manifest section (resumable, sharded
+under torchrun). :func:`build_predictor` loads what runs: a bundle's network, a network from its
+weights file, or an interpolation baseline (:func:`get_predictor`).
+
+This module sits above :mod:`mrsr.bundle` and below :mod:`mrsr.cli`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.data import MetaTensor, decollate_batch, list_data_collate
+from monai.transforms import Compose, MapTransform
+from torch import nn
+
+from mrsr.data import LoadVolumed, load_volume, save_volume
+from mrsr.data.io import check_fits_output
+from mrsr.errors import MrsrError
+from mrsr.inference import RestoreVolumed, VolumeInferer, resolve_device, resolve_slice_axis
+from mrsr.metrics import EvaluationResult, evaluate
+from mrsr.paths import is_nifti_path
+from mrsr.transforms import KSpaceTruncate, RobustNormalized
+
+__all__ = [
+    "BASELINES",
+    "get_predictor",
+    "Predictor",
+    "build_predictor",
+    "InferOptions",
+    "SaveOutputd",
+    "InferenceChain",
+    "inference_chain",
+    "super_resolve_file",
+    "batch_inputs",
+    "batch_output",
+    "BatchResult",
+    "super_resolve_batch",
+    "degrade_file",
+    "evaluate_files",
+]
+
+#: the interpolation baselines by name: they need no weights and have nothing to adapt
+BASELINES = ("zerofill", "bicubic")
+Log = Callable[[str], None]
+
+
+def _say(text: str) -> None:
+    """A progress line: on stderr, flushed (a log file or a pipe gets it at once)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def get_predictor(name: str, scale: float | tuple[float, float]) -> nn.Module:
+    """An interpolation baseline by name (one of :data:`BASELINES`).
+
+    >>> get_predictor("zerofill", 2)(torch.rand(1, 1, 4, 5)).shape
+    torch.Size([1, 1, 8, 10])
+    """
+    from mrsr.networks.baselines import Bicubic, ZeroFill
+
+    table = {"zerofill": ZeroFill, "bicubic": Bicubic}
+    if name not in table:
+        raise MrsrError(f"Unknown baseline {name!r}; choose one of {', '.join(table)}.")
+    return table[name](scale=scale)
+
+
+@dataclass
+class InferOptions:
+    """What ``mrsr infer`` runs and how; each field is the command's option of that name (``--help``).
+
+    Attributes:
+        bundle: a bundle name or folder (exclusive with ``network``/``weights``).
+        network: a baseline (:data:`BASELINES`) or a registered network; default bicubic without ``bundle``.
+        weights: the network's weights file (an mrsr weights file or a bare state_dict).
+        preset: network preset of a bare state_dict.
+        in_channels: network input channels of a bare state_dict.
+        scale: in-plane SR factor (networks and bundles: an integer).
+        slice_axis: the axis across slices, or ``"auto"`` (:func:`~mrsr.inference.resolve_slice_axis`).
+        size: in-plane output size (H, W); default ``scale`` times the input's.
+        roi: tile size (h, w) of sliding-window inference; ``None``: whole slices.
+        overlap: tile overlap, a fraction of the tile.
+        sw_batch_size: tiles per forward pass.
+        slice_batch: slices per forward pass (``None``: :func:`~mrsr.inference.resolve_slice_batch`).
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
+        amp: mixed precision.
+        channels_last: channels_last memory format; ``None``: the network's preference.
+        data_consistency: data consistency for networks and bundles (the baselines run as they are).
+        adapt: test-time adaptation steps (:func:`mrsr.adapt.adapt`); ``None``: no adaptation.
+        adapt_time: time budget of the adaptation per volume, in seconds.
+        seed: seed of the adaptation.
+    """
+
+    bundle: str | None = None
+    network: str | None = None
+    weights: str | None = None
+    preset: str | None = None
+    in_channels: int | None = None
+    scale: float = 2.0
+    slice_axis: int | str = "auto"
+    size: Sequence[int] | None = None
+    roi: Sequence[int] | None = None
+    overlap: float = 0.25
+    sw_batch_size: int = 8
+    slice_batch: int | None = None
+    device: str = "auto"
+    amp: bool = False
+    channels_last: bool | None = None
+    data_consistency: bool = True
+    adapt: int | None = None
+    adapt_time: float | None = None
+    seed: int = 0
+
+    @property
+    def method(self) -> str:
+        """What runs, as the log lines and the provenance line name it: ``bundle NAME``, a network or a baseline.
+
+        >>> InferOptions(bundle="msrn").method, InferOptions().method
+        ('bundle msrn', 'bicubic')
+        """
+        return f"bundle {self.bundle}" if self.bundle else (self.network or "bicubic").lower()
+
+    @property
+    def is_baseline(self) -> bool:
+        """An interpolation baseline runs (nothing to adapt, no data consistency)."""
+        return self.method in BASELINES
+
+
+@dataclass
+class Predictor:
+    """What super-resolves: a network with its input channels and scale, or an interpolation baseline.
+
+    Attributes:
+        method: its name in log and provenance lines (``bundle msrn``, ``msrn``, ``bicubic``).
+        scale: the in-plane SR factor it runs at.
+        in_channels: network input channels (2k+1 for 2.5D).
+        network: the network in eval mode; ``None`` for a baseline, built per volume by :meth:`module`
+            (landing on a requested output size depends on the volume's shape).
+    """
+
+    method: str
+    scale: float
+    in_channels: int = 1
+    network: nn.Module | None = field(default=None, repr=False)
+
+    @property
+    def is_baseline(self) -> bool:
+        return self.network is None
+
+    def module(self, shape: Sequence[int], slice_axis: int, size: Sequence[int] | None = None) -> nn.Module:
+        """The module to run on a volume of spatial ``shape``: the network, or the baseline (sized to
+        land exactly on the in-plane ``size`` when given)."""
+        if self.network is not None:
+            return self.network
+        scale: float | tuple[float, float] = self.scale
+        if size:
+            in_plane = [n for a, n in enumerate(shape) if a != slice_axis]
+            scale = (size[0] / in_plane[0], size[1] / in_plane[1])
+        return get_predictor(self.method, scale)
+
+
+def build_predictor(options: InferOptions) -> Predictor:
+    """Load what ``options`` asks to run: a bundle's network, a network from ``weights``, or a baseline.
+
+    Raises:
+        MrsrError: both a bundle and a network, an unknown network, a network without weights, a
+            fractional scale for a network, or weights that do not load.
+    """
+    from mrsr.checkpoint import load_network
+    from mrsr.networks import available
+
+    scale = options.scale
+    if options.bundle:
+        from mrsr.bundle import load_bundle_network
+
+        if options.network or options.weights:
+            raise MrsrError("Give either --bundle or --network/--weights, not both.")
+        if scale != int(scale):
+            raise MrsrError(f"Bundles upsample by an integer factor; got --scale {scale:g}.")
+        network, in_channels = load_bundle_network(options.bundle, int(scale))
+        return Predictor(options.method, float(scale), in_channels, network)
+    name = options.method
+    if name in BASELINES:
+        return Predictor(name, scale)
+    if name not in available():
+        raise MrsrError(f"Unknown network {options.network!r}; choose one of {', '.join((*BASELINES, *available()))}.")
+    if not options.weights:
+        raise MrsrError(f"--network {name} needs --weights FILE (a trained checkpoint); the baselines need none.")
+    if scale != int(scale):
+        raise MrsrError(f"Networks upsample by an integer factor; got --scale {scale:g}.")
+    network, _, kwargs = load_network(
+        options.weights, name, preset=options.preset, scale=int(scale), in_channels=options.in_channels
+    )
+    return Predictor(name, float(kwargs.get("scale", scale)), int(kwargs.get("in_channels", 1)), network)
+
+
+class SaveOutputd(MapTransform):
+    """Save each volume under ``keys`` to the path the data holds under ``path_key``.
+
+    :func:`mrsr.data.save_volume` writes it atomically: a ``.nii``/``.nii.gz`` file or a DICOM series
+    folder. Data without ``path_key`` passes through unsaved. (:class:`mrsr.data.SaveVolumed` names
+    outputs after their inputs instead, as the bundles do.)
+
+    Args:
+        keys: keys of the (1, X, Y, Z) volumes to save.
+        path_key: the key of the output path.
+        overwrite: replace an existing output.
+    """
+
+    def __init__(
+        self, keys: KeysCollection, path_key: str = "output", overwrite: bool = False, allow_missing_keys: bool = False
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.path_key, self.overwrite = path_key, overwrite
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        if d.get(self.path_key) is None:
+            return d
+        for key in self.key_iterator(d):
+            save_volume(d[key], d[self.path_key], overwrite=self.overwrite)
+        return d
+
+
+def _apply(transform: Compose, data: Mapping[Hashable, Any]) -> dict:
+    """``transform(data)``, raising what a transform raised: MONAI wraps it in ``RuntimeError("applying
+    transform ...")``, which the command would report as an internal error rather than as bad input."""
+    try:
+        return transform(data)
+    except RuntimeError as err:
+        cause: BaseException = err
+        while isinstance(cause, RuntimeError) and str(cause).startswith("applying transform") and cause.__cause__:
+            cause = cause.__cause__
+        if cause is err:
+            raise
+        raise cause from None
+
+
+@dataclass
+class InferenceChain:
+    """The stages of :func:`inference_chain`, on datalist items ``{"image": path, "output": path}``.
+
+    Attributes:
+        preprocessing: ``LoadVolumed`` -> ``RobustNormalized`` on ``"image"``: (1, X, Y, Z) in [0, 1].
+        inferer: the :class:`~mrsr.inference.VolumeInferer`.
+        postprocessing: ``RestoreVolumed`` (the input's intensities, the upsampled affine) -> ``SaveOutputd``
+            on ``"pred"``.
+    """
+
+    preprocessing: Compose
+    inferer: VolumeInferer
+    postprocessing: Compose
+
+    def infer(self, data: Mapping[Hashable, Any], network: nn.Module, device: torch.device | None = None) -> dict:
+        """``data`` with ``"pred"``: the inferer's (1, X', Y', Z') output for ``data["image"]`` (1, X, Y, Z),
+        run as a batch of one on ``device``, as the bundles' DataLoader and evaluator run it."""
+        d = dict(data)
+        batch = list_data_collate([d["image"]])
+        d["pred"] = decollate_batch(self.inferer(batch.to(device) if device else batch, network))[0]
+        return d
+
+    def preprocess(self, data: Mapping[Hashable, Any]) -> dict:
+        """Load and normalise ``data["image"]`` (errors as the transforms raise them)."""
+        return _apply(self.preprocessing, data)
+
+    def postprocess(self, data: Mapping[Hashable, Any]) -> dict:
+        """Restore ``data["pred"]`` to the input's world and intensities and save it to ``data["output"]``."""
+        return _apply(self.postprocessing, data)
+
+    def __call__(self, data: Mapping[Hashable, Any], network: nn.Module, device: torch.device | None = None) -> dict:
+        """Load, normalise, super-resolve, restore and (given ``"output"``) save one datalist item."""
+        return self.postprocess(self.infer(self.preprocess(data), network, device))
+
+
+def inference_chain(
+    scale: float,
+    in_channels: int = 1,
+    slice_axis: int | str = "auto",
+    roi_size: Sequence[int] | None = None,
+    overlap: float = 0.25,
+    sw_batch_size: int = 8,
+    slice_batch: int | None = None,
+    amp: bool = False,
+    channels_last: bool | None = None,
+    out_size: Sequence[int] | None = None,
+    data_consistency: bool = True,
+    adapt: int | None = None,
+    adapt_time: float | None = None,
+    seed: int = 0,
+    method: str | None = None,
+    orientation: str | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> InferenceChain:
+    """The MONAI chain of the bundles' ``configs/inference.json``, with an explicit output path per item.
+
+    Args:
+        scale, in_channels, slice_axis, roi_size, overlap, sw_batch_size, slice_batch, amp,
+            channels_last, out_size, data_consistency, adapt, adapt_time, seed, progress, method:
+            the :class:`~mrsr.inference.VolumeInferer`'s (data consistency on by default, as in the bundles).
+        orientation: axis codes to reorient inputs to (``LoadVolumed``); ``None``: as stored.
+        overwrite: replace existing outputs.
+
+    Returns:
+        The :class:`InferenceChain`; call it on ``{"image": path, "output": path}`` and the network.
+
+    >>> from mrsr.data import sample_path
+    >>> chain = inference_chain(scale=2, data_consistency=False, method="bicubic", progress=False)
+    >>> [type(t).__name__ for t in chain.preprocessing.transforms + chain.postprocessing.transforms]
+    ['LoadVolumed', 'RobustNormalized', 'RestoreVolumed', 'SaveOutputd']
+    >>> sr = chain({"image": sample_path()}, get_predictor("bicubic", 2))["pred"]  # (1, 128, 128, 62) in
+    >>> tuple(sr.shape), sr.pixdim.tolist(), sr.meta["mrsr_description"]
+    ((1, 256, 256, 62), [1.0, 1.0, 3.0], 'mrsr bicubic x2; data consistency off')
+    """
+    inferer = VolumeInferer(
+        scale, in_channels, slice_axis, roi_size=roi_size, overlap=overlap, sw_batch_size=sw_batch_size,
+        slice_batch=slice_batch, amp=amp, channels_last=channels_last, out_size=out_size,
+        data_consistency=data_consistency, adapt=adapt, adapt_time=adapt_time, seed=seed, progress=progress,
+        method=method,
+    )  # fmt: skip
+    return InferenceChain(
+        Compose([LoadVolumed("image", orientation), RobustNormalized("image")]),
+        inferer,
+        Compose([RestoreVolumed("pred", ref_key="image"), SaveOutputd("pred", "output", overwrite)]),
+    )
+
+
+def _stage_line(predictor: Predictor, name: str, image: MetaTensor, axis: int, auto: bool) -> str:
+    spacing = ", ".join(f"{v:g}" for v in image.pixdim.tolist())
+    why = " (auto: the thickest axis, else the last)" if auto else ""
+    return (f"{predictor.method}: {name} {tuple(image.shape[1:])} at {spacing} mm, {image.shape[1 + axis]} slices "
+            f"across axis {axis}{why}, x{predictor.scale:g} in-plane")  # fmt: skip
+
+
+def super_resolve_file(
+    path: str | os.PathLike,
+    output: str | os.PathLike,
+    options: InferOptions | None = None,
+    predictor: Predictor | None = None,
+    layout: Mapping | None = None,
+    overwrite: bool = False,
+    log: Log = _say,
+) -> tuple[MetaTensor, MetaTensor, Predictor]:
+    """Super-resolve the volume at ``path`` into ``output`` through :func:`inference_chain`, as ``mrsr infer``.
+
+    Logs a line on what runs (shape, spacing, the slice axis), the adaptation's lines, and progress.
+
+    Args:
+        path: a NIfTI file, DICOM file or series folder, or a raw/``.npy`` file with its ``layout``.
+        output: a ``.nii``/``.nii.gz`` file or a DICOM folder.
+        options: what runs and how (default: :class:`InferOptions`, bicubic x2).
+        predictor: a :class:`Predictor` returned by an earlier call, to reuse its loaded network
+            (adaptation always starts again from it); ``None``: :func:`build_predictor`.
+        layout: the layout of a headerless image (a manifest's ``image_layout``).
+        overwrite: replace an existing ``output``.
+        log: where the lines go (default: stderr).
+
+    Returns:
+        ``(lr, sr, predictor)``: the normalised input (1, X, Y, Z), the saved output (1, X', Y', Z') in
+        the input's intensities with its meta (the provenance line under ``"mrsr_description"``), and
+        the predictor.
+
+    Raises:
+        MrsrError: bad options or input (see :func:`build_predictor`, :func:`mrsr.data.load_volume`).
+    """
+    options = options or InferOptions()
+    if options.adapt is not None and options.is_baseline:
+        raise MrsrError(f"--adapt fine-tunes a network; {options.method} has nothing to adapt: drop --adapt or give "
+                        "--bundle or --network with --weights.")  # fmt: skip
+    device = resolve_device(options.device)
+    predictor = predictor or build_predictor(options)
+    chain = inference_chain(
+        predictor.scale, predictor.in_channels, options.slice_axis, roi_size=options.roi, overlap=options.overlap,
+        sw_batch_size=options.sw_batch_size, slice_batch=options.slice_batch, amp=options.amp,
+        channels_last=options.channels_last, out_size=options.size,
+        data_consistency=options.data_consistency and not predictor.is_baseline, adapt=options.adapt,
+        adapt_time=options.adapt_time, seed=options.seed, method=predictor.method, overwrite=overwrite,
+    )  # fmt: skip
+    item = {"image": str(path), "output": str(output), **({"image_layout": layout} if layout else {})}
+    d = chain.preprocess(item)
+    image, name = d["image"], Path(path).name
+    check_fits_output(image, output)
+    axis = resolve_slice_axis(image, options.slice_axis)
+    if options.adapt is not None:
+        from mrsr.adapt import adaptable_slices
+
+        adaptable_slices(image, int(predictor.scale), axis)  # a one-line error before any work
+    log(_stage_line(predictor, name, image, axis, options.slice_axis == "auto"))
+    if options.adapt is not None:
+        budget = f", at most {options.adapt_time:g} s" if options.adapt_time else ""
+        log(f"{predictor.method}: adapting to {name} ({options.adapt} steps{budget})")
+    d = chain.infer(d, predictor.module(image.shape[1:], axis, options.size), device)
+    d = chain.postprocess(d)
+    return image, d["pred"], predictor
+
+
+def batch_inputs(
+    folder: str | os.PathLike | None = None,
+    manifest: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+    section: str = "test",
+) -> tuple[list[Path], dict[Path, dict]]:
+    """A batch's input files (a folder's NIfTI files, or a manifest section's images), and the
+    layouts of a manifest's headerless images (``image_layout``) by path.
+
+    Raises:
+        MrsrError: both or neither of ``folder`` and ``manifest``, an empty section or folder.
+    """
+    if manifest:
+        from mrsr.data.manifest import load_manifest
+
+        if folder:
+            raise MrsrError("Give either an input or --manifest, not both.")
+        entries = load_manifest(manifest, data_root, sections=(section,)).get(section) or []
+        if not entries:
+            raise MrsrError(f"The manifest {manifest} has no {section!r} entries; choose one with --section.")
+        layouts = {Path(e["image"]): e["image_layout"] for e in entries if "image_layout" in e}
+        return [Path(e["image"]) for e in entries], layouts
+    if folder is None:
+        raise MrsrError("Give an input volume (or --manifest for a batch).")
+    files = sorted(p for p in Path(folder).iterdir() if is_nifti_path(p))
+    if not files:
+        raise MrsrError(f"{folder} holds no .nii/.nii.gz files.")
+    return files, {}
+
+
+def batch_output(path: Path, out_dir: Path) -> Path:
+    """The output of ``path`` in a batch: its own name in ``out_dir`` (``.nii.gz`` added to a non-NIfTI name).
+
+    >>> batch_output(Path("in/a.nii.gz"), Path("out")).as_posix(), batch_output(Path("s1.ima"), Path("out")).as_posix()
+    ('out/a.nii.gz', 'out/s1.ima.nii.gz')
+    """
+    return out_dir / (path.name if is_nifti_path(path) else f"{path.name}.nii.gz")
+
+
+class BatchResult(NamedTuple):
+    """What :func:`super_resolve_batch` did: outputs written, outputs already there, inputs that failed."""
+
+    written: int
+    skipped: int
+    failed: list[str]
+
+
+def _shard(items: list, rank: int | None = None, world: int | None = None) -> tuple[list, int, int]:
+    """This process's share of ``items`` under torchrun (``RANK``/``WORLD_SIZE``): every WORLD_SIZE-th one."""
+    rank = int(os.environ.get("RANK", "0")) if rank is None else rank
+    world = int(os.environ.get("WORLD_SIZE", "1")) if world is None else world
+    return items[rank::world], rank, world
+
+
+def super_resolve_batch(
+    output_dir: str | os.PathLike,
+    options: InferOptions | None = None,
+    folder: str | os.PathLike | None = None,
+    manifest: str | os.PathLike | None = None,
+    data_root: str | os.PathLike | None = None,
+    section: str = "test",
+    overwrite: bool = False,
+    log: Log = _say,
+) -> BatchResult:
+    """Super-resolve every volume of ``folder`` (its NIfTI files) or of a manifest section into ``output_dir``.
+
+    Outputs keep their input's name (:func:`batch_output`). Finished outputs are skipped (a run
+    again goes on where it stopped); under torchrun each rank takes every WORLD_SIZE-th volume. A
+    volume that fails is logged and the others go on. One network serves every volume.
+
+    Raises:
+        MrsrError: no inputs, two inputs with one output name, an output folder holding inputs, or
+            (after the others ran) any volume that failed.
+    """
+    inputs, layouts = batch_inputs(folder, manifest, data_root, section)
+    out_dir = Path(output_dir)
+    outputs = [batch_output(p, out_dir) for p in inputs]
+    clashes = sorted({o.name for o in outputs if outputs.count(o) > 1})
+    if clashes:
+        raise MrsrError(f"Several inputs would write the same output name: {', '.join(clashes[:5])}; rename them.")
+    if out_dir.resolve() in {p.resolve().parent for p in inputs}:
+        raise MrsrError(f"The output folder {out_dir} holds inputs; choose another folder with -o.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    mine, rank, world = _shard(list(zip(inputs, outputs)))
+    done = skipped = 0
+    failed: list[str] = []
+    predictor = None
+    for i, (path, out) in enumerate(mine, 1):
+        if out.exists() and not overwrite:
+            skipped += 1
+            continue
+        start = time.perf_counter()
+        try:
+            lr, sr, predictor = super_resolve_file(path, out, options, predictor, layouts.get(path), overwrite, log)
+        except (ValueError, OSError) as err:  # MrsrError is a ValueError
+            failed.append(path.name)
+            log(f"[{i}/{len(mine)}] {path.name}: error: {err}")
+            continue
+        done += 1
+        log(f"[{i}/{len(mine)}] {path.name}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in "
+            f"{time.perf_counter() - start:.1f} s")  # fmt: skip
+    where = f" (rank {rank} of {world})" if world > 1 else ""
+    log(f"{done} written, {skipped} already done, {len(failed)} failed{where}; outputs in {out_dir}")
+    if failed:
+        raise MrsrError(f"{len(failed)} volume(s) failed: {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}")
+    return BatchResult(done, skipped, failed)
+
+
+def degrade_file(
+    path: str | os.PathLike,
+    output: str | os.PathLike,
+    scale: float = 2.0,
+    axes: Sequence[int] | None = None,
+    grid: str = "reduced",
+    window: str = "none",
+    snr: float | None = None,
+    seed: int = 0,
+    overwrite: bool = False,
+) -> tuple[MetaTensor, MetaTensor, tuple[int, ...]]:
+    """Simulate a low-resolution scan of the volume at ``path`` by k-space truncation into ``output``.
+
+    Args:
+        path: the HR volume (NIfTI, DICOM file or series folder).
+        output: a ``.nii``/``.nii.gz`` file or a DICOM folder.
+        scale, grid, window, snr, seed: as :class:`~mrsr.transforms.KSpaceTruncate`.
+        axes: the spatial axes to degrade; ``None``: in-plane, the two other than
+            :func:`~mrsr.inference.resolve_slice_axis`'s, as ``mrsr infer`` upsamples them.
+        overwrite: replace an existing ``output``.
+
+    Returns:
+        ``(hr, lr, axes)``: the input (1, X, Y, Z), the saved LR volume, the axes degraded.
+    """
+    img = load_volume(path)
+    check_fits_output(img, output)
+    if axes is None:
+        slice_axis = resolve_slice_axis(img)
+        axes = [a for a in (0, 1, 2) if a != slice_axis]
+    lr = KSpaceTruncate(scale, tuple(axes), grid, window, snr=snr, seed=seed)(img)
+    save_volume(lr, output, overwrite)
+    return img, lr, tuple(axes)
+
+
+def evaluate_files(
+    sr: str | os.PathLike,
+    hr: str | os.PathLike,
+    data_range: float | None = None,
+    border: int = 0,
+    slice_axis: int | str = "auto",
+    mask: str | os.PathLike = "auto",
+    log: Log = _say,
+) -> EvaluationResult:
+    """PSNR and SSIM of the SR volume at ``sr`` against the HR volume at ``hr`` (:func:`mrsr.metrics.evaluate`).
+
+    Args:
+        sr, hr: volumes on the same grid; a warning is logged when their affines differ.
+        data_range, border: as :func:`mrsr.metrics.evaluate`.
+        slice_axis: the axis of the per-slice SSIM, or ``"auto"`` (the HR volume's).
+        mask: ``"auto"``, ``"none"`` or a mask volume file (foreground: > 0).
+        log: where the warning goes (default: stderr).
+
+    Returns:
+        The :class:`~mrsr.metrics.EvaluationResult`.
+
+    Raises:
+        MrsrError: the volumes' shapes differ.
+    """
+    sr_img, hr_img = load_volume(sr), load_volume(hr)
+    if sr_img.shape != hr_img.shape:
+        raise MrsrError(f"SR shape {tuple(sr_img.shape[1:])} differs from HR shape {tuple(hr_img.shape[1:])}; "
+                        "resample one onto the other's grid first.")  # fmt: skip
+    if not np.allclose(np.asarray(sr_img.affine), np.asarray(hr_img.affine), atol=1e-3):
+        log("warning: the SR and HR affines differ: the volumes do not overlay in world coordinates")
+    region = mask if str(mask) in ("auto", "none") else load_volume(mask)[0] > 0
+    axis = resolve_slice_axis(hr_img, slice_axis)
+    return evaluate(sr_img, hr_img, data_range=data_range, border=border, slice_axis=axis, mask=region)

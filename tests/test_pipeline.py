@@ -1,0 +1,149 @@
+"""mrsr.pipeline: the bundles' inference chain with explicit outputs, the file and batch runs, predictors."""
+
+from __future__ import annotations
+
+import inspect
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from mrsr.bundle import find_bundle
+from mrsr.data import load_volume, sample_path
+from mrsr.errors import MrsrError
+from mrsr.inference import DESCRIPTION_KEY
+from mrsr.pipeline import (
+    InferOptions,
+    Predictor,
+    batch_inputs,
+    build_predictor,
+    degrade_file,
+    evaluate_files,
+    get_predictor,
+    inference_chain,
+    super_resolve_batch,
+    super_resolve_file,
+)
+
+
+def _crop(tmp_path, name: str = "crop.nii.gz", z: int = 25) -> str:
+    """A real 32 x 32 x 3 block of the T1 sample at 4 x 4 x 3 mm (an LR scan)."""
+    block = load_volume(sample_path())[0, 40:72, 40:72, z : z + 3].numpy()
+    nib.save(nib.Nifti1Image(block, np.diag([4.0, 4.0, 3.0, 1.0])), tmp_path / name)
+    return str(tmp_path / name)
+
+
+def _config() -> dict:
+    return json.loads((find_bundle("msrn") / "configs" / "inference.json").read_text())
+
+
+def test_the_chain_is_the_bundles_with_the_same_defaults():
+    config, chain = _config(), inference_chain(scale=2)
+    targets = [t["_target_"].rsplit(".", 1)[-1] for t in config["preprocessing"]["transforms"]]
+    assert [type(t).__name__ for t in chain.preprocessing.transforms] == targets == ["LoadVolumed", "RobustNormalized"]
+    assert config["inferer"]["_target_"] == "mrsr.inference.VolumeInferer"
+    post = [t["_target_"].rsplit(".", 1)[-1] for t in config["postprocessing"]["transforms"]]
+    assert post == ["RestoreVolumed", "SaveVolumed"]  # the chain saves to each item's own path instead
+    assert [type(t).__name__ for t in chain.postprocessing.transforms] == ["RestoreVolumed", "SaveOutputd"]
+    defaults = {k: p.default for k, p in inspect.signature(inference_chain).parameters.items()}
+    for key in ("slice_axis", "roi_size", "overlap", "slice_batch", "amp", "channels_last", "data_consistency",
+                "adapt", "adapt_time", "seed", "orientation", "overwrite"):  # fmt: skip
+        assert defaults[key] == config[key], key
+
+
+def test_a_file_through_the_chain_equals_the_bundle_run(tmp_path):
+    """mrsr infer --bundle msrn and the bundle's own inference.json: the same voxels and affine."""
+    from monai.bundle import run as bundle_run
+
+    crop, out, lines = _crop(tmp_path), tmp_path / "cli.nii.gz", []
+    lr, sr, predictor = super_resolve_file(crop, out, InferOptions(bundle="msrn", device="cpu"), log=lines.append)
+    assert lines == ["bundle msrn: crop.nii.gz (32, 32, 3) at 4, 4, 3 mm, 3 slices across axis 2 (auto: the thickest "
+                     "axis, else the last), x2 in-plane"]  # fmt: skip
+    assert predictor.in_channels == 1 and sr.meta[DESCRIPTION_KEY] == "mrsr bundle msrn x2; data consistency on"
+    root = find_bundle("msrn")
+    bundle_run(config_file=str(root / "configs" / "inference.json"), bundle_root=str(root), input=crop,
+               output_dir=str(tmp_path / "bundle"), device="cpu")  # fmt: skip
+    ours, theirs = load_volume(out), load_volume(tmp_path / "bundle" / "crop_sr_x2.nii.gz")
+    assert ours.shape == (1, 64, 64, 3) and torch.equal(ours, theirs) and torch.equal(ours.affine, theirs.affine)
+    assert nib.load(out).header["descrip"].tobytes().rstrip(b"\0") == b"mrsr bundle msrn x2; data consistency on"
+
+
+def test_the_chain_keeps_a_result_in_memory_without_an_output(tmp_path):
+    chain = inference_chain(scale=2, data_consistency=False, method="zerofill", progress=False)
+    d = chain({"image": _crop(tmp_path)}, get_predictor("zerofill", 2))
+    assert d["pred"].shape == (1, 64, 64, 3) and d["pred"].pixdim.tolist() == [2.0, 2.0, 3.0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.nii.gz"]
+    lo, hi = d["image"].meta["mrsr_intensity_range"]
+    assert float(d["pred"].max()) > lo + 0.5 * (hi - lo)  # back in the scan's intensities
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (InferOptions(bundle="msrn", network="msrn"), "either --bundle"),
+        (InferOptions(bundle="msrn", scale=2.5), "integer factor"),
+        (InferOptions(network="magic"), "Unknown network 'magic'; choose one of zerofill, bicubic, durn"),
+        (InferOptions(network="durn"), "needs --weights"),
+        (InferOptions(network="msrn", weights="w.pt", scale=1.5), "integer factor"),
+    ],
+)
+def test_bad_predictor_options(options, message):
+    with pytest.raises(MrsrError, match=message):
+        build_predictor(options)
+
+
+def test_a_baseline_lands_on_the_requested_size_and_has_nothing_to_adapt(tmp_path):
+    predictor = build_predictor(InferOptions(network="Bicubic", scale=2.5))
+    assert predictor == Predictor("bicubic", 2.5) and predictor.is_baseline
+    module = predictor.module((128, 62, 128), slice_axis=1, size=(300, 310))
+    assert module(torch.rand(1, 1, 128, 128)).shape == (1, 1, 300, 310)
+    with pytest.raises(MrsrError, match="nothing to adapt"):
+        super_resolve_file(_crop(tmp_path), tmp_path / "o.nii.gz", InferOptions(adapt=5))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.nii.gz"]
+
+
+def test_batch_inputs_are_a_folders_nifti_files_or_a_manifest_section(tmp_path):
+    with pytest.raises(MrsrError, match="holds no .nii/.nii.gz files"):
+        batch_inputs(tmp_path)
+    with pytest.raises(MrsrError, match="either an input or --manifest"):
+        batch_inputs(tmp_path, manifest="m.json")
+    crop = _crop(tmp_path)
+    (tmp_path / "notes.txt").write_text("not an image")
+    assert batch_inputs(tmp_path) == ([tmp_path / "crop.nii.gz"], {})
+    manifest = tmp_path / "m.json"
+    layout = {"shape": [8, 8], "dtype": "u1"}
+    (tmp_path / "raw.bin").write_bytes(bytes(64))
+    manifest.write_text(json.dumps({"test": [{"image": crop}, {"image": "raw.bin", "image_layout": layout}]}))
+    files, layouts = batch_inputs(manifest=manifest, data_root=tmp_path)
+    assert files == [tmp_path / "crop.nii.gz", tmp_path / "raw.bin"] and layouts == {tmp_path / "raw.bin": layout}
+
+
+def test_a_batch_goes_on_past_a_failure_and_resumes(tmp_path):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _crop(folder, "a.nii.gz"), _crop(folder, "c.nii.gz", z=35)
+    (folder / "b.nii.gz").write_bytes(sample_path().read_bytes()[:4000])  # truncated
+    lines: list[str] = []
+    options = InferOptions(network="zerofill", device="cpu")
+    with pytest.raises(MrsrError, match=r"1 volume\(s\) failed: b.nii.gz"):
+        super_resolve_batch(tmp_path / "out", options, folder, log=lines.append)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.nii.gz", "c.nii.gz"]
+    assert any(line.startswith("[2/3] b.nii.gz: error: Cannot read") for line in lines)
+    assert lines[-1] == f"2 written, 0 already done, 1 failed; outputs in {tmp_path / 'out'}"
+    (folder / "b.nii.gz").unlink()
+    result = super_resolve_batch(tmp_path / "out", options, folder, log=lines.append)
+    assert result == (0, 2, [])
+    with pytest.raises(MrsrError, match="holds inputs"):
+        super_resolve_batch(folder, options, folder, log=lines.append)
+
+
+def test_degrade_then_evaluate_files(tmp_path):
+    lr_path, lines = tmp_path / "lr.nii.gz", []
+    hr, lr, axes = degrade_file(_crop(tmp_path), lr_path, scale=2)
+    assert axes == (0, 1) and lr.shape == (1, 16, 16, 3) and load_volume(lr_path).shape == lr.shape
+    result = evaluate_files(tmp_path / "crop.nii.gz", tmp_path / "crop.nii.gz", log=lines.append)
+    assert result.psnr == float("inf") and lines == []
+    with pytest.raises(MrsrError, match="differs from HR shape"):
+        evaluate_files(lr_path, tmp_path / "crop.nii.gz")
