@@ -51,13 +51,14 @@ def main() -> None:
     args = parser.parse_args()
     h, w = args.size
     print(
-        f"{args.network}, LR {h}x{w}xD -> SR {h * args.scale}x{w * args.scale}xD, slice batch 8, roi {args.roi or 'whole slice'}, CPU, torch {torch.__version__}\n"
+        f"{args.network}, LR {h}x{w}xD -> SR {h * args.scale}x{w * args.scale}xD, slice batch 8, "
+        f"roi {args.roi or 'whole slice'}, CPU, torch {torch.__version__}\n"
     )
     print("| slices D | input (MiB) | output (MiB) | peak RSS (MiB) | working memory (MiB) |")
     print("|---:|---:|---:|---:|---:|")
     for d in args.slices:
-        done = subprocess.run([sys.executable, "-c", CHILD, args.network, str(h), str(w), str(d), str(args.scale), str(args.roi or "none")],
-                              capture_output=True, text=True, check=True)  # fmt: skip
+        child = [args.network, str(h), str(w), str(d), str(args.scale), str(args.roi or "none")]
+        done = subprocess.run([sys.executable, "-c", CHILD, *child], capture_output=True, text=True, check=True)
         r = json.loads(done.stdout.strip().splitlines()[-1])
         working = r["peak_mib"] - r["rss_before_mib"] - r["output_mib"]
         print(f"| {d} | {r['input_mib']:.0f} | {r['output_mib']:.0f} | {r['peak_mib']:.0f} | {working:.0f} |")

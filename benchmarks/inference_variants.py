@@ -86,7 +86,8 @@ def main() -> None:
     volume = sample[..., middle - args.slices // 2 : middle - args.slices // 2 + args.slices]
     size = tuple(volume.shape[1:3])
     print(f"x2, real T1 sample {size[0]}x{size[1]}x{volume.shape[-1]} as LR, {args.device}, "
-          f"{torch.get_num_threads()} threads, torch {torch.__version__}; median of {args.repeats} after 1 warm-up\n")  # fmt: skip
+          f"{torch.get_num_threads()} threads, torch {torch.__version__}; "
+          f"median of {args.repeats} after 1 warm-up\n")  # fmt: skip
     print("| network | variant | output Mvoxel/s | vs default | mean / max abs diff (% of range) |")
     print("|---|---|---:|---:|---:|")
     out_voxels = 4 * volume[0].numel()

@@ -53,7 +53,7 @@ def time_training(network: str, preset: str, neighbours: int, args: argparse.Nam
     for _ in range(args.repeats):
         run = build_training(config, ctx, loader, epochs=1, steps=steps)
         stamps: list[float] = []
-        run.trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e: stamps.append(time.perf_counter()))
+        run.trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda e, s=stamps: s.append(time.perf_counter()))
         run.trainer.run()
         medians.append(statistics.median(b - a for a, b in zip(stamps[args.warmup - 1 : -1], stamps[args.warmup :])))
     return statistics.median(medians)

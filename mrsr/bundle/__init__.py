@@ -5,8 +5,8 @@ A bundle is a folder ``<name>_mr_sr/`` (``bundles/`` in the repository) in MONAI
     configs/metadata.json      name, version, task, papers, tested package versions, network_data_format,
                                eval_metrics
     configs/inference.json     LoadVolumed -> RobustNormalized -> VolumeInferer -> RestoreVolumed -> SaveVolumed
-    configs/train.json         train#dataset, train#handlers, train#trainer, validate#evaluator (mrsr.engines.TrainingRun)
-                               on configs/datalist.json, default-size network
+    configs/train.json         train#dataset, train#handlers, train#trainer, validate#evaluator
+                               (mrsr.engines.TrainingRun) on configs/datalist.json, default-size network
     configs/datalist.json      the real-data datalist (pkg: paths into installed packages); --datalist and
                                --dataset_dir point the train and evaluate configs at other data
     configs/multi_gpu_train.json, configs/evaluate.json, configs/logging.conf

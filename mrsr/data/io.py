@@ -27,9 +27,9 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
+from monai.config import KeysCollection
 from monai.data import MetaTensor, NibabelReader, NibabelWriter, NumpyReader
 from monai.data.image_reader import ImageReader
-from monai.config import KeysCollection
 from monai.transforms import LoadImage, MapTransform, Orientation
 from monai.utils import MetaKeys, SpaceKeys
 

@@ -146,8 +146,10 @@ class TrainConfig:
         if self.data_consistency and spec.stages:
             from mrsr.networks import get_network_class
 
-            raise MrsrError(f"{get_network_class(spec.name).__name__} cannot train with --data-consistency (its stages have no LR input to be "
-                            "consistent with); inference applies it to its output all the same.")  # fmt: skip
+            raise MrsrError(
+                f"{get_network_class(spec.name).__name__} cannot train with --data-consistency (its stages have no "
+                "LR input to be consistent with); inference applies it to its output all the same."
+            )
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise MrsrError(f"grad_clip must be a positive gradient norm (or none), got {self.grad_clip}.")
         if not self.lr > 0:

@@ -52,7 +52,8 @@ def setup_distributed(device: str = "auto") -> DistContext:
     if use_cuda:
         if local_rank >= torch.cuda.device_count():
             raise MrsrError(
-                f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} GPU(s): start at most that many processes."
+                f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} GPU(s): "
+                "start at most that many processes."
             )
         torch.cuda.set_device(local_rank)
         dev = torch.device("cuda", local_rank)

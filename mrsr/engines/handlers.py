@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from mrsr.paths import atomic_path, write_text_atomic
 from mrsr.engines.distributed import all_reduce_mean, check_in_sync
+from mrsr.paths import atomic_path, write_text_atomic
 
 __all__ = ["RunRecorder", "PanelWriter", "panel_image", "atomic_save"]
 

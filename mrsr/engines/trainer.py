@@ -174,7 +174,8 @@ def _prepare_run_dir(
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise MrsrError(
-                f"The run folder {out} is not empty; pass --resume to continue it, --overwrite to replace it, or another --out."
+                f"The run folder {out} is not empty; pass --resume to continue it, --overwrite to replace it, "
+                "or another --out."
             )
         if ctx.is_main:
             shutil.rmtree(out)
@@ -532,7 +533,8 @@ def _announce(config: TrainConfig, ctx: DistContext, epochs: int, steps: int, hi
     where = f"{ctx.device}" + (f" x {ctx.world_size} ranks" if ctx.distributed else "")
     verb = "resuming" if resumed else "training"
     print(
-        f"{verb} {config.network} ({config.preset or 'class defaults'}) x{config.scale}, {config.in_channels} input channel(s), "
+        f"{verb} {config.network} ({config.preset or 'class defaults'}) x{config.scale}, "
+        f"{config.in_channels} input channel(s), "
         f"{epochs} epoch(s) of {steps} steps, batch {config.batch_size} per rank, on {where}; run folder {config.out}",
         flush=True,
     )

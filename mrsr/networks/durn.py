@@ -148,8 +148,9 @@ class DURN(nn.Module):
         num_levels: doubling steps per URN (2).
         num_urns: URNs in the chain (2: dual).
         global_residual: add an aligned interpolation of the centre channel to the output: ``True`` or
-            ``"cubic"`` (Keys cubic), ``"sinc"`` (zero-filled k-space, the zerofill baseline), ``"sinc_reflect"`` (the same, mirrored
-            at the edges: the choice for training on patches), ``False``: none.
+            ``"cubic"`` (Keys cubic), ``"sinc"`` (zero-filled k-space, the zerofill baseline),
+            ``"sinc_reflect"`` (the same, mirrored at the edges: the choice for training on patches),
+            ``False``: none.
         zero_init_residual: with a global residual, start the reconstruction conv at zero, so the
             network starts as that interpolation (initialisation is not in the paper).
 

@@ -96,8 +96,9 @@ class MSRN(nn.Module):
         num_blocks: number of MSRBs (paper: 8).
         attention: enable the multi-scale attention option.
         global_residual: add an aligned interpolation of the centre channel to the output: ``True`` or
-            ``"cubic"`` (Keys cubic), ``"sinc"`` (zero-filled k-space, the zerofill baseline), ``"sinc_reflect"`` (the same, mirrored
-            at the edges: the choice for training on patches), ``False``: none.
+            ``"cubic"`` (Keys cubic), ``"sinc"`` (zero-filled k-space, the zerofill baseline),
+            ``"sinc_reflect"`` (the same, mirrored at the edges: the choice for training on patches),
+            ``False``: none.
 
     Shapes:
         input (B, in_channels, h, w), values in [0, 1], any h, w;

@@ -62,7 +62,8 @@ class NetworkSpec:
 
     def __post_init__(self) -> None:
         if self.loss not in LOSS_KINDS:
-            raise ValueError(f"NetworkSpec {self.name!r}: loss must be one of {', '.join(LOSS_KINDS)}, got {self.loss!r}.")
+            kinds = ", ".join(LOSS_KINDS)
+            raise ValueError(f"NetworkSpec {self.name!r}: loss must be one of {kinds}, got {self.loss!r}.")
         target = self.network
         if not (isinstance(target, str) and ":" in target) and not isinstance(target, type):
             raise TypeError(f"NetworkSpec {self.name!r}: network must be a class or a 'module:Class' string.")

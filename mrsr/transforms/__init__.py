@@ -2,23 +2,23 @@
 
 from .consistency import (
     KSpaceConsistency,
-    KSpaceConsistencyd,
     KSpaceConsistencyD,
+    KSpaceConsistencyd,
     KSpaceConsistencyDict,
     kspace_consistency,
 )
-from .intensity import RobustNormalize, RobustNormalized, RobustNormalizeD, RobustNormalizeDict
+from .intensity import RobustNormalize, RobustNormalizeD, RobustNormalized, RobustNormalizeDict
 from .kspace import (
     KSpaceTruncate,
-    KSpaceTruncated,
     KSpaceTruncateD,
+    KSpaceTruncated,
     KSpaceTruncateDict,
     RandKSpaceTruncate,
-    RandKSpaceTruncated,
     RandKSpaceTruncateD,
+    RandKSpaceTruncated,
     RandKSpaceTruncateDict,
     fourier_resize,
     truncated_size,
 )
 from .resample import interp_matrix, resize_axis, upsample_aligned
-from .slicestack import SliceStack, SliceStackd, SliceStackD, SliceStackDict, stack_neighbours
+from .slicestack import SliceStack, SliceStackD, SliceStackd, SliceStackDict, stack_neighbours

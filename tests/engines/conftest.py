@@ -23,8 +23,9 @@ def tiny_manifest(tmp_path):
 def tiny_config(manifest: str, out, **kw) -> TrainConfig:
     """A run that takes seconds on a CPU: a narrow MSRN, 8 steps of 4 patches per epoch, 2 epochs."""
     options = dict(
-        network="msrn", manifest=manifest, out=str(out), preset="small", network_kwargs={"features": 8, "num_blocks": 1},
-        patch_size=12, batch_size=4, samples_per_epoch=32, epochs=2, lr=1e-3, progress=False, device="cpu",
+        network="msrn", manifest=manifest, out=str(out), preset="small",
+        network_kwargs={"features": 8, "num_blocks": 1}, patch_size=12, batch_size=4, samples_per_epoch=32,
+        epochs=2, lr=1e-3, progress=False, device="cpu",
     )  # fmt: skip
     options.update(kw)
     return TrainConfig(**options)
