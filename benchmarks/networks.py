@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import sys
 
-sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir)))
-
-from mrsr.networks.summary import main
+from mrsr.networks.summary import main  # mrsr installed (pip install -e .), as the other benchmarks assume
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
