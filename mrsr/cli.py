@@ -86,6 +86,26 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _millimetres(lowest: float, inclusive: bool):
+    """An argparse type: a length in mm above (or at, with ``inclusive``) ``lowest``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a length in mm, got {text!r}") from None
+        bound = ">=" if inclusive else ">"
+        if not (value >= lowest if inclusive else value > lowest) or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"expected a number {bound} {lowest:g} mm, got {text}")
+        return value
+
+    return parse
+
+
+_positive_mm = _millimetres(0.0, inclusive=False)
+_non_negative_mm = _millimetres(0.0, inclusive=True)
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     p.add_argument("--traceback", action="store_true", help="show the Python traceback on errors")
@@ -98,9 +118,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "degrade",
-        help="simulate a low-resolution scan by k-space truncation",
+        help="simulate a low-resolution scan by k-space truncation or thick slices",
         description="Keep the centre of k-space along the chosen axes (docs/CONVENTIONS.md): the LR "
-        "affine keeps the origin and multiplies the spacing by the factor.",
+        "affine keeps the origin and multiplies the spacing by the factor. With --slice-profile, simulate "
+        "thick slices along one axis instead: each LR slice is the profile-weighted mean of the HR slices "
+        "it covers, and the LR affine moves the origin to the centre of the first slab.",
     )
     p.add_argument("input", help="NIfTI file, DICOM file or DICOM series folder")
     p.add_argument("-o", "--output", required=True, help="output .nii/.nii.gz file or DICOM folder")
@@ -126,6 +148,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--snr", type=float, default=None, help="add Rician noise at this SNR (mean foreground / sigma)")
     p.add_argument("--seed", type=int, default=0, help="seed of the noise")
+    p.add_argument(
+        "--slice-profile",
+        metavar="box|gaussian|FILE.npy",
+        help="thick slices along the one axis of --axes (default: the slice axis) instead of k-space truncation: "
+        "a box or Gaussian (FWHM = thickness) profile, or a 1D profile sampled on the HR grid; --scale must be "
+        "an integer",
+    )
+    p.add_argument(
+        "--thickness",
+        type=_positive_mm,
+        metavar="MM",
+        help="slice thickness in mm, with --slice-profile box or gaussian (default: the slice spacing, "
+        "scale x the HR spacing, less the gap)",
+    )
+    p.add_argument(
+        "--gap",
+        type=_non_negative_mm,
+        metavar="MM",
+        help="gap between slices in mm, with --slice-profile box or gaussian; thickness + gap = the slice spacing",
+    )
     _add_common(p)
 
     p = sub.add_parser(
@@ -411,7 +453,17 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     from mrsr.pipeline import degrade_file
 
     hr, lr, axes = degrade_file(args.input, args.output, args.scale, args.axes, args.grid, args.window, args.snr,
-                                args.seed, args.overwrite)  # fmt: skip
+                                args.seed, args.overwrite, args.slice_profile, args.thickness,
+                                args.gap)  # fmt: skip
+    if args.slice_profile:
+        width = "".join(f", {name} {value:g} mm" for name, value in (("thickness", args.thickness),
+                                                                  ("gap", args.gap)) if value is not None)  # fmt: skip
+        _say(
+            f"degraded {tuple(hr.shape[1:])} -> {tuple(lr.shape[1:])} (thick slices across axis {axes[0]}"
+            f"{'' if args.axes else ', auto'}, factor {args.scale:g}, profile {args.slice_profile}{width}); "
+            f"wrote {args.output}"
+        )
+        return 0
     _say(
         f"degraded {tuple(hr.shape[1:])} -> {tuple(lr.shape[1:])} (axes {' '.join(map(str, axes))}"
         f"{'' if args.axes else ': in-plane, auto'}, factor {args.scale:g}, grid {args.grid}, window "
@@ -509,6 +561,22 @@ def _is_batch(args: argparse.Namespace) -> bool:
     return bool(args.manifest) or bool(folder and folder.is_dir() and any(map(is_nifti_path, folder.iterdir())))
 
 
+def _check_degrade_options(args: argparse.Namespace) -> None:
+    """``mrsr degrade``'s combinations of thick-slice options, before torch loads."""
+    if not args.slice_profile:
+        if args.thickness is not None or args.gap is not None:
+            raise ValueError("--thickness and --gap describe thick slices: give them with --slice-profile.")
+        return
+    if args.axes is not None and len(args.axes) != 1:
+        raise ValueError(f"--slice-profile degrades one axis, got --axes {' '.join(map(str, args.axes))}; give one.")
+    if args.slice_profile not in ("box", "gaussian"):
+        from mrsr.paths import check_input_path
+
+        if not args.slice_profile.endswith(".npy"):
+            raise ValueError(f"--slice-profile is box, gaussian or a .npy file, got {args.slice_profile!r}.")
+        check_input_path(args.slice_profile)
+
+
 def check_paths(args: argparse.Namespace) -> None:
     """The checks of inputs and outputs that need neither torch nor MONAI, run before they load
     (seconds): a wrong path is reported at once. The commands check again where they write."""
@@ -520,6 +588,7 @@ def check_paths(args: argparse.Namespace) -> None:
     if args.command == "degrade":
         check_input_path(args.input)
         output(args.output, (args.input,))
+        _check_degrade_options(args)
     elif args.command == "infer":
         for given in (args.input, args.manifest):
             if given:

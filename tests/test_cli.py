@@ -511,3 +511,78 @@ def test_batch_infer_over_the_real_test_section_reads_headerless_images(tmp_path
     names = sorted(p.name for p in (tmp_path / "o").iterdir())
     assert len(names) == 6 and "s1045.ima.gz.nii.gz" in names and "t1_coronal_slice.npy.nii.gz" in names
     assert load_volume(tmp_path / "o" / "s1045.ima.gz.nii.gz").shape == (1, 512, 512, 1)  # raw layout 256x256
+
+
+def test_degrade_thick_slices_of_the_real_sample(tmp_path, capsys):
+    out = tmp_path / "thick.nii.gz"
+    assert main(["degrade", str(sample_path()), "-o", str(out), "--axes", "2", "--scale", "2",
+                 "--slice-profile", "box"]) == 0  # fmt: skip
+    assert "thick slices across axis 2, factor 2, profile box" in capsys.readouterr().err
+    hr, lr = load_volume(sample_path()), load_volume(out)
+    assert lr.shape == (1, 128, 128, 31)
+    expected = hr.affine.double().clone()
+    expected[:3, 3] += expected[:3, 2] * 0.5  # the centre of HR slices 0 and 1
+    expected[:3, 2] *= 2
+    assert torch.allclose(lr.affine.double(), expected, atol=1e-4)
+    slabs = hr[0].as_tensor().reshape(128, 128, 31, 2).mean(-1)
+    assert torch.allclose(lr[0].as_tensor(), slabs, atol=1e-4 * float(hr.max()))
+
+
+def test_degrade_thick_slices_in_mm_on_the_auto_slice_axis(tmp_path, capsys):
+    out, profile = tmp_path / "thick.nii.gz", tmp_path / "profile.npy"
+    assert main(["degrade", str(sample_path()), "-o", str(out), "--scale", "3", "--slice-profile", "gaussian",
+                 "--thickness", "6"]) == 0  # fmt: skip
+    assert "across axis 2, auto, factor 3, profile gaussian, thickness 6 mm" in capsys.readouterr().err
+    assert load_volume(out).shape == (1, 128, 128, 20)
+    np.save(profile, np.array([1.0, 2.0, 1.0]))
+    gapped = tmp_path / "gap.nii.gz"  # 3 mm slices, 6 mm of the 9 mm spacing: HR slice 3k+1 alone
+    assert main(["degrade", str(sample_path()), "-o", str(gapped), "--scale", "3", "--slice-profile", "box",
+                 "--gap", "6"]) == 0  # fmt: skip
+    hr = load_volume(sample_path())[0].as_tensor()
+    assert torch.allclose(load_volume(gapped)[0].as_tensor(), hr[..., 1:60:3], atol=1e-4 * float(hr.max()))
+    assert main(["degrade", str(sample_path()), "-o", str(tmp_path / "p.nii.gz"), "--scale", "3",
+                 "--slice-profile", str(profile)]) == 0  # fmt: skip
+
+
+def _not_1d_profile(tmp_path):
+    np.save(tmp_path / "p.npy", np.ones((3, 3)))
+    return tmp_path / "p.npy"
+
+
+def _profile(tmp_path):
+    np.save(tmp_path / "p.npy", np.array([1.0, 2.0, 1.0]))
+    return tmp_path / "p.npy"
+
+
+def _degrade(t, *options):
+    return ["degrade", str(sample_path()), "-o", str(t / "o.nii.gz"), *options]
+
+
+BAD_THICK_SLICES = [
+    ("several axes", lambda t: _degrade(t, "--axes", "0", "2", "--slice-profile", "box"), "one axis"),
+    ("gap without profile", lambda t: _degrade(t, "--gap", "1"), "with --slice-profile"),
+    ("thickness without profile", lambda t: _degrade(t, "--thickness", "4"), "with --slice-profile"),
+    ("negative thickness", lambda t: _degrade(t, "--slice-profile", "box", "--thickness", "-2"), "> 0 mm"),
+    ("negative gap", lambda t: _degrade(t, "--slice-profile", "box", "--gap", "-1"), ">= 0 mm"),
+    ("profile not 1D", lambda t: _degrade(t, "--slice-profile", str(_not_1d_profile(t))), "1D array"),
+    ("missing profile", lambda t: _degrade(t, "--slice-profile", str(t / "none.npy")), "No such file"),
+    ("unknown profile", lambda t: _degrade(t, "--slice-profile", "sinc"), "box, gaussian or a .npy"),
+    ("fractional scale", lambda t: _degrade(t, "--slice-profile", "box", "--scale", "2.5"), "integer --scale"),
+    ("too large", lambda t: _degrade(t, "--slice-profile", "box", "--scale", "40"), "would leave"),
+    (
+        "thickness and gap off the spacing",
+        lambda t: _degrade(t, "--slice-profile", "box", "--thickness", "4", "--gap", "3"),
+        "must equal the slice spacing",
+    ),
+    (
+        "width of a file profile",
+        lambda t: _degrade(t, "--slice-profile", str(_profile(t)), "--gap", "1"),
+        "drop --thickness and --gap",
+    ),
+    ("k-space option", lambda t: _degrade(t, "--slice-profile", "box", "--window", "hamming"), "--window belongs"),
+]
+
+
+@pytest.mark.parametrize("name, argv, message", BAD_THICK_SLICES, ids=[b[0] for b in BAD_THICK_SLICES])
+def test_degrade_refuses_each_bad_thick_slice_option(tmp_path, capsys, name, argv, message):
+    test_every_bad_input(tmp_path, capsys, name, argv, message)

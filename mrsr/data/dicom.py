@@ -40,7 +40,7 @@ CARRIED_TAGS = (
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge", "StudyInstanceUID",
     "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName", "StudyDescription",
     "FrameOfReferenceUID", "Modality", "SeriesDescription", "SeriesNumber", "BodyPartExamined",
-    "MagneticFieldStrength", "RepetitionTime", "EchoTime", "Manufacturer",
+    "MagneticFieldStrength", "RepetitionTime", "EchoTime", "Manufacturer", "SliceThickness",
 )  # fmt: skip
 SOP_CLASS = {"MR": "1.2.840.10008.5.1.4.1.1.4", "CT": "1.2.840.10008.5.1.4.1.1.2"}
 

@@ -21,4 +21,11 @@ from .kspace import (
     truncated_size,
 )
 from .resample import interp_matrix, resize_axis, upsample_aligned
+from .sliceprofile import (
+    SliceProfileDegrade,
+    SliceProfileDegradeD,
+    SliceProfileDegraded,
+    SliceProfileDegradeDict,
+    through_plane_factor,
+)
 from .slicestack import SliceStack, SliceStackD, SliceStackd, SliceStackDict, stack_neighbours
