@@ -1,14 +1,13 @@
-"""Tests of mrsr.networks.iconet (ICONet) and its blocks (RSCFL, SR-Rec fusion, large-kernel attention)."""
+"""Tests of mrsr.networks.iconet (ICONet) and its blocks (RSCFL, SR-Rec fusion, large-kernel attention); the contract
+of every SR network: test_contract.py."""
 
 from __future__ import annotations
 
-import inspect
 import io
 
 import pytest
 import torch
 
-from mrsr.networks import get_network
 from mrsr.networks.blocks import LargeKernelAttention, centre_channel
 from mrsr.networks.iconet import ICONet, RSCFLBlock, SRRecFusion
 from mrsr.transforms.resample import upsample_aligned
@@ -16,15 +15,7 @@ from mrsr.transforms.resample import upsample_aligned
 SCALES = [2, 4, 8]
 CHANNELS = [1, 3]
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Run on one intra-op thread: these workloads are tiny, and on a loaded 2-core machine OpenMP
-    oversubscription slows them down 10-100x."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(scale: int = 2, in_channels: int = 1, **kwargs) -> ICONet:
@@ -66,17 +57,6 @@ def test_fusion_weights_are_adaptive_and_normalised():
 
 
 @pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("in_channels", CHANNELS)
-def test_output_shape(sr_checks, scale, in_channels):
-    sr_checks.check_output_shape(make(scale, in_channels), in_channels, 1, scale)
-
-
-@pytest.mark.parametrize("size", [(16, 16), (1, 1), (3, 5)])
-def test_output_shape_other_sizes(sr_checks, size):
-    sr_checks.check_output_shape(make(4, 3), 3, 1, 4, size=size)
-
-
-@pytest.mark.parametrize("scale", SCALES)
 def test_forward_stages_and_targets(scale):
     net = make(scale, 3, out_channels=2).eval()
     x = torch.rand(2, 3, 13, 17)
@@ -106,16 +86,10 @@ def test_forward_stages_and_targets(scale):
         ICONet.stage_targets(torch.rand(1, 1, 10, 12), 4)
 
 
-def test_registry_and_presets():
-    net = get_network("iconet", preset="small", scale=4)
-    assert isinstance(net, ICONet)
-    assert set(ICONet.PRESETS) >= {"default", "small"}
-    signature = inspect.signature(ICONet)
-    for key, value in ICONet.PRESETS["default"].items():
-        assert signature.parameters[key].default == value
-    for preset in ICONet.PRESETS.values():
-        assert not {"scale", "in_channels", "out_channels", "spatial_dims"} & set(preset)
-    assert sum(p.numel() for p in ICONet(scale=4).parameters()) == 1_623_108
+def test_default_parameter_count():
+    with torch.device("meta"):
+        net = ICONet(scale=4)
+    assert sum(p.numel() for p in net.parameters()) == 1_623_108
 
 
 @pytest.mark.parametrize(
@@ -142,12 +116,6 @@ def test_global_residual_is_the_aligned_interpolation_of_centre_channel(mode):
         make(2, 1, interp_mode="area")
 
 
-@pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("in_channels", CHANNELS)
-def test_gradients(sr_checks, scale, in_channels):
-    sr_checks.check_gradients(make(scale, in_channels), in_channels)
-
-
 def test_multi_stage_loss_gradients():
     """The multi-stage loss (every stage's SR and reconstruction) reaches every parameter."""
     torch.manual_seed(0)
@@ -159,18 +127,6 @@ def test_multi_stage_loss_gradients():
     loss.backward()
     bad = [n for n, p in net.named_parameters() if p.grad is None or not bool(p.grad.abs().sum() > 0)]
     assert not bad, bad
-
-
-@pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("in_channels", CHANNELS)
-def test_eval_determinism(sr_checks, scale, in_channels):
-    sr_checks.check_eval_determinism(make(scale, in_channels), in_channels)
-
-
-@pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("in_channels", CHANNELS)
-def test_torchscript(sr_checks, scale, in_channels):
-    sr_checks.check_torchscript(make(scale, in_channels), in_channels)
 
 
 def test_torchscript_forward_stages():
@@ -188,66 +144,6 @@ def test_torchscript_forward_stages():
     for key in ("sr", "rec"):
         for a, b in zip(got[key], ref[key]):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
-
-
-@pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("in_channels", CHANNELS)
-def test_state_dict_round_trip(sr_checks, scale, in_channels):
-    sr_checks.check_state_dict_round_trip(lambda: make(scale, in_channels), in_channels)
-
-
-@pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("in_channels", CHANNELS)
-def test_bf16_autocast(sr_checks, scale, in_channels):
-    sr_checks.check_bf16_autocast(make(scale, in_channels), in_channels, 1, scale)
-
-
-@pytest.mark.parametrize("scale", SCALES)
-@pytest.mark.parametrize("in_channels", CHANNELS)
-def test_channels_last(sr_checks, scale, in_channels):
-    sr_checks.check_channels_last(make(scale, in_channels), in_channels)
-
-
-OVERFIT_CASES = [
-    (2, 0),
-    (4, 0),
-    (2, 1),
-    pytest.param(4, 1, marks=pytest.mark.slow),
-    pytest.param(8, 0, marks=pytest.mark.slow),
-    pytest.param(8, 1, marks=pytest.mark.slow),
-]
-
-
-def _cubic_l1(lr_img: torch.Tensor, hr: torch.Tensor, scale: int, k: int) -> float:
-    return float((upsample_aligned(lr_img[:, k : k + 1], scale) - hr).abs().mean())
-
-
-@pytest.mark.parametrize("scale,k", OVERFIT_CASES)
-def test_overfit_real_slice(sr_checks, real_slice_pair, scale, k):
-    """80 Adam steps on one real k-space-truncated T1 slice (2D, or 2.5D with k neighbours each side):
-    the final SR's L1 loss ends at least 5% below the aligned cubic interpolation's.
-
-    ICONet starts close to that interpolation (its image path is a cascade of aligned x2 cubic
-    upsamplings) and the small preset needs 120-250 steps, depending on the random initialisation's
-    starting loss, to halve its first loss: that check is :func:`test_overfit_real_slice_halves`.
-    """
-    lr_img, hr = real_slice_pair(scale, k)
-    torch.manual_seed(0)
-    net = make(scale, 2 * k + 1)
-    first, last = sr_checks.check_overfit(net, lr_img, hr, steps=80, lr=2e-3)
-    assert last < first, (first, last)
-    assert last < 0.95 * _cubic_l1(lr_img, hr, scale, k), (last, _cubic_l1(lr_img, hr, scale, k))
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("scale,k", [(2, 0), (4, 0), (2, 1)])
-def test_overfit_real_slice_halves(sr_checks, real_slice_pair, scale, k):
-    """300 Adam steps on the real slice: the L1 loss falls by at least half."""
-    lr_img, hr = real_slice_pair(scale, k)
-    torch.manual_seed(0)
-    net = make(scale, 2 * k + 1)
-    first, last = sr_checks.check_overfit(net, lr_img, hr, steps=300, lr=2e-3)
-    assert last <= 0.5 * first, (first, last)
 
 
 @pytest.mark.parametrize("scale", SCALES)

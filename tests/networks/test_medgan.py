@@ -1,4 +1,5 @@
-"""Tests of mrsr.networks.medgan (CasNet generator, PatchDiscriminator) on the small presets."""
+"""Tests of mrsr.networks.medgan: the CasNet generator's blocks, options and sizes (the contract of every SR network:
+test_contract.py) and the PatchDiscriminator."""
 
 from __future__ import annotations
 
@@ -7,9 +8,6 @@ import torch
 
 from mrsr.networks import get_network
 from mrsr.networks.medgan import CasNet, PatchDiscriminator, UBlock
-
-CASES = [(s, c) for s in (2, 3, 4) for c in (1, 3)]
-IDS = [f"x{s}-c{c}" for s, c in CASES]
 
 
 def small(scale: int, in_channels: int, **kwargs) -> CasNet:
@@ -21,50 +19,6 @@ def small_d(**kwargs) -> PatchDiscriminator:
 
 
 # --- CasNet ---
-
-
-@pytest.mark.parametrize("scale,channels", CASES, ids=IDS)
-def test_output_shape(sr_checks, scale, channels):
-    sr_checks.check_output_shape(small(scale, channels), channels, 1, scale)
-    sr_checks.check_output_shape(small(scale, channels, out_channels=2), channels, 2, scale, size=(8, 9))
-
-
-@pytest.mark.parametrize("scale,channels", CASES, ids=IDS)
-def test_gradients_reach_every_parameter(sr_checks, scale, channels):
-    sr_checks.check_gradients(small(scale, channels), channels)
-
-
-@pytest.mark.parametrize("scale,channels", CASES, ids=IDS)
-def test_eval_determinism(sr_checks, scale, channels):
-    sr_checks.check_eval_determinism(small(scale, channels), channels)
-
-
-@pytest.mark.parametrize("scale,channels", CASES, ids=IDS)
-def test_torchscript(sr_checks, scale, channels):
-    sr_checks.check_torchscript(small(scale, channels), channels)
-
-
-@pytest.mark.parametrize("scale,channels", CASES, ids=IDS)
-def test_state_dict_round_trip(sr_checks, scale, channels):
-    sr_checks.check_state_dict_round_trip(lambda: small(scale, channels), channels)
-
-
-@pytest.mark.parametrize("scale,channels", CASES, ids=IDS)
-def test_bf16_autocast(sr_checks, scale, channels):
-    sr_checks.check_bf16_autocast(small(scale, channels), channels, 1, scale)
-
-
-@pytest.mark.parametrize("scale,channels", CASES, ids=IDS)
-def test_channels_last(sr_checks, scale, channels):
-    sr_checks.check_channels_last(small(scale, channels), channels)
-
-
-@pytest.mark.parametrize("scale,channels", CASES, ids=IDS)
-def test_overfit_real_slice(sr_checks, real_slice_pair, scale, channels):
-    lr, hr = real_slice_pair(scale, k=channels // 2)
-    torch.manual_seed(0)
-    first, last = sr_checks.check_overfit(small(scale, channels), lr, hr, steps=40)
-    assert last <= 0.5 * first, f"L1 {first:.4f} -> {last:.4f}"
 
 
 def test_scale_one_takes_hr_grid_input(sr_checks):
@@ -218,22 +172,6 @@ def test_discriminator_default_size():
     assert sum(p.numel() for p in d.parameters()) == 2_763_713
     with pytest.raises(ValueError, match="spatial_dims=2"):
         PatchDiscriminator(spatial_dims=3)
-
-
-@pytest.mark.slow
-def test_default_preset_trains_one_step(sr_checks):
-    """The 326 M-parameter cascade on a 24x20 LR slice (48x40 HR, padded to 256x256)."""
-    torch.manual_seed(0)
-    sr_checks.check_default_preset_step(get_network("casnet", preset="default", scale=2, in_channels=3), 3, 2)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("scale", [2, 4])
-def test_overfit_beats_cubic_interpolation(sr_checks, real_slice_pair, scale):
-    lr, hr = real_slice_pair(scale)
-    torch.manual_seed(0)
-    cubic, net_l1 = sr_checks.check_beats_cubic(small(scale, 1), lr, hr, scale, steps=100)
-    assert net_l1 < cubic, f"network L1 {net_l1:.4f} vs cubic {cubic:.4f}"
 
 
 @pytest.mark.slow
