@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mrsr.paths import write_text_atomic
+from mrsr.progress import say
 
 EXIT_USAGE = 2
 DEFAULT_ADAPT_STEPS = 300  # mrsr.adapt.DEFAULT_STEPS (not imported: --help stays fast)
@@ -434,7 +435,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     if best:
         base = history.get("baselines") or {}
         margins = ", ".join(f"{best['val_psnr'] - m['val_psnr']:+.3f} dB vs {n}" for n, m in base.items())
-        _say(f"best validation PSNR {best['val_psnr']:.3f} dB (epoch {best['epoch']}; {margins}); "
+        say(f"best validation PSNR {best['val_psnr']:.3f} dB (epoch {best['epoch']}; {margins}); "
              f"weights: {config.out}/model_best.pt")  # fmt: skip
     return 0
 
@@ -443,10 +444,6 @@ def _version() -> str:
     from mrsr import __version__
 
     return __version__
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def cmd_degrade(args: argparse.Namespace) -> int:
@@ -458,13 +455,13 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     if args.slice_profile:
         width = "".join(f", {name} {value:g} mm" for name, value in (("thickness", args.thickness),
                                                                   ("gap", args.gap)) if value is not None)  # fmt: skip
-        _say(
+        say(
             f"degraded {tuple(hr.shape[1:])} -> {tuple(lr.shape[1:])} (thick slices across axis {axes[0]}"
             f"{'' if args.axes else ', auto'}, factor {args.scale:g}, profile {args.slice_profile}{width}); "
             f"wrote {args.output}"
         )
         return 0
-    _say(
+    say(
         f"degraded {tuple(hr.shape[1:])} -> {tuple(lr.shape[1:])} (axes {' '.join(map(str, axes))}"
         f"{'' if args.axes else ': in-plane, auto'}, factor {args.scale:g}, grid {args.grid}, window "
         f"{args.window}, snr {args.snr}); wrote {args.output}"
@@ -480,11 +477,11 @@ def cmd_infer(args: argparse.Namespace) -> int:
     options = InferOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(InferOptions)})
     if _is_batch(args):
         super_resolve_batch(args.output, options, args.input, args.manifest, args.data_root, args.section,
-                            args.overwrite, _say)  # fmt: skip
+                            args.overwrite, say)  # fmt: skip
         return 0
     start = time.perf_counter()
-    lr, sr, _ = super_resolve_file(args.input, args.output, options, overwrite=args.overwrite, log=_say)
-    _say(
+    lr, sr, _ = super_resolve_file(args.input, args.output, options, overwrite=args.overwrite, log=say)
+    say(
         f"{options.method}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in {time.perf_counter() - start:.1f} s; "
         f"wrote {args.output} ({sr.meta[DESCRIPTION_KEY]})"
     )
@@ -495,7 +492,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mrsr.metrics import format_report
     from mrsr.pipeline import evaluate_files
 
-    result = evaluate_files(args.sr, args.hr, args.data_range, args.border, args.slice_axis, args.mask, _say)
+    result = evaluate_files(args.sr, args.hr, args.data_range, args.border, args.slice_axis, args.mask, say)
     print(format_report({Path(args.sr).name: result}))
     if args.json:
         write_text_atomic(args.json, json.dumps(result.as_dict(), indent=2, default=float) + "\n")
@@ -506,7 +503,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from mrsr.demo import demo_files, run_demo
     from mrsr.metrics import format_report
 
-    results = run_demo(args.output, args.scale, args.bundle, args.device, args.overwrite, _say)
+    results = run_demo(args.output, args.scale, args.bundle, args.device, args.overwrite, say)
     print(format_report(results))
     print(f"\nwrote {Path(args.output)}/: {' '.join(demo_files(list(results)))}")
     return 0
@@ -533,8 +530,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
     if args.devices:
         config.devices = args.devices
     start = time.perf_counter()
-    print(run_benchmark(config, progress=_say))
-    _say(f"benchmark done in {time.perf_counter() - start:.0f} s; wrote {out}/benchmark.md, benchmark.csv, "
+    print(run_benchmark(config, progress=say))
+    say(f"benchmark done in {time.perf_counter() - start:.0f} s; wrote {out}/benchmark.md, benchmark.csv, "
          f"quality_vs_speed.png, panel.png{' and ' + args.docs if args.docs else ''}")  # fmt: skip
     return 0
 
@@ -548,7 +545,7 @@ def cmd_networks(args: argparse.Namespace) -> int:
         scale=args.scale,
         repeats=args.repeats,
         time_it=not args.no_timing,
-        progress=_say,
+        progress=say,
     )
     return 0
 
@@ -630,15 +627,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, OSError) as err:  # MrsrError is a ValueError
         if args.traceback:
             raise
-        _say(f"mrsr: error: {err}")
+        say(f"mrsr: error: {err}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _say("mrsr: interrupted; nothing was written")
+        say("mrsr: interrupted; nothing was written")
         return 130
     except Exception as err:  # an internal error: still one line unless asked
         if args.traceback:
             raise
-        _say(f"mrsr: internal error: {type(err).__name__}: {err} (run again with --traceback and report it)")
+        say(f"mrsr: internal error: {type(err).__name__}: {err} (run again with --traceback and report it)")
         return 1
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from mrsr.inference import super_resolve
 from mrsr.metrics import EvaluationResult, evaluate
 from mrsr.paths import atomic_path, check_output_path, write_text_atomic
 from mrsr.pipeline import BASELINES, get_predictor
+from mrsr.progress import say
 from mrsr.report import save_panel
 from mrsr.transforms import KSpaceTruncate, RobustNormalize
 
@@ -30,12 +30,7 @@ __all__ = ["demo_bundle", "run_demo", "demo_files"]
 Log = Callable[[str], None]
 
 
-def _say(text: str) -> None:
-    """A progress line: on stderr, flushed (a log file or a pipe gets it at once)."""
-    print(text, file=sys.stderr, flush=True)
-
-
-def demo_bundle(choice: str, scale: float, log: Log = _say) -> str | None:
+def demo_bundle(choice: str, scale: float, log: Log = say) -> str | None:
     """The bundle the demo runs: ``choice`` itself, the best with weights for ``scale`` (``"best"``),
     or none (``"none"``, a fractional scale, or no bundle that does no harm). Notes on the choice go to ``log``.
 
@@ -80,7 +75,7 @@ def run_demo(
     bundle: str = "best",
     device: str = "auto",
     overwrite: bool = False,
-    log: Log = _say,
+    log: Log = say,
 ) -> dict[str, EvaluationResult]:
     """Degrade the bundled T1 scan in-plane by ``scale``, super-resolve it with the baselines and a
     bundle (:func:`demo_bundle`), score each against the original, and write the folder ``output``

@@ -17,7 +17,6 @@ This module sits above :mod:`mrsr.bundle` and below :mod:`mrsr.cli`.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -37,6 +36,7 @@ from mrsr.errors import MrsrError
 from mrsr.inference import RestoreVolumed, VolumeInferer, resolve_device, resolve_slice_axis
 from mrsr.metrics import EvaluationResult, evaluate
 from mrsr.paths import is_nifti_path
+from mrsr.progress import say
 from mrsr.transforms import KSpaceTruncate, RobustNormalized, SliceProfileDegrade
 
 __all__ = [
@@ -60,11 +60,6 @@ __all__ = [
 #: the interpolation baselines by name: they need no weights and have nothing to adapt
 BASELINES = ("zerofill", "bicubic")
 Log = Callable[[str], None]
-
-
-def _say(text: str) -> None:
-    """A progress line: on stderr, flushed (a log file or a pipe gets it at once)."""
-    print(text, file=sys.stderr, flush=True)
 
 
 def get_predictor(name: str, scale: float | tuple[float, float]) -> nn.Module:
@@ -355,7 +350,7 @@ def super_resolve_file(
     predictor: Predictor | None = None,
     layout: Mapping | None = None,
     overwrite: bool = False,
-    log: Log = _say,
+    log: Log = say,
 ) -> tuple[MetaTensor, MetaTensor, Predictor]:
     """Super-resolve the volume at ``path`` into ``output`` through :func:`inference_chain`, as ``mrsr infer``.
 
@@ -472,7 +467,7 @@ def super_resolve_batch(
     data_root: str | os.PathLike | None = None,
     section: str = "test",
     overwrite: bool = False,
-    log: Log = _say,
+    log: Log = say,
 ) -> BatchResult:
     """Super-resolve every volume of ``folder`` (its NIfTI files) or of a manifest section into ``output_dir``.
 
@@ -615,7 +610,7 @@ def evaluate_files(
     border: int = 0,
     slice_axis: int | str = "auto",
     mask: str | os.PathLike = "auto",
-    log: Log = _say,
+    log: Log = say,
 ) -> EvaluationResult:
     """PSNR and SSIM of the SR volume at ``sr`` against the HR volume at ``hr`` (:func:`mrsr.metrics.evaluate`).
 

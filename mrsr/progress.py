@@ -8,10 +8,15 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
-__all__ = ["progress_iter", "LOG_EVERY_S"]
+__all__ = ["progress_iter", "say", "LOG_EVERY_S"]
 
 T = TypeVar("T")
 LOG_EVERY_S = 10.0  # seconds between progress lines when stderr is not a terminal ($MRSR_PROGRESS_EVERY)
+
+
+def say(text: str) -> None:
+    """A progress or status line: on stderr, flushed (a log file or a pipe gets it at once)."""
+    print(text, file=sys.stderr, flush=True)
 
 
 def _log_lines(items: Iterable[T], desc: str, unit: str, total: int | None, every: float) -> Iterator[T]:

@@ -8,7 +8,6 @@ The bundles' inference configs and ``mrsr infer`` name the output of ``in/scan.n
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Hashable, Mapping, Sequence
 from pathlib import Path
 
@@ -19,15 +18,11 @@ from monai.transforms import MapTransform
 
 from mrsr.errors import MrsrError
 from mrsr.paths import CLI_OVERWRITE, check_output_path, is_nifti_path
+from mrsr.progress import say
 
 from .io import save_volume
 
 __all__ = ["derived_output_path", "as_datalist", "SaveVolumed"]
-
-
-def _say(text: str) -> None:
-    """A progress line: on stderr, flushed (a log file or a pipe gets it at once)."""
-    print(text, file=sys.stderr, flush=True)
 
 
 def derived_output_path(
@@ -89,11 +84,11 @@ def as_datalist(
     todo = []
     for item, target in zip(out, targets):
         if target.exists():
-            _say(f"mrsr: skip {item['image']}: {target} exists (pass --overwrite to replace it)")
+            say(f"mrsr: skip {item['image']}: {target} exists (pass --overwrite to replace it)")
         else:
             todo.append(item)
     if not todo:
-        _say(f"mrsr: nothing to do: every output exists ({len(out)} input{'s' * (len(out) > 1)} skipped)")
+        say(f"mrsr: nothing to do: every output exists ({len(out)} input{'s' * (len(out) > 1)} skipped)")
     return todo
 
 
@@ -147,5 +142,5 @@ class SaveVolumed(MapTransform):
             check_output_path(out, self.overwrite, inputs=(source,), overwrite_hint=CLI_OVERWRITE)
             save_volume(d[key], out, overwrite=self.overwrite)
             if self.print_log:
-                _say(f"mrsr: wrote {out}")
+                say(f"mrsr: wrote {out}")
         return d
