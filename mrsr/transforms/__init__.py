@@ -20,7 +20,7 @@ from .kspace import (
     fourier_resize,
     truncated_size,
 )
-from .resample import interp_matrix, resize_axis, upsample_aligned
+from .resample import interp_matrix, resize_axis, thick_interp, thick_interp_matrix, upsample_aligned
 from .sliceprofile import (
     SliceProfileDegrade,
     SliceProfileDegradeD,

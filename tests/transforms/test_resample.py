@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mrsr.transforms import interp_matrix, resize_axis, upsample_aligned
+from mrsr.transforms import SliceProfileDegrade, interp_matrix, resize_axis, thick_interp, upsample_aligned
 
 
 @pytest.mark.parametrize("mode", ["cubic", "linear", "nearest"])
@@ -73,3 +73,12 @@ def test_sinc_reflect_equals_sinc_of_the_mirrored_signal():
     periodic = x @ interp_matrix(40, 80, "sinc", dtype=torch.float64).t()
     assert (got - torch.arange(80, dtype=torch.float64)[None] / 78).abs()[:, 4:-4].max() < 0.01  # samples j/2 of m/39
     assert (periodic[:, :4] - got[:, :4]).abs().max() > 0.05  # the periodic one rings at the ends
+
+
+def test_thick_interp_constant_and_grid():
+    """A constant stays constant; a linear ramp sampled at slab centres comes back on the HR grid."""
+    assert torch.allclose(thick_interp(torch.ones(3, 5, 4), 3, dim=1), torch.ones(3, 15, 4))
+    hr = torch.arange(24, dtype=torch.float64)[None, None, :, None].expand(1, 1, 24, 2)
+    lr = SliceProfileDegrade(4, axis=0)(hr[0])[None]  # box means of a ramp sit on the slab centres
+    up = thick_interp(lr, 4, dim=2, mode="linear")
+    assert torch.allclose(up[0, 0, 2:-2], hr[0, 0, 2:-2])  # exact between the first and last centres
