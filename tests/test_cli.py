@@ -586,3 +586,36 @@ BAD_THICK_SLICES = [
 @pytest.mark.parametrize("name, argv, message", BAD_THICK_SLICES, ids=[b[0] for b in BAD_THICK_SLICES])
 def test_degrade_refuses_each_bad_thick_slice_option(tmp_path, capsys, name, argv, message):
     test_every_bad_input(tmp_path, capsys, name, argv, message)
+
+
+def test_selfsr_writes_the_thick_axis_on_its_hr_grid(tmp_path, capsys):
+    """`mrsr selfsr` on real thick slices (a crop of the T1 sample given a 2 mm isotropic header, then 6 mm box
+    slices) writes the HR grid."""
+    from monai.data import MetaTensor
+
+    from mrsr.data import save_volume
+    from mrsr.transforms import SliceProfileDegrade
+
+    crop = load_volume(sample_path())[:, 40:88, 40:88, :30]
+    hr = MetaTensor(crop.as_tensor(), affine=torch.diag(torch.tensor([2.0, 2.0, 2.0, 1.0], dtype=torch.float64)))
+    thick = SliceProfileDegrade(3, axis=2)(hr)
+    save_volume(thick, tmp_path / "thick.nii.gz")
+    args = ["selfsr", str(tmp_path / "thick.nii.gz"), "-o", str(tmp_path / "iso.nii.gz"), "--steps", "5",
+            "--approach", "upsample", "--device", "cpu"]  # fmt: skip
+    assert main(args) == 0
+    out = load_volume(tmp_path / "iso.nii.gz")
+    assert out.shape == hr.shape
+    np.testing.assert_allclose(np.asarray(out.affine), np.asarray(hr.affine), atol=1e-5)  # back on the HR grid
+    assert "internal validation" in capsys.readouterr().err
+    assert main(args) == 2  # the output exists: one line, nothing replaced
+    assert "exists" in capsys.readouterr().err
+
+
+def test_selfsr_refuses_an_isotropic_volume_in_one_line(tmp_path, capsys):
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.ones((8, 8, 8), np.float32), np.eye(4)), str(tmp_path / "cube.nii.gz"))
+    assert main(["selfsr", str(tmp_path / "cube.nii.gz"), "-o", str(tmp_path / "out.nii.gz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("mrsr: error:") and "isotropic" in err[-1] and "Traceback" not in "".join(err)
+    assert not (tmp_path / "out.nii.gz").exists()
