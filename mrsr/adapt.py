@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,7 +41,16 @@ from mrsr.transforms.consistency import kspace_consistency
 from mrsr.transforms.kspace import KSpaceTruncate
 from mrsr.transforms.slicestack import stack_neighbours
 
-__all__ = ["AdaptResult", "TooSmallToAdapt", "adapt", "adaptable_slices", "CHOICES", "MIN_PAIR_SIZE"]
+__all__ = [
+    "AdaptResult",
+    "TooSmallToAdapt",
+    "adapt",
+    "adaptable_slices",
+    "fit_on_pairs",
+    "FitResult",
+    "CHOICES",
+    "MIN_PAIR_SIZE",
+]
 
 CHOICES = ("adapted", "network", "zerofill")
 # The smallest in-plane side of a pair's input (LR / scale). Below it the held-out check one scale down
@@ -214,6 +224,80 @@ def adaptable_slices(volume: torch.Tensor, scale: int, slice_axis: int | str = "
     return vol[:, :h, :w].clone()  # a normal tensor even when the input was made in inference mode
 
 
+@dataclass
+class FitResult:
+    """What :func:`fit_on_pairs` found: the best held-out score, the weights that scored it, the steps taken."""
+
+    best_score: float = -math.inf
+    best_state: dict | None = None
+    steps: int = 0
+
+
+def fit_on_pairs(
+    model: nn.Module,
+    next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
+    score: Callable[[nn.Module], float] | None,
+    steps: int,
+    lr: float,
+    validate_every: int,
+    device: torch.device,
+    time_budget: float | None = None,
+    start: float | None = None,
+    train_mode: bool = False,
+    amp: bool = False,
+    progress: bool = False,
+    desc: str = "training",
+) -> FitResult:
+    """Train ``model`` in place with L1 and Adam on a volume's own pairs, keeping the best held-out state.
+
+    The loop of test-time adaptation (:func:`adapt`) and self-supervised SR (:func:`mrsr.selfsr.selfsr`):
+    ``next_batch()`` gives (LR, HR) patches; every ``validate_every`` steps, at the last step and when
+    ``time_budget`` seconds (counted from ``start``) are spent, ``score(model)`` (higher is better) is
+    taken in eval mode and the best state copied. ``score=None`` trains without validation.
+
+    Args:
+        model: the network, on ``device``.
+        next_batch: the next (x, y) batch, anywhere (moved to ``device``).
+        score: held-out score of the model, or None.
+        steps: optimiser steps (at most).
+        lr: Adam learning rate.
+        validate_every: steps between scores.
+        device: where to train.
+        time_budget: stop after this many seconds since ``start`` (None: no limit).
+        start: ``time.perf_counter()`` the budget counts from (default: now).
+        train_mode: train in ``model.train()`` mode; False keeps eval mode throughout (batch-norm
+            statistics and dropout as trained: a few patches of one scan are no population).
+        amp: bfloat16 autocast for the forward pass.
+        progress: show progress on stderr.
+        desc: what the progress line calls the work.
+    """
+    start = time.perf_counter() if start is None else start
+    result = FitResult()
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    bar = progress_iter(range(steps), desc, "step", enabled=progress)
+    for step in bar:
+        x, y = next_batch()
+        model.train(train_mode)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            loss = torch.nn.functional.l1_loss(model(x.to(device)).float(), y.to(device))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        result.steps = step + 1
+        out_of_time = time_budget is not None and time.perf_counter() - start >= time_budget
+        if score is not None and (result.steps % validate_every == 0 or result.steps == steps or out_of_time):
+            model.eval()
+            value = score(model)
+            if hasattr(bar, "set_postfix"):  # a tqdm bar on a terminal
+                bar.set_postfix(psnr=f"{value:.2f}")
+            if value > result.best_score:
+                result.best_score, result.best_state = value, copy.deepcopy(model.state_dict())
+        if out_of_time:
+            break
+    model.eval()
+    return result
+
+
 def adapt(
     network: nn.Module,
     volume: torch.Tensor,
@@ -277,37 +361,22 @@ def _adapt(network, volume, scale, steps, time_budget, slice_axis, in_channels, 
         "network": _score(network, pairs, scale, dev, data_consistency),
         "zerofill": _score(zerofill, pairs, scale, dev, False),
     }
-    best_state, taken = None, 0
+    fit, tuned = FitResult(), network
     if steps > 0:
         rng = np.random.default_rng(seed)
-        # eval mode throughout: batch-norm statistics and dropout stay as trained (a few patches of one
-        # scan are no population to re-estimate them on), and ICONet returns its final output only
-        tuned = copy.deepcopy(network).eval()
-        optimiser = torch.optim.Adam(tuned.parameters(), lr=lr)
-        best = scores["network"]
-        bar = progress_iter(range(steps), "adapting", "step", enabled=progress)
-        for step in bar:
-            x, y = _batch(pairs, scale, batch_size, patch_size, rng)
-            loss = torch.nn.functional.l1_loss(tuned(x.to(dev)).float(), y.to(dev))
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            taken = step + 1
-            out_of_time = time_budget is not None and time.perf_counter() - start >= time_budget
-            if taken % validate_every == 0 or taken == steps or out_of_time:
-                score = _score(tuned, pairs, scale, dev, data_consistency)
-                if hasattr(bar, "set_postfix"):  # a tqdm bar on a terminal
-                    bar.set_postfix(psnr=f"{score:.2f}")
-                if score > best:
-                    best, best_state = score, copy.deepcopy(tuned.state_dict())
-                scores["adapted"] = max(scores.get("adapted", -math.inf), score)
-            if out_of_time:
-                break
-    if best_state is not None and scores["adapted"] > max(scores["network"], scores["zerofill"]):
-        tuned.load_state_dict(best_state)
+        tuned = copy.deepcopy(network).eval()  # the caller's network stays as it is
+        fit = fit_on_pairs(
+            tuned, lambda: _batch(pairs, scale, batch_size, patch_size, rng),
+            lambda model: _score(model, pairs, scale, dev, data_consistency), steps, lr, validate_every, dev,
+            time_budget, start, progress=progress, desc="adapting",
+        )  # fmt: skip
+        if fit.best_state is not None:
+            scores["adapted"] = fit.best_score
+    if fit.best_state is not None and scores["adapted"] > max(scores["network"], scores["zerofill"]):
+        tuned.load_state_dict(fit.best_state)
         predictor, choice = tuned, "adapted"
     elif scores["network"] > scores["zerofill"]:
         predictor, choice = network, "network"
     else:
         predictor, choice = zerofill, "zerofill"
-    return AdaptResult(predictor, choice, scores, taken, time.perf_counter() - start, pairs.holdout)
+    return AdaptResult(predictor, choice, scores, fit.steps, time.perf_counter() - start, pairs.holdout)

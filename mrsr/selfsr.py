@@ -41,7 +41,6 @@ Choices (the issue leaves them open):
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from dataclasses import dataclass, field
@@ -53,10 +52,10 @@ from monai.data import MetaTensor
 from monai.utils import convert_to_tensor
 from torch import nn
 
+from mrsr.adapt import fit_on_pairs
 from mrsr.errors import MrsrError
 from mrsr.inference import autocast_context, resolve_device
 from mrsr.networks import get_network
-from mrsr.progress import progress_iter
 from mrsr.transforms.resample import thick_interp
 from mrsr.transforms.sliceprofile import PROFILES, SliceProfileDegrade, through_plane_factor
 
@@ -343,30 +342,16 @@ def _train(predictor: _ThickSR, pairs: _Pairs, report: SelfSRReport, dev: torch.
     else:
         report.notes.append("fewer than 4 slices: no held-out check, the network runs unchecked")
     rng = np.random.default_rng(seed)
-    optimiser = torch.optim.Adam(predictor.parameters(), lr=lr)
-    best, best_state = -math.inf, None
-    for step in progress_iter(range(steps), "selfsr training", "step", enabled=progress):
-        x, y = _batch(pairs, report.scale, batch_size, patch_size, flip_h, rng)
-        predictor.train()
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-            loss = F.l1_loss(predictor(x.to(dev)).float(), y.to(dev))
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        optimiser.step()
-        report.steps = step + 1
-        out_of_time = time_limit is not None and time.perf_counter() - start >= time_limit
-        if have_val and (report.steps % validate_every == 0 or report.steps == steps or out_of_time):
-            predictor.eval()
-            score = _score(predictor, pairs, dev, amp, slice_batch)
-            if score > best:
-                best, best_state = score, copy.deepcopy(predictor.state_dict())
-        if out_of_time:
-            break
-    predictor.eval()
-    if best_state is not None:
-        predictor.load_state_dict(best_state)
-        report.scores["network"] = best
-        if best <= report.scores["cubic"]:
+    fit = fit_on_pairs(
+        predictor, lambda: _batch(pairs, report.scale, batch_size, patch_size, flip_h, rng),
+        (lambda model: _score(model, pairs, dev, amp, slice_batch)) if have_val else None, steps, lr,
+        validate_every, dev, time_limit, start, train_mode=True, amp=amp, progress=progress, desc="selfsr training",
+    )  # fmt: skip
+    report.steps = fit.steps
+    if fit.best_state is not None:
+        predictor.load_state_dict(fit.best_state)
+        report.scores["network"] = fit.best_score
+        if fit.best_score <= report.scores["cubic"]:
             report.choice = "cubic"
             report.notes.append("the network never beat cubic interpolation on the held-out slices")
     return predictor

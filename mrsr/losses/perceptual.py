@@ -171,7 +171,8 @@ class VGGContentLoss(_VGGLoss):
 class PixelPerceptualLoss(nn.Module):
     """WASA's training loss: ``L1(pred, target) + perceptual_weight * perceptual(pred, target)``.
 
-    Seed 001: ``L = L1 + 0.1 * L_perc`` with the VGG-19 perceptual loss of :class:`VGGPerceptualLoss`.
+    The WASA method trains with ``L = L1 + 0.1 * L_perc``, the VGG-19 perceptual loss of
+    :class:`VGGPerceptualLoss`.
 
     Args:
         perceptual: the perceptual loss (default: a :class:`VGGPerceptualLoss` with its defaults).

@@ -455,7 +455,34 @@ def _invert_output_keys(
     return d
 
 
-class KSpaceTruncated(MapTransform, InvertibleTransform):
+class _PerKeyd(MapTransform, InvertibleTransform):
+    """A dictionary transform that applies one invertible array transform (``array_class(**kwargs)``) to
+    each key, storing the result under the matching output key; :meth:`inverse` inverts the output keys."""
+
+    array_class: type[InvertibleTransform]
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        output_keys: KeysCollection | None = None,
+        allow_missing_keys: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.output_keys = _output_keys(self.keys, output_keys)
+        self.transform = self.array_class(**kwargs)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key, out_key in self.key_iterator(d, self.output_keys):
+            d[out_key] = self.transform(d[key])
+        return d
+
+    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        return _invert_output_keys(self, self.transform, data)
+
+
+class KSpaceTruncated(_PerKeyd):
     """Dictionary version of :class:`KSpaceTruncate`; invertible (zero-filling, :meth:`KSpaceTruncate.inverse`).
 
     The record of the degradation is on the output key: :meth:`inverse` zero-fills the images under
@@ -476,26 +503,7 @@ class KSpaceTruncated(MapTransform, InvertibleTransform):
     """
 
     backend = KSpaceTruncate.backend
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        output_keys: KeysCollection | None = None,
-        allow_missing_keys: bool = False,
-        **kwargs,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.output_keys = _output_keys(self.keys, output_keys)
-        self.truncate = KSpaceTruncate(**kwargs)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key, out_key in self.key_iterator(d, self.output_keys):
-            d[out_key] = self.truncate(d[key])
-        return d
-
-    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        return _invert_output_keys(self, self.truncate, data)
+    array_class = KSpaceTruncate
 
 
 class RandKSpaceTruncate(RandomizableTransform, InvertibleTransform):

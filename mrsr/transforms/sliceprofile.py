@@ -18,21 +18,20 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from monai.config import KeysCollection
 from monai.data import MetaTensor
-from monai.transforms import InvertibleTransform, MapTransform
+from monai.transforms import InvertibleTransform
 from monai.utils import TraceKeys, convert_to_dst_type, convert_to_numpy, convert_to_tensor
 
 from mrsr.errors import MrsrError
 
-from .kspace import _invert_output_keys, _output_keys
+from .kspace import _PerKeyd
 
 __all__ = [
     "PROFILES",
@@ -426,7 +425,7 @@ class SliceProfileDegrade(InvertibleTransform):
         return MetaTensor(x, meta=meta, applied_operations=list(data.applied_operations))
 
 
-class SliceProfileDegraded(MapTransform, InvertibleTransform):
+class SliceProfileDegraded(_PerKeyd):
     """Dictionary version of :class:`SliceProfileDegrade`; invertible (:meth:`SliceProfileDegrade.inverse`).
 
     Args:
@@ -442,26 +441,7 @@ class SliceProfileDegraded(MapTransform, InvertibleTransform):
     """
 
     backend = SliceProfileDegrade.backend
-
-    def __init__(
-        self,
-        keys: KeysCollection,
-        output_keys: KeysCollection | None = None,
-        allow_missing_keys: bool = False,
-        **kwargs,
-    ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.output_keys = _output_keys(self.keys, output_keys)
-        self.degrade = SliceProfileDegrade(**kwargs)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key, out_key in self.key_iterator(d, self.output_keys):
-            d[out_key] = self.degrade(d[key])
-        return d
-
-    def inverse(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        return _invert_output_keys(self, self.degrade, data)
+    array_class = SliceProfileDegrade
 
 
 SliceProfileDegradeD = SliceProfileDegradeDict = SliceProfileDegraded
