@@ -35,6 +35,7 @@ from torch import nn
 
 from mrsr.errors import MrsrError
 from mrsr.inference import resolve_device, resolve_slice_axis
+from mrsr.metrics import range_psnr
 from mrsr.networks.baselines import ZeroFill
 from mrsr.progress import progress_iter
 from mrsr.transforms.consistency import kspace_consistency
@@ -148,10 +149,7 @@ def _make_pairs(vol: torch.Tensor, scale: int, in_channels: int, holdout: float)
 def _psnr(sr: torch.Tensor, target: torch.Tensor, columns: slice, border: int) -> float:
     """PSNR over the scored columns, ``border`` pixels cropped at the slice edges, the target's range."""
     rows, cols = slice(border, -border or None), slice(columns.start or border, -border or None)
-    sr, target = sr[..., rows, cols].float(), target[..., rows, cols].float()
-    data_range = float(target.max() - target.min()) or 1.0
-    mse = float(torch.mean((sr - target) ** 2))
-    return 10 * math.log10(data_range**2 / max(mse, 1e-20))
+    return range_psnr(sr[..., rows, cols], target[..., rows, cols])
 
 
 @torch.no_grad()

@@ -41,7 +41,6 @@ Choices (the issue leaves them open):
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -55,6 +54,7 @@ from torch import nn
 from mrsr.adapt import fit_on_pairs
 from mrsr.errors import MrsrError
 from mrsr.inference import autocast_context, resolve_device
+from mrsr.metrics import range_psnr
 from mrsr.networks import get_network
 from mrsr.transforms.resample import thick_interp
 from mrsr.transforms.sliceprofile import PROFILES, SliceProfileDegrade, through_plane_factor
@@ -191,13 +191,6 @@ def _batch(pairs: _Pairs, scale: int, size: int, patch: int, flip_h: bool, rng: 
     return torch.stack(inputs), torch.stack(targets)
 
 
-def _psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
-    """PSNR (dB) over the target's range."""
-    data_range = float(target.max() - target.min()) or 1.0
-    mse = float(torch.mean((pred.float() - target.float()) ** 2))
-    return 10 * math.log10(data_range**2 / max(mse, 1e-20))
-
-
 @torch.no_grad()
 def _predict(predictor, lr: torch.Tensor, dev: torch.device, amp: bool, batch: int) -> torch.Tensor:
     """Run ``predictor`` on (N, 1, h, W) in batches of ``batch``; returns (N, 1, s*h, W) on the CPU, float."""
@@ -210,7 +203,7 @@ def _predict(predictor, lr: torch.Tensor, dev: torch.device, amp: bool, batch: i
 
 def _score(predictor, pairs: _Pairs, dev: torch.device, amp: bool, batch: int) -> float:
     preds = [_predict(predictor, lr, dev, amp, batch) for lr in pairs.val_lr]
-    return _psnr(torch.cat([p.flatten() for p in preds]), torch.cat([t.flatten() for t in pairs.val_hr]))
+    return range_psnr(torch.cat([p.flatten() for p in preds]), torch.cat([t.flatten() for t in pairs.val_hr]))
 
 
 def _cubic(mode: str, scale: int):
