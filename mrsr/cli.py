@@ -211,6 +211,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--approach", choices=("refine", "upsample"), default="refine",
         help="cubic interpolation + refinement network, or a one-axis upsampling network",
     )  # fmt: skip
+    p.add_argument(
+        "--combine", choices=("average", "fba"), default="average",
+        help="how the two through-plane orientations are combined: their average, or Fourier burst accumulation",
+    )  # fmt: skip
+    p.add_argument(
+        "--slab-consistency", action="store_true",
+        help="make each output slab's mean equal its input slice (box profile one spacing wide only)",
+    )  # fmt: skip
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 training)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the patches")
@@ -492,16 +500,12 @@ def _version() -> str:
 
 
 def cmd_selfsr(args: argparse.Namespace) -> int:
-    from mrsr.data import load_volume, save_volume
-    from mrsr.selfsr import selfsr
+    from mrsr.pipeline import selfsr_file
 
-    volume = load_volume(args.input)
-    say(f"selfsr: {Path(args.input).name} {tuple(volume.shape[1:])}, training {args.network} ({args.preset}) "
-        f"on its in-plane slices")  # fmt: skip
-    sr, report = selfsr(volume, args.network, args.preset, args.steps, args.time, args.slice_profile, args.thickness,
-                        args.device, args.seed, approach=args.approach, amp=args.amp)  # fmt: skip
-    save_volume(sr, args.output, overwrite=args.overwrite)
-    say(f"{report.summary()}; wrote {args.output} {tuple(sr.shape[1:])}")
+    selfsr_file(args.input, args.output, args.overwrite, network=args.network, preset=args.preset, steps=args.steps,
+                time_limit=args.time, profile=args.slice_profile, thickness=args.thickness, device=args.device,
+                seed=args.seed, approach=args.approach, combine=args.combine, slab_consistency=args.slab_consistency,
+                amp=args.amp)  # fmt: skip
     return 0
 
 

@@ -35,8 +35,9 @@ from mrsr.data.io import check_fits_output
 from mrsr.errors import MrsrError
 from mrsr.inference import RestoreVolumed, VolumeInferer, resolve_device, resolve_slice_axis
 from mrsr.metrics import EvaluationResult, evaluate
-from mrsr.paths import is_nifti_path
+from mrsr.paths import check_output_path, is_nifti_path
 from mrsr.progress import say
+from mrsr.selfsr import SelfSRReport, selfsr
 from mrsr.transforms import KSpaceTruncate, RobustNormalized, SliceProfileDegrade
 
 __all__ = [
@@ -511,6 +512,42 @@ def super_resolve_batch(
     if failed:
         raise MrsrError(f"{len(failed)} volume(s) failed: {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}")
     return BatchResult(done, skipped, failed)
+
+
+def selfsr_file(
+    path: str | os.PathLike,
+    output: str | os.PathLike,
+    overwrite: bool = False,
+    log: Log = say,
+    **options: Any,
+) -> tuple[MetaTensor, SelfSRReport]:
+    """Self-supervised through-plane SR of the thick-slice scan at ``path`` into ``output``, as ``mrsr selfsr``.
+
+    The output is checked before the training (it must not exist unless ``overwrite``, and must fit the
+    input), the input's header decides the axis and the factor, and the result is written atomically.
+
+    Args:
+        path: a NIfTI file, DICOM file or series folder with one thick axis.
+        output: a ``.nii``/``.nii.gz`` file or a DICOM folder (a derived series of a DICOM input).
+        overwrite: replace an existing ``output``.
+        log: where the lines go (default: stderr).
+        options: :func:`mrsr.selfsr.selfsr`'s (``network``, ``steps``, ``time_limit``, ``profile``, ...).
+
+    Returns:
+        ``(sr, report)`` as :func:`mrsr.selfsr.selfsr`.
+
+    Raises:
+        MrsrError: bad input or options, or an output that exists or cannot hold the volume.
+    """
+    check_output_path(output, overwrite, inputs=(path,))
+    volume = load_volume(path)
+    check_fits_output(volume, output)
+    network, preset = options.get("network", "msrn"), options.get("preset", "small")
+    log(f"selfsr: {Path(path).name} {tuple(volume.shape[1:])}, training {network} ({preset}) on its in-plane slices")
+    sr, report = selfsr(volume, **options)
+    save_volume(sr, output, overwrite)
+    log(f"{report.summary()}; wrote {output} {tuple(sr.shape[1:])}")
+    return sr, report
 
 
 def degrade_file(

@@ -52,16 +52,28 @@ from monai.utils import convert_to_tensor
 from torch import nn
 
 from mrsr.adapt import fit_on_pairs
+from mrsr.data.dicom import DICOM_META_KEY, SLICE_GEOMETRY_KEY
+from mrsr.data.io import DESCRIPTION_KEY
 from mrsr.errors import MrsrError
 from mrsr.inference import autocast_context, resolve_device
 from mrsr.metrics import range_psnr
 from mrsr.networks import get_network
 from mrsr.transforms.resample import thick_interp
-from mrsr.transforms.sliceprofile import PROFILES, SliceProfileDegrade, through_plane_factor
+from mrsr.transforms.sliceprofile import PROFILES, THICKNESS_KEYS, SliceProfileDegrade, through_plane_factor
 
-__all__ = ["APPROACHES", "SelfSRReport", "selfsr"]
+__all__ = [
+    "APPROACHES",
+    "COMBINES",
+    "SelfSRModel",
+    "SelfSRReport",
+    "fit_selfsr",
+    "fourier_burst",
+    "selfsr",
+    "slab_consistent",
+]
 
 APPROACHES = ("refine", "upsample")
+COMBINES = ("average", "fba")
 DEFAULT_STEPS = 500
 HOLDOUT_EVERY = 5  # every fifth in-plane slice is held out for the internal validation
 
@@ -75,6 +87,8 @@ class SelfSRReport:
         factor: the header's through-plane factor; ``scale`` is it rounded.
         scale: the integer factor the output is upsampled by.
         approach: ``"refine"`` or ``"upsample"`` (module docstring).
+        network: the registry name of the network trained.
+        combine: how the two orientations were combined (:meth:`SelfSRModel.predict`).
         choice: ``"network"`` or ``"cubic"`` (what produced the output).
         scores: internal validation PSNR (dB) on held-out pairs: ``network`` (best), ``cubic``, ``linear``.
         steps: optimiser steps taken.
@@ -87,6 +101,8 @@ class SelfSRReport:
     factor: float
     scale: int
     approach: str
+    network: str = "msrn"
+    combine: str = "average"
     choice: str = "network"
     scores: dict[str, float] = field(default_factory=dict)
     steps: int = 0
@@ -98,8 +114,9 @@ class SelfSRReport:
         """One line: factor, choice, internal validation scores."""
         scores = ", ".join(f"{k} {v:.2f} dB" for k, v in self.scores.items())
         notes = "".join(f"; {n}" for n in self.notes)
-        return (f"selfsr axis {self.axis} x{self.scale} ({self.approach}): using {self.choice} after {self.steps} "
-                f"steps in {self.seconds:.0f} s; internal validation on {self.holdout}: {scores}{notes}")  # fmt: skip
+        return (f"selfsr axis {self.axis} x{self.scale} ({self.approach}, {self.combine}): using {self.choice} "
+                f"after {self.steps} steps in {self.seconds:.0f} s; internal validation on {self.holdout}: "
+                f"{scores}{notes}")  # fmt: skip
 
 
 def _pad_to(x: torch.Tensor, multiple: int, dim: int) -> torch.Tensor:
@@ -219,14 +236,128 @@ def _hr_affine(affine: torch.Tensor, axis: int, scale: int) -> torch.Tensor:
     return out
 
 
-def _apply(predictor, vol: torch.Tensor, scale: int, dev: torch.device, amp: bool, batch: int) -> torch.Tensor:
-    """``vol`` (A, B, L) -> (A, B, s*L): the slices containing the thick axis in both orientations, averaged."""
+def _orientations(predictor, vol: torch.Tensor, dev: torch.device, amp: bool, batch: int) -> list[torch.Tensor]:
+    """``vol`` (A, B, L) -> two (A, B, s*L) estimates: from the slices along A and from those along B."""
     along_a = _predict(predictor, vol.permute(0, 2, 1).unsqueeze(1), dev, amp, batch)  # (A, 1, sL, B)
     along_b = _predict(predictor, vol.permute(1, 2, 0).unsqueeze(1), dev, amp, batch)  # (B, 1, sL, A)
-    return (along_a[:, 0].permute(0, 2, 1) + along_b[:, 0].permute(2, 0, 1)) / 2
+    return [along_a[:, 0].permute(0, 2, 1), along_b[:, 0].permute(2, 0, 1)]
 
 
-def selfsr(
+def fourier_burst(estimates: list[torch.Tensor], power: float = 2.0) -> torch.Tensor:
+    """Fourier burst accumulation (Delbracio and Sapiro, 2015, as SMORE combines its orientations).
+
+    Each frequency is the average of the estimates' coefficients weighted by their magnitude to the
+    ``power``: an estimate that kept a frequency (the one whose in-plane axis resolved it) outweighs
+    one that blurred it away. ``power=0`` is the plain average.
+
+    Args:
+        estimates: same-shape real tensors (here (A, B, s*L) volumes).
+        power: the weights' exponent.
+
+    Returns:
+        The combined tensor, shaped as each estimate.
+
+    >>> a = torch.rand(4, 5, 6); torch.allclose(fourier_burst([a, a], 3.0), a, atol=1e-6)
+    True
+    """
+    dims = tuple(range(estimates[0].ndim))
+    spectra = [torch.fft.rfftn(e.double(), dim=dims) for e in estimates]
+    weights = [z.abs() ** power for z in spectra]
+    total = sum(weights)
+    mean = sum(spectra) / len(spectra)
+    combined = torch.where(total > 0, sum(w * z for w, z in zip(weights, spectra)) / total.clamp_min(1e-300), mean)
+    return torch.fft.irfftn(combined, s=estimates[0].shape, dim=dims).to(estimates[0].dtype)
+
+
+def slab_consistent(hr: torch.Tensor, lr: torch.Tensor, scale: int) -> torch.Tensor:
+    """Shift each slab of ``hr`` (..., s*L) so that its mean equals the thick slice of ``lr`` (..., L) it
+    came from: the least change that makes the box-profile degradation of the output the input.
+
+    >>> slab_consistent(torch.zeros(1, 4), torch.tensor([[1.0, 3.0]]), 2).tolist()
+    [[1.0, 1.0, 3.0, 3.0]]
+    """
+    means = hr.unflatten(-1, (lr.shape[-1], scale)).mean(-1)
+    return hr + (lr - means).repeat_interleave(scale, -1)
+
+
+@dataclass
+class SelfSRModel:
+    """A predictor trained on one scan by :func:`fit_selfsr`; :meth:`predict` applies it to that scan.
+
+    Attributes:
+        volume: the input (1, X, Y, Z).
+        predictor: the trained thick-axis predictor (cubic when ``report.choice`` is ``"cubic"``).
+        report: what the fit did.
+        box_profile: the degradation is a box exactly one slice spacing wide (slab consistency is exact).
+        vol: the input normalised to about [0, 1], thick axis last (A, B, L).
+        lo: the normalisation's offset.
+        hi: the normalisation's top.
+        device: where it runs.
+        amp: mixed precision at inference.
+        slice_batch: slices per forward pass.
+    """
+
+    volume: MetaTensor
+    predictor: nn.Module
+    report: SelfSRReport
+    box_profile: bool
+    vol: torch.Tensor
+    lo: float
+    hi: float
+    device: torch.device
+    amp: bool = False
+    slice_batch: int = 8
+
+    def predict(self, combine: str = "average", slab_consistency: bool = False, power: float = 2.0) -> MetaTensor:
+        """The volume on the HR grid of the thick axis.
+
+        Args:
+            combine: how the two through-plane orientations are combined: ``"average"`` (as ECLARE) or
+                ``"fba"`` (:func:`fourier_burst`, as SMORE).
+            slab_consistency: make the mean of each output slab equal its input slice
+                (:func:`slab_consistent`); for a box profile one spacing wide only.
+            power: the exponent of ``"fba"``.
+
+        Returns:
+            (1, X, Y, Z) with the thick axis ``s`` times longer (:func:`_hr_affine`), intensities as the input's.
+
+        Raises:
+            MrsrError: an unknown ``combine``, or slab consistency with another profile.
+        """
+        if combine not in COMBINES:
+            raise MrsrError(f"Unknown way to combine the orientations {combine!r}; choose {' or '.join(COMBINES)}.")
+        if slab_consistency and not self.box_profile:
+            raise MrsrError("Slab consistency is exact only for a box profile one slice spacing wide; drop it.")
+        scale = self.report.scale
+        if self.report.choice == "network":
+            estimates = _orientations(self.predictor, self.vol, self.device, self.amp, self.slice_batch)
+            out = fourier_burst(estimates, power) if combine == "fba" else (estimates[0] + estimates[1]) / 2
+        else:
+            out = thick_interp(self.vol, scale, -1)
+        if slab_consistency:
+            out = slab_consistent(out, self.vol, scale)
+        out = (out * (self.hi - self.lo) + self.lo).movedim(-1, self.report.axis).unsqueeze(0)
+        return MetaTensor(out, meta=self._meta(out.shape[1:], combine, slab_consistency))
+
+    def _meta(self, shape, combine: str, slab_consistency: bool) -> dict:
+        """The input's meta on the HR grid, with a provenance line and no stale thickness."""
+        meta = dict(self.volume.meta)
+        meta["affine"] = _hr_affine(self.volume.affine, self.report.axis, self.report.scale)
+        meta["spatial_shape"] = np.asarray(shape)
+        tags = dict(meta.get(DICOM_META_KEY) or {})
+        for key in THICKNESS_KEYS:  # the thick slices' thickness no longer describes the output
+            meta.pop(key, None)
+            tags.pop(key, None)
+        if DICOM_META_KEY in meta:
+            meta[DICOM_META_KEY] = tags
+        r = self.report
+        how = "cubic interpolation" if r.choice == "cubic" else f"{r.network} ({r.approach}, {combine})"
+        meta[DESCRIPTION_KEY] = (f"mrsr selfsr x{r.scale} along axis {r.axis}: {how}"
+                                 f"{', slab consistent' if slab_consistency else ''}")  # fmt: skip
+        return meta
+
+
+def fit_selfsr(
     volume: MetaTensor,
     network: str = "msrn",
     preset: str | None = "small",
@@ -245,8 +376,8 @@ def selfsr(
     slice_batch: int = 8,
     amp: bool = False,
     fallback: bool = True,
-) -> tuple[MetaTensor, SelfSRReport]:
-    """Super-resolve the thick axis of ``volume`` with a network trained on the volume's own in-plane slices.
+) -> SelfSRModel:
+    """Train a network on ``volume``'s own in-plane slices to super-resolve its thick axis.
 
     Args:
         volume: (1, X, Y, Z) MetaTensor with one thick axis (its affine says which and by how much).
@@ -269,8 +400,7 @@ def selfsr(
         fallback: use cubic interpolation when the network never beats it on the held-out pairs.
 
     Returns:
-        ``(sr, report)``: ``sr`` (1, X, Y, Z) with the thick axis ``s`` times longer, on the HR grid
-        (:func:`_hr_affine`), intensities as the input's; ``report`` a :class:`SelfSRReport`.
+        A :class:`SelfSRModel`; its ``report`` says what the training did.
 
     Raises:
         MrsrError: a 2D or nearly isotropic input, or one with too few samples to make pairs from.
@@ -278,12 +408,15 @@ def selfsr(
     start = time.perf_counter()
     if volume.ndim != 4 or volume.shape[0] != 1:
         raise MrsrError(f"selfsr needs a (1, X, Y, Z) volume, got shape {tuple(volume.shape)}.")
+    if isinstance(volume, MetaTensor) and volume.meta.get(SLICE_GEOMETRY_KEY) is not None:
+        raise MrsrError("This series' slices are not parallel (a radial or localizer set): selfsr needs a stack "
+                        "of parallel slices.")  # fmt: skip
     tp = through_plane_factor(volume)
     axis, scale = tp.axis, int(round(tp.factor))
-    report = SelfSRReport(axis, tp.factor, scale, approach)
+    report = SelfSRReport(axis, tp.factor, scale, approach, network)
     if abs(tp.factor - scale) > 1e-3:
         report.notes.append(f"factor {tp.factor:.3g} rounded to {scale}: the output spacing is not isotropic")
-    degrade = _degrader(tp, scale, profile, thickness)
+    degrade, box = _degrader(tp, scale, profile, thickness)
     with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's generator
         torch.manual_seed(seed)
         predictor = _build(network, preset, scale, approach)
@@ -301,25 +434,58 @@ def selfsr(
                            validate_every, slice_batch, amp, seed, progress, symmetric, start)  # fmt: skip
     if not fallback:
         report.choice = "network"
-    if report.choice == "network":
-        out = _apply(predictor, vol, scale, dev, amp, slice_batch)
-    else:
-        out = thick_interp(vol, scale, -1)
-    out = (out * (hi - lo) + lo).movedim(-1, axis).unsqueeze(0)
-    meta = dict(volume.meta)
-    meta["affine"] = _hr_affine(volume.affine, axis, scale)
-    meta["spatial_shape"] = np.asarray(out.shape[1:])
     report.seconds = time.perf_counter() - start
-    return MetaTensor(out, meta=meta), report
+    return SelfSRModel(volume, predictor, report, box, vol, lo, hi, dev, amp, slice_batch)
 
 
-def _degrader(tp, scale: int, profile, thickness: float | None) -> SliceProfileDegrade:
-    """The slice-profile degradation of the scan, with the thickness in HR voxels (mm over HR spacing)."""
+def selfsr(
+    volume: MetaTensor,
+    network: str = "msrn",
+    preset: str | None = "small",
+    steps: int = DEFAULT_STEPS,
+    time_limit: float | None = None,
+    profile: str = "box",
+    thickness: float | None = None,
+    device: str | torch.device | None = "cpu",
+    seed: int = 0,
+    progress: bool = True,
+    approach: str = "refine",
+    combine: str = "average",
+    slab_consistency: bool = False,
+    **fit_options,
+) -> tuple[MetaTensor, SelfSRReport]:
+    """Super-resolve the thick axis of ``volume`` with a network trained on the volume's own in-plane slices.
+
+    :func:`fit_selfsr` then :meth:`SelfSRModel.predict`; the arguments are theirs (``fit_options``: the
+    rest of :func:`fit_selfsr`'s, e.g. ``batch_size``, ``amp``, ``fallback``).
+
+    Returns:
+        ``(sr, report)``: ``sr`` (1, X, Y, Z) with the thick axis ``s`` times longer, on the HR grid
+        (:func:`_hr_affine`), intensities as the input's; ``report`` a :class:`SelfSRReport`.
+
+    Raises:
+        MrsrError: a 2D or nearly isotropic input, one with too few samples to make pairs from, or
+            options that do not fit together.
+    """
+    start = time.perf_counter()
+    if combine not in COMBINES:  # before the training, not after it
+        raise MrsrError(f"Unknown way to combine the orientations {combine!r}; choose {' or '.join(COMBINES)}.")
+    model = fit_selfsr(volume, network, preset, steps, time_limit, profile, thickness, device, seed, progress,
+                       approach, **fit_options)  # fmt: skip
+    sr = model.predict(combine, slab_consistency)
+    model.report.combine = combine + (" + slab consistency" if slab_consistency else "")
+    model.report.seconds = time.perf_counter() - start
+    return sr, model.report
+
+
+def _degrader(tp, scale: int, profile, thickness: float | None) -> tuple[SliceProfileDegrade, bool]:
+    """The slice-profile degradation of the scan, with the thickness in HR voxels (mm over HR spacing), and
+    whether it is a box exactly one slice spacing wide."""
     mm = thickness if thickness is not None else tp.thickness
     named = isinstance(profile, str) and profile in PROFILES
-    hr_spacing = tp.spacing / scale
-    return SliceProfileDegrade(scale, axis=1, profile=profile,
-                               thickness=mm / hr_spacing if mm is not None and named else None)  # fmt: skip
+    width = mm / (tp.spacing / scale) if mm is not None and named else None
+    box = isinstance(profile, str) and profile == "box" and (width is None or abs(width - scale) < 1e-3)
+    return SliceProfileDegrade(scale, axis=1, profile=profile, thickness=width), box
 
 
 def _train(predictor: _ThickSR, pairs: _Pairs, report: SelfSRReport, dev: torch.device, steps: int,

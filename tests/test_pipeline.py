@@ -23,6 +23,7 @@ from mrsr.pipeline import (
     evaluate_files,
     get_predictor,
     inference_chain,
+    selfsr_file,
     super_resolve_batch,
     super_resolve_file,
 )
@@ -147,3 +148,33 @@ def test_degrade_then_evaluate_files(tmp_path):
     assert result.psnr == float("inf") and lines == []
     with pytest.raises(MrsrError, match="differs from HR shape"):
         evaluate_files(lr_path, tmp_path / "crop.nii.gz")
+
+
+def test_selfsr_file_dicom_series_in_derived_series_out(tmp_path):
+    """A thick-slice DICOM series (real T1 crop at 1.5 mm in-plane, 4.5 mm box slices) in, a derived series out:
+    same study, new series, DERIVED, the HR grid's geometry and SliceThickness, the provenance line; an existing
+    output is refused before any training."""
+    import pydicom
+    from monai.data import MetaTensor
+
+    from mrsr.data import save_volume
+    from mrsr.transforms import SliceProfileDegrade
+
+    crop = load_volume(sample_path())[:, 40:80, 36:84, 6:42]
+    affine = torch.tensor([[0.0, 1.5, 0.0, -20.0], [-1.5, 0.0, 0.0, 14.0], [0.0, 0.0, 1.5, -30.0], [0, 0, 0, 1.0]])
+    hr = MetaTensor(crop.as_tensor(), affine=affine.double())
+    save_volume(SliceProfileDegrade(3, axis=2)(hr), tmp_path / "thick")
+    sr, report = selfsr_file(tmp_path / "thick", tmp_path / "iso", steps=3, validate_every=3, progress=False,
+                             log=lambda line: None, approach="upsample", fallback=False)  # fmt: skip
+    assert (report.axis, report.scale, report.choice) == (2, 3, "network")
+    back = load_volume(tmp_path / "iso")
+    assert back.shape == hr.shape
+    np.testing.assert_allclose(np.asarray(back.affine), np.asarray(hr.affine), atol=1e-4)
+    first_in = pydicom.dcmread(sorted((tmp_path / "thick").iterdir())[0])
+    first_out = pydicom.dcmread(sorted((tmp_path / "iso").iterdir())[0])
+    assert first_out.StudyInstanceUID == first_in.StudyInstanceUID
+    assert first_out.SeriesInstanceUID != first_in.SeriesInstanceUID
+    assert list(first_out.ImageType)[:1] == ["DERIVED"] and float(first_out.SliceThickness) == pytest.approx(1.5)
+    assert "selfsr x3" in first_out.DerivationDescription
+    with pytest.raises(MrsrError, match="exists"):
+        selfsr_file(tmp_path / "thick", tmp_path / "iso", steps=10**9, log=lambda line: None)

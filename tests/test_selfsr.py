@@ -12,7 +12,7 @@ from monai.data import MetaTensor
 from mrsr.data import sample_path
 from mrsr.data.io import load_volume
 from mrsr.errors import MrsrError
-from mrsr.selfsr import selfsr
+from mrsr.selfsr import COMBINES, fit_selfsr, fourier_burst, selfsr
 from mrsr.transforms.resample import thick_interp
 from mrsr.transforms.sliceprofile import SliceProfileDegrade
 
@@ -94,3 +94,36 @@ def test_geometry_blob_centroid(approach):
     err_mm = torch.linalg.norm(_world_centroid(sr) - _world_centroid(hr))
     assert float(err_mm) / 1.2 < 0.1, f"centroid {float(err_mm) / 1.2:.3f} voxels off"
     assert set(report.scores) == {"cubic", "linear", "network"}
+
+
+def test_fourier_burst_weights_the_estimate_that_kept_a_frequency():
+    """Power 0 is the average; with power > 0 a frequency one estimate lost is taken mostly from the other."""
+    n = 32
+    t = torch.arange(n, dtype=torch.float64)
+    sharp = torch.cos(2 * torch.pi * 2 * t / n) + torch.cos(2 * torch.pi * 12 * t / n)
+    blurred = torch.cos(2 * torch.pi * 2 * t / n) + 0.1 * torch.cos(2 * torch.pi * 12 * t / n)
+    torch.testing.assert_close(fourier_burst([sharp, blurred], 0.0), (sharp + blurred) / 2)
+    fba = fourier_burst([sharp, blurred], 4.0)
+    high = lambda x: float(torch.fft.rfft(x)[12].abs())  # noqa: E731
+    assert high(fba) > 0.99 * high(sharp) and high((sharp + blurred) / 2) < 0.6 * high(sharp)
+    torch.testing.assert_close(torch.fft.rfft(fba)[2], torch.fft.rfft(sharp)[2])  # agreed frequencies unchanged
+
+
+def test_predict_combines_and_keeps_slabs_consistent():
+    """One fit, several outputs: both combinations on the HR grid; slab consistency makes the box degradation
+    of the output the input exactly; it refuses a Gaussian profile; an unknown combination fails before training."""
+    hr = _blob(shape=(20, 20, 24))
+    lr = SliceProfileDegrade(4, axis=2)(hr)
+    model = fit_selfsr(lr, steps=5, validate_every=5, progress=False, fallback=False)
+    for combine in COMBINES:
+        sr = model.predict(combine)
+        assert sr.shape == hr.shape and torch.allclose(sr.affine.double(), hr.affine.double())
+    consistent = model.predict("fba", slab_consistency=True)
+    torch.testing.assert_close(SliceProfileDegrade(4, axis=2)(consistent).as_tensor(), lr.as_tensor(), atol=1e-5,
+                               rtol=0)  # fmt: skip
+    assert not torch.allclose(SliceProfileDegrade(4, axis=2)(model.predict()).as_tensor(), lr.as_tensor(), atol=1e-5)
+    gaussian = fit_selfsr(lr, steps=1, profile="gaussian", progress=False)
+    with pytest.raises(MrsrError, match="box profile"):
+        gaussian.predict(slab_consistency=True)
+    with pytest.raises(MrsrError, match="combine"):
+        selfsr(lr, steps=10**9, combine="median", progress=False)

@@ -166,7 +166,8 @@ def thick_interp_matrix(
     Args:
         n: number of thick slices.
         scale: integer factor.
-        mode: ``"cubic"`` (Keys, a=-0.5) or ``"linear"``.
+        mode: ``"cubic"`` (Keys, a=-0.5), ``"linear"`` or ``"zerofill"`` (the periodic sinc of zero-filling
+            the axis's k-space, evaluated on the same shifted grid).
         device: device of the matrix.
         dtype: dtype of the matrix.
 
@@ -174,10 +175,12 @@ def thick_interp_matrix(
     [[1.0, 0.0], [0.75, 0.25], [0.25, 0.75], [0.0, 1.0]]
     """
     coord = (torch.arange(scale * n, device=device, dtype=torch.float64) - (scale - 1) / 2) / scale
+    if mode == "zerofill":
+        return _periodic_sinc(coord[:, None] - torch.arange(n, device=device, dtype=torch.float64)[None], n).to(dtype)
     base, weights = torch.floor(coord), torch.zeros(scale * n, n, device=device, dtype=torch.float64)
     offsets = {"cubic": (-1, 0, 1, 2), "linear": (0, 1)}.get(mode)
     if offsets is None:
-        raise ValueError(f"Unknown interpolation mode {mode!r}; use 'cubic' or 'linear'.")
+        raise ValueError(f"Unknown interpolation mode {mode!r}; use 'cubic', 'linear' or 'zerofill'.")
     for k in offsets:
         idx = torch.clamp(base + k, 0, n - 1).long()
         t = coord - base - k
@@ -193,7 +196,7 @@ def thick_interp(x: torch.Tensor, scale: int, dim: int = -2, mode: str = "cubic"
         x: floating tensor; ``x.shape[dim]`` thick slices.
         scale: integer factor.
         dim: the thick axis.
-        mode: ``"cubic"`` or ``"linear"``.
+        mode: ``"cubic"``, ``"linear"`` or ``"zerofill"``.
 
     Returns:
         ``x`` with ``scale`` times as many samples along ``dim``.

@@ -51,7 +51,7 @@ GAUSS_SUPPORT = 4.0
 MIN_THROUGH_PLANE_FACTOR = 1.5
 # where DICOM's SliceThickness can sit in a volume's meta: a top-level key (ITK and pydicom-json
 # spellings included) or the patient/study tags mrsr's DICOM reader keeps ("mrsr_dicom_tags")
-_THICKNESS_KEYS = ("SliceThickness", "0018|0050", "00180050")
+THICKNESS_KEYS = ("SliceThickness", "0018|0050", "00180050")
 _DICOM_TAGS_KEY = "mrsr_dicom_tags"
 
 
@@ -168,7 +168,7 @@ def _meta_thickness(meta: Mapping[str, Any]) -> float | None:
     """DICOM's SliceThickness (mm) where a reader left it in ``meta``; ``None`` if absent or not positive."""
     places = [meta, meta.get(_DICOM_TAGS_KEY) or {}]
     for place in places:
-        for key in _THICKNESS_KEYS:
+        for key in THICKNESS_KEYS:
             value = place.get(key) if isinstance(place, Mapping) else None
             if isinstance(value, Mapping):  # pydicom's JSON form: {"vr": "DS", "Value": [3.0]}
                 value = (value.get("Value") or [None])[0]

@@ -82,3 +82,15 @@ def test_thick_interp_constant_and_grid():
     lr = SliceProfileDegrade(4, axis=0)(hr[0])[None]  # box means of a ramp sit on the slab centres
     up = thick_interp(lr, 4, dim=2, mode="linear")
     assert torch.allclose(up[0, 0, 2:-2], hr[0, 0, 2:-2])  # exact between the first and last centres
+
+
+@pytest.mark.parametrize("n", [7, 8])
+def test_thick_interp_zerofill_is_exact_for_band_limited_signals(n):
+    """Samples at the slab centres of a periodic signal below the LR Nyquist come back exactly on the HR grid."""
+    scale = 3
+    j = torch.arange(scale * n, dtype=torch.float64)
+    signal = lambda t: torch.cos(2 * torch.pi * 2 * t / (scale * n) + 0.3)  # noqa: E731
+    lr = signal(scale * torch.arange(n, dtype=torch.float64) + (scale - 1) / 2)
+    up = thick_interp(lr[None], scale, dim=1, mode="zerofill")[0]
+    torch.testing.assert_close(up, signal(j))
+    assert (thick_interp(lr[None], scale, dim=1, mode="cubic")[0] - signal(j)).abs().max() > 1e-3
