@@ -42,12 +42,16 @@ Choices (the issue leaves them open):
 from __future__ import annotations
 
 import time
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from monai.config import KeysCollection
 from monai.data import MetaTensor
+from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_tensor
 from torch import nn
 
@@ -58,14 +62,17 @@ from mrsr.errors import MrsrError
 from mrsr.inference import autocast_context, resolve_device
 from mrsr.metrics import range_psnr
 from mrsr.networks import get_network
+from mrsr.progress import say
 from mrsr.transforms.resample import thick_interp
 from mrsr.transforms.sliceprofile import PROFILES, THICKNESS_KEYS, SliceProfileDegrade, through_plane_factor
 
 __all__ = [
     "APPROACHES",
     "COMBINES",
+    "SelfSR",
     "SelfSRModel",
     "SelfSRReport",
+    "SelfSRd",
     "fit_selfsr",
     "fourier_burst",
     "selfsr",
@@ -476,6 +483,52 @@ def selfsr(
     model.report.combine = combine + (" + slab consistency" if slab_consistency else "")
     model.report.seconds = time.perf_counter() - start
     return sr, model.report
+
+
+class SelfSR(Transform):
+    """MONAI array transform of :func:`selfsr`: a thick-slice (1, X, Y, Z) MetaTensor -> (1, X, Y, Z') on the HR
+    grid of its thick axis, trained on the volume itself at each call.
+
+    Args:
+        summary: say the report's one line (:meth:`SelfSRReport.summary`) on stderr after each volume.
+        options: :func:`selfsr`'s keyword arguments (``network``, ``steps``, ``time_limit``, ``profile``, ...).
+
+    Attributes:
+        report: the :class:`SelfSRReport` of the last call.
+    """
+
+    def __init__(self, summary: bool = True, **options: Any) -> None:
+        if options.get("combine", "average") not in COMBINES:
+            raise MrsrError(f"Unknown way to combine the orientations {options['combine']!r}; choose "
+                            f"{' or '.join(COMBINES)}.")  # fmt: skip
+        self.summary, self.options = summary, options
+        self.report: SelfSRReport | None = None
+
+    def __call__(self, img: MetaTensor) -> MetaTensor:
+        sr, self.report = selfsr(img, **self.options)
+        if self.summary:
+            say(self.report.summary())
+        return sr
+
+
+class SelfSRd(MapTransform):
+    """Dictionary version of :class:`SelfSR`: each volume under ``keys`` replaced by its through-plane SR.
+
+    Args:
+        keys: keys of the thick-slice volumes.
+        allow_missing_keys: skip missing keys.
+        options: :class:`SelfSR`'s.
+    """
+
+    def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False, **options: Any) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.selfsr = SelfSR(**options)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.selfsr(d[key])
+        return d
 
 
 def _degrader(tp, scale: int, profile, thickness: float | None) -> tuple[SliceProfileDegrade, bool]:

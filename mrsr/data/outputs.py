@@ -63,7 +63,10 @@ def as_datalist(
     Raises:
         MrsrError: no input at all; two inputs that would write the same output.
     """
-    items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    if inputs is None or inputs == "":
+        items = []
+    else:
+        items = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     out: list[dict[str, str]] = []
     for item in items:
         path = Path(item)

@@ -155,6 +155,21 @@ def upsample_aligned(x: torch.Tensor, scale: int, mode: str = "cubic") -> torch.
     return torch.matmul(torch.matmul(wh, x), ww.t())
 
 
+def _bspline_matrix(coord: torch.Tensor, n: int) -> torch.Tensor:
+    """(len(coord), n): the cubic B-spline basis at ``coord`` on ``n`` knots mirrored at both ends (-k -> k,
+    n-1+k -> n-1-k), so that ``matrix @ coefficients`` evaluates the spline."""
+    base = torch.floor(coord)
+    weights = torch.zeros(coord.shape[0], n, device=coord.device, dtype=torch.float64)
+    period = max(2 * n - 2, 1)
+    for k in (-1, 0, 1, 2):
+        t = (coord - base - k).abs()
+        w = torch.where(t < 1, 2 / 3 - t**2 + t**3 / 2, torch.where(t < 2, (2 - t) ** 3 / 6, torch.zeros_like(t)))
+        idx = torch.remainder(base + k, period)
+        idx = torch.where(idx > n - 1, period - idx, idx).long()
+        weights.scatter_add_(1, idx[:, None], w[:, None])
+    return weights
+
+
 def thick_interp_matrix(
     n: int, scale: int, mode: str = "cubic", device: torch.device | None = None, dtype: torch.dtype = torch.float32
 ) -> torch.Tensor:
@@ -166,8 +181,9 @@ def thick_interp_matrix(
     Args:
         n: number of thick slices.
         scale: integer factor.
-        mode: ``"cubic"`` (Keys, a=-0.5), ``"linear"`` or ``"zerofill"`` (the periodic sinc of zero-filling
-            the axis's k-space, evaluated on the same shifted grid).
+        mode: ``"cubic"`` (Keys, a=-0.5), ``"linear"``, ``"bspline"`` (cubic B-spline interpolation: the
+            samples are prefiltered to spline coefficients, mirrored at both ends as scipy's ``mode="mirror"``)
+            or ``"zerofill"`` (the periodic sinc of zero-filling the axis's k-space, on the same shifted grid).
         device: device of the matrix.
         dtype: dtype of the matrix.
 
@@ -177,10 +193,13 @@ def thick_interp_matrix(
     coord = (torch.arange(scale * n, device=device, dtype=torch.float64) - (scale - 1) / 2) / scale
     if mode == "zerofill":
         return _periodic_sinc(coord[:, None] - torch.arange(n, device=device, dtype=torch.float64)[None], n).to(dtype)
+    if mode == "bspline":
+        at_samples = _bspline_matrix(torch.arange(n, device=device, dtype=torch.float64), n)
+        return torch.linalg.solve(at_samples, _bspline_matrix(coord, n), left=False).to(dtype)
     base, weights = torch.floor(coord), torch.zeros(scale * n, n, device=device, dtype=torch.float64)
     offsets = {"cubic": (-1, 0, 1, 2), "linear": (0, 1)}.get(mode)
     if offsets is None:
-        raise ValueError(f"Unknown interpolation mode {mode!r}; use 'cubic', 'linear' or 'zerofill'.")
+        raise ValueError(f"Unknown interpolation mode {mode!r}; use 'cubic', 'linear', 'bspline' or 'zerofill'.")
     for k in offsets:
         idx = torch.clamp(base + k, 0, n - 1).long()
         t = coord - base - k
@@ -196,7 +215,7 @@ def thick_interp(x: torch.Tensor, scale: int, dim: int = -2, mode: str = "cubic"
         x: floating tensor; ``x.shape[dim]`` thick slices.
         scale: integer factor.
         dim: the thick axis.
-        mode: ``"cubic"``, ``"linear"`` or ``"zerofill"``.
+        mode: ``"cubic"``, ``"linear"``, ``"bspline"`` or ``"zerofill"``.
 
     Returns:
         ``x`` with ``scale`` times as many samples along ``dim``.

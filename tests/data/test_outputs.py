@@ -21,8 +21,9 @@ def test_as_datalist(tmp_path):
     (tmp_path / "notes.txt").write_text("")
     assert as_datalist(str(tmp_path)) == [{"image": str(tmp_path / "a.nii.gz")}, {"image": str(tmp_path / "b.nii")}]
     assert as_datalist(["x.nii", "dicom_dir"]) == [{"image": "x.nii"}, {"image": "dicom_dir"}]
-    with pytest.raises(MrsrError, match="No input"):
-        as_datalist([])
+    for nothing in ([], "", None):  # a config's default input is "": one line, not the working folder
+        with pytest.raises(MrsrError, match="No input"):
+            as_datalist(nothing)
 
 
 def test_as_datalist_leaves_out_inputs_whose_output_exists(tmp_path, capsys):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -94,3 +95,16 @@ def test_thick_interp_zerofill_is_exact_for_band_limited_signals(n):
     up = thick_interp(lr[None], scale, dim=1, mode="zerofill")[0]
     torch.testing.assert_close(up, signal(j))
     assert (thick_interp(lr[None], scale, dim=1, mode="cubic")[0] - signal(j)).abs().max() > 1e-3
+
+
+def test_thick_interp_bspline_is_scipys_cubic_spline_on_the_thick_grid():
+    """The B-spline mode equals scipy's prefiltered cubic spline (mirror boundary) at the slab centres' coordinates,
+    interpolates (the HR samples at the slab centres are the LR samples) and keeps a constant constant."""
+    ndimage = pytest.importorskip("scipy.ndimage")
+    lr = torch.rand(11, dtype=torch.float64, generator=torch.Generator().manual_seed(3))
+    up = thick_interp(lr[None], 3, dim=1, mode="bspline")[0]
+    coord = (torch.arange(33, dtype=torch.float64) - 1) / 3
+    expected = ndimage.map_coordinates(lr.numpy(), coord[None].numpy(), order=3, mode="mirror")
+    np.testing.assert_allclose(up.numpy(), expected, atol=1e-10)
+    torch.testing.assert_close(up[1::3], lr)
+    assert torch.allclose(thick_interp(torch.ones(2, 5), 4, dim=1, mode="bspline"), torch.ones(2, 20))
