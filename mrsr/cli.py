@@ -303,6 +303,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
 
     p = sub.add_parser(
+        "synth",
+        help="write synthetic MR training images (and a PNG panel) to look at",
+        description="Synthetic HR slabs of random contrast from tissue maps (the MNI152 maps of nilearn and k-means "
+        "maps of the MNI152 T1), as `mrsr train --synthetic` draws them: synth_0000.nii.gz, ... and panel.png.",
+    )
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("-n", "--num", type=_positive_int, default=8, help="number of images")
+    p.add_argument("--size", type=_positive_int, nargs=3, default=(160, 160, 1), metavar=("H", "W", "S"),
+                   help="slab size: H x W pixels, S slices")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="image i depends on (seed, i) only")
+    _add_common(p)
+
+    p = sub.add_parser(
         "evaluate",
         help="PSNR and SSIM of an SR volume against the HR volume",
         description="PSNR over the HR intensity range and SSIM averaged over slices, inside a foreground mask "
@@ -421,6 +434,11 @@ TRAIN_OPTIONS = (
     ("--windows", "windows", {"nargs": "+", "help": "k-space windows drawn per sample: none hamming tukey"}),
     ("--snr-range", "snr_range", {"type": float, "nargs": 2, "metavar": ("LOW", "HIGH"), "help": "Rician SNR range"}),
     ("--factor-jitter", "factor_jitter", {"type": float, "help": "kept k-space band N/f, f in [s, s*jitter]"}),
+    (
+        "--synthetic",
+        "synthetic",
+        {"type": float, "metavar": "FRACTION", "help": "fraction of samples from the synthetic-MR generator, 0-1"},
+    ),
     ("--val-every", "val_every", {"type": int, "help": "validate every N epochs (0: never)"}),
     ("--val-roi", "val_roi", {"type": int, "nargs": 2, "metavar": ("H", "W"), "help": "validation tile size"}),
     (
@@ -506,6 +524,14 @@ def cmd_selfsr(args: argparse.Namespace) -> int:
                 time_limit=args.time, profile=args.slice_profile, thickness=args.thickness, device=args.device,
                 seed=args.seed, approach=args.approach, combine=args.combine, slab_consistency=args.slab_consistency,
                 amp=args.amp)  # fmt: skip
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from mrsr.data.synth import write_examples
+
+    paths = write_examples(args.output, args.num, args.seed, tuple(args.size), overwrite=args.overwrite)
+    say(f"wrote {len(paths) - 1} synthetic images and {paths[-1].name} to {args.output}")
     return 0
 
 
@@ -667,6 +693,11 @@ def check_paths(args: argparse.Namespace) -> None:
             output(args.json, (args.sr, args.hr), volume=False)
     elif args.command == "demo":
         output(args.output, volume=False)  # and its parent must be creatable and writable
+    elif args.command == "synth" and not args.overwrite:
+        taken = [p for p in ("synth_0000.nii.gz", "panel.png") if (Path(args.output) / p).exists()]
+        if taken:
+            raise ValueError(f"{Path(args.output) / taken[0]} exists; pass --overwrite to replace it or choose "
+                             "another folder.")  # fmt: skip
     elif args.command == "benchmark" and args.manifest:
         check_input_path(args.manifest)
 
@@ -674,6 +705,7 @@ def check_paths(args: argparse.Namespace) -> None:
 COMMANDS = {
     "degrade": cmd_degrade,
     "selfsr": cmd_selfsr,
+    "synth": cmd_synth,
     "infer": cmd_infer,
     "evaluate": cmd_evaluate,
     "demo": cmd_demo,

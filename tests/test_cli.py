@@ -190,7 +190,7 @@ def test_bad_input_is_one_line_exit_2_without_traceback(tmp_path):
     assert "Traceback" in loud.stderr
 
 
-COMMANDS = ["degrade", "infer", "evaluate", "demo", "networks", "bundles", "train", "benchmark"]
+COMMANDS = ["degrade", "selfsr", "synth", "infer", "evaluate", "demo", "networks", "bundles", "train", "benchmark"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -619,3 +619,17 @@ def test_selfsr_refuses_an_isotropic_volume_in_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("mrsr: error:") and "isotropic" in err[-1] and "Traceback" not in "".join(err)
     assert not (tmp_path / "out.nii.gz").exists()
+
+
+def test_synth_writes_images_and_a_panel_and_keeps_them(tmp_path, capsys):
+    pytest.importorskip("nilearn")
+    args = ["synth", "-o", str(tmp_path / "synth"), "-n", "2", "--size", "32", "32", "1"]
+    assert main(args) == 0
+    assert sorted(p.name for p in (tmp_path / "synth").iterdir()) == ["panel.png", "synth_0000.nii.gz",
+                                                                       "synth_0001.nii.gz"]  # fmt: skip
+    first = load_volume(tmp_path / "synth" / "synth_0000.nii.gz")
+    assert first.shape == (1, 32, 32, 1) and 0.0 <= float(first.min()) and float(first.max()) <= 1.0
+    capsys.readouterr()
+    assert main(args) == 2  # exists: one line, nothing replaced
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--overwrite" in err

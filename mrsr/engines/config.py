@@ -58,6 +58,9 @@ class TrainConfig:
         balance_volumes: draw every training volume equally often, whatever its number of slices (by
             default a slice is a slice: a 189-slice volume is drawn 19 times as often as a 10-slice one).
         slice_axis: the axis across which slices are taken.
+        synthetic: fraction of the training samples drawn from the synthetic-MR generator
+            (:class:`mrsr.engines.data.SyntheticSlabs`: the MNI152 tissue maps, if nilearn is installed, and
+            k-means tissue maps of every training volume) instead of real slices; 0: real only, 1: synthetic only.
         val_every: validate every this many epochs (0: never).
         val_roi: tile size (h, w) for validation inference, or ``None`` for whole slices.
         seed: seed of the weights' initialisation and of every sample.
@@ -96,6 +99,7 @@ class TrainConfig:
     background_weight: float = 0.1
     balance_volumes: bool = False
     slice_axis: int = 2
+    synthetic: float = 0.0
     val_every: int = 1
     val_roi: tuple[int, int] | None = None
     seed: int = 0
@@ -154,6 +158,8 @@ class TrainConfig:
             raise MrsrError(f"grad_clip must be a positive gradient norm (or none), got {self.grad_clip}.")
         if not self.lr > 0:
             raise MrsrError(f"The learning rate must be positive, got {self.lr}.")
+        if not 0.0 <= self.synthetic <= 1.0:
+            raise MrsrError(f"synthetic is a fraction of the samples, from 0 (real only) to 1, got {self.synthetic}.")
         if self.slice_axis not in (0, 1, 2):
             raise MrsrError(f"slice_axis must be 0, 1 or 2, got {self.slice_axis}.")
         from mrsr.engines.data import Degradation

@@ -39,6 +39,7 @@ __all__ = [
     "load_hr_volumes",
     "slice_weights",
     "PairedPatchDataset",
+    "SyntheticSlabs",
     "VolumePairDataset",
     "SampleSampler",
 ]
@@ -116,6 +117,50 @@ def _in_plane(slice_axis: int) -> tuple[int, int]:
     return a, b
 
 
+class SyntheticSlabs:
+    """HR training slabs from the synthetic-MR generator (:class:`mrsr.data.synth.RandSynthMR`), for
+    :class:`PairedPatchDataset` to mix with real slices.
+
+    A slab is ``margin`` LR pixels wider than the patch on every side: it is degraded whole and the patch
+    is its centre, so the wrap-around of the slab's own k-space (whose edges hold tissue, unlike a real
+    slice's background) stays out of the patch.
+
+    Args:
+        maps: label sources, each (C, X, Y, Z) tissue probabilities (:func:`mrsr.data.synth.mni152_tissue_maps`,
+            :func:`mrsr.data.synth.kmeans_tissue_maps`).
+        scale: SR factor s.
+        patch_size: LR patch side P.
+        neighbours: k: the slab has 2k+1 slices.
+        margin: LR pixels around the patch (default: P/4, at least 4).
+        generator_options: other :class:`~mrsr.data.synth.RandSynthMR` arguments.
+
+    Shapes:
+        ``slabs(rng)``: (2k+1, s*(P+2m), s*(P+2m)) float32 in [0, 1].
+    """
+
+    def __init__(
+        self,
+        maps: Sequence[torch.Tensor],
+        scale: int,
+        patch_size: int,
+        neighbours: int = 0,
+        margin: int | None = None,
+        **generator_options,
+    ) -> None:
+        from mrsr.data.synth import RandSynthMR
+
+        if not len(maps):
+            raise MrsrError("Synthetic training needs at least one tissue-map volume.")
+        self.maps = [m.float().contiguous() for m in maps]
+        self.margin = max(4, patch_size // 4) if margin is None else int(margin)
+        side = int(scale) * (int(patch_size) + 2 * self.margin)
+        self.generator = RandSynthMR(spatial_size=(side, side, 2 * neighbours + 1), **generator_options)
+
+    def __call__(self, rng: np.random.Generator) -> torch.Tensor:
+        maps = self.maps[int(rng.integers(len(self.maps)))]
+        return self.generator.generate(maps, rng).as_tensor()[0].permute(2, 0, 1).contiguous()
+
+
 class PairedPatchDataset(Dataset):
     """Random aligned (LR, HR) patch pairs from HR volumes, degraded by k-space truncation.
 
@@ -147,9 +192,12 @@ class PairedPatchDataset(Dataset):
         patch_degradation: degrade the HR patch itself instead of the whole slice, so the LR patch is
             exactly the patch's own k-space band (with wrap-around at its edges): what training with
             data consistency needs to be exact on patches.
+        synthetic: a :class:`SyntheticSlabs` to draw a fraction of the samples from, or ``None``.
+        synthetic_fraction: that fraction, in [0, 1] (1: synthetic only, ``volumes`` may be empty). The
+            synthetic slab goes through the same degradation; its patch is the slab's centre.
 
     Raises:
-        MrsrError: no volume is large enough for an LR patch of ``patch_size``.
+        MrsrError: no volume is large enough for an LR patch of ``patch_size`` (and not synthetic only).
         ValueError: a target grid factor does not divide ``scale``.
     """
 
@@ -167,8 +215,13 @@ class PairedPatchDataset(Dataset):
         target_grids: Sequence[int] = (),
         balance_volumes: bool = False,
         patch_degradation: bool = False,
+        synthetic: SyntheticSlabs | None = None,
+        synthetic_fraction: float = 0.0,
     ) -> None:
         self.scale, self.patch_size, self.k = int(scale), int(patch_size), int(neighbours)
+        if not 0.0 <= synthetic_fraction <= 1.0 or (synthetic_fraction > 0 and synthetic is None):
+            raise MrsrError(f"The synthetic fraction must be in [0, 1] with a generator, got {synthetic_fraction}.")
+        self.synthetic, self.synthetic_fraction = synthetic, float(synthetic_fraction)
         self.patch_degradation = bool(patch_degradation)
         if self.patch_degradation and target_grids:
             raise ValueError("patch_degradation makes single-scale pairs; it cannot give stage targets.")
@@ -190,6 +243,9 @@ class PairedPatchDataset(Dataset):
             for v in volumes
             if min(v.shape[a + 1], v.shape[b + 1]) >= need
         ]
+        if not self.stacks and self.synthetic_fraction == 1.0:
+            self.slice_index, self.cumulative = [], np.ones(0)
+            return
         if not self.stacks:
             sizes = ", ".join(f"{v.shape[a + 1]}x{v.shape[b + 1]}" for v in volumes)
             raise MrsrError(
@@ -231,11 +287,16 @@ class PairedPatchDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = np.random.default_rng([self.seed, int(index)])
-        hr = self._hr_stack(rng)
         s, p = self.scale, self.patch_size
-        # the HR patch [s*y0, s*(y0+p)) must fit: y0 <= floor(N / s) - p
-        y0 = int(rng.integers(hr.shape[1] // s - p + 1))
-        x0 = int(rng.integers(hr.shape[2] // s - p + 1))
+        # drawn only when mixing, so that real-only runs keep every sample they had
+        if self.synthetic_fraction and (self.synthetic_fraction == 1.0 or rng.random() < self.synthetic_fraction):
+            hr = self.synthetic(rng)
+            y0 = x0 = self.synthetic.margin
+        else:
+            hr = self._hr_stack(rng)
+            # the HR patch [s*y0, s*(y0+p)) must fit: y0 <= floor(N / s) - p
+            y0 = int(rng.integers(hr.shape[1] // s - p + 1))
+            x0 = int(rng.integers(hr.shape[2] // s - p + 1))
         centre = hr[self.k : self.k + 1]
         if self.patch_degradation:
             lr_patch = self._degrade(_crop_under(hr, s, y0, x0, p), rng)

@@ -31,6 +31,7 @@ from mrsr.engines.data import (
     Degradation,
     PairedPatchDataset,
     SampleSampler,
+    SyntheticSlabs,
     VolumePairDataset,
     load_hr_volumes,
     steps_per_epoch,
@@ -214,7 +215,22 @@ def training_dataset(config: TrainConfig) -> PairedPatchDataset:
         config.slice_axis, config.background_weight, config.seed,
         StageTargetBatch.for_config(config).grids if config.spec.stages else (), config.balance_volumes,
         config.data_consistency,  # consistency is exact on a patch only when the patch itself was degraded
+        synthetic_slabs(config, volumes) if config.synthetic else None, config.synthetic,
     )  # fmt: skip
+
+
+def synthetic_slabs(config: TrainConfig, volumes: Sequence[torch.Tensor]) -> SyntheticSlabs:
+    """The synthetic HR slabs of ``config``: the MNI152 tissue maps (when nilearn is installed) and k-means
+    tissue maps of every real training volume."""
+    from mrsr.data.synth import kmeans_tissue_maps, mni152_tissue_maps
+
+    maps = [kmeans_tissue_maps(v, seed=config.seed) for v in volumes]
+    try:
+        maps.insert(0, mni152_tissue_maps())
+    except MrsrError:  # nilearn is an optional extra: the k-means maps of the real volumes still teach anatomy
+        if not maps:
+            raise
+    return SyntheticSlabs(maps, config.scale, config.patch_size, config.neighbours)
 
 
 def validation_dataset(config: TrainConfig) -> VolumePairDataset | None:

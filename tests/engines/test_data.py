@@ -236,3 +236,47 @@ def test_the_draws_of_a_sample_are_pinned(volume):
         assert type(out) is torch.Tensor and torch.equal(out, torch.sqrt(real * real + imag * imag))
     item = ds[0]
     assert all(type(t) is torch.Tensor for t in item.values())  # a patch has no affine of its own
+
+
+@pytest.fixture(scope="module")
+def slabs(volume):
+    """Synthetic slabs from k-means tissue maps of the real T1 head (no optional package needed)."""
+    from mrsr.data.synth import kmeans_tissue_maps
+    from mrsr.engines.data import SyntheticSlabs
+
+    return SyntheticSlabs([kmeans_tissue_maps(volume)], scale=2, patch_size=12, neighbours=1, margin=4)
+
+
+def test_synthetic_mix_proportions_shapes_and_determinism(volume, slabs):
+    """About the asked fraction of samples is synthetic (their HR is not a crop of the real volume), items are
+    reproducible, the pairs have the real ones' shapes and go through the same k-space degradation."""
+    real_only = PairedPatchDataset([volume], 2, patch_size=12, neighbours=1, samples_per_epoch=200, seed=1)
+    mixed = PairedPatchDataset([volume], 2, patch_size=12, neighbours=1, samples_per_epoch=200, seed=1,
+                               synthetic=slabs, synthetic_fraction=0.3)  # fmt: skip
+    synthetic = 0
+    for i in range(200):
+        item = mixed[i]
+        assert item["image"].shape == (3, 12, 12) and item["label"].shape == (1, 24, 24)
+        rng = np.random.default_rng([1, i])
+        if rng.random() < 0.3:  # this sample's HR must be the centre of the slab its generator draws next
+            assert torch.equal(item["label"], slabs(rng)[1:2, 8:32, 8:32])
+            synthetic += 1
+    assert 40 <= synthetic <= 80  # 60 expected
+    a, b = mixed[7], mixed[7]
+    assert torch.equal(a["image"], b["image"]) and torch.equal(a["label"], b["label"])
+    # real-only runs draw exactly what they drew before synthetic data existed
+    assert torch.equal(real_only[3]["label"], PairedPatchDataset([volume], 2, 12, 1, 200, seed=1)[3]["label"])
+    only = PairedPatchDataset([], 2, patch_size=12, neighbours=1, samples_per_epoch=10, synthetic=slabs,
+                              synthetic_fraction=1.0)  # fmt: skip
+    item = only[0]
+    centre = item["label"][0]
+    lr_up = upsample_aligned(item["image"][1:2][None], 2, "sinc")[0, 0]  # the centre slice's LR, back on HR
+    assert _interior_l1(lr_up[None], centre[None]) < 0.5 * float(centre.std())  # aligned: LR is HR's band
+    with pytest.raises(MrsrError, match="synthetic fraction"):
+        PairedPatchDataset([volume], 2, 12, synthetic=None, synthetic_fraction=0.5)
+
+
+def test_synthetic_slabs_are_wider_than_the_patch(slabs):
+    slab = slabs(np.random.default_rng(0))
+    assert slab.shape == (3, 2 * (12 + 8), 2 * (12 + 8)) and slab.dtype == torch.float32
+    assert 0.0 <= float(slab.min()) and float(slab.max()) <= 1.0

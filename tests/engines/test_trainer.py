@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mrsr.checkpoint import load_network
-from mrsr.engines import train
+from mrsr.engines import TrainConfig, train
 from mrsr.engines.handlers import RunRecorder
 from mrsr.engines.trainer import CosineSchedule
 from mrsr.errors import MrsrError
@@ -166,3 +166,15 @@ def test_training_with_data_consistency(make_config, tmp_path):
     assert name == "msrn" and not any(k.startswith("network.") for k in net.state_dict())
     with pytest.raises(MrsrError, match="ICONet cannot train with --data-consistency"):
         make_config(tmp_path / "iconet", network="iconet", data_consistency=True)
+
+
+def test_training_on_a_synthetic_mix(make_config, tmp_path):
+    """A short run with half the samples synthetic (MNI152 tissue maps and k-means maps of the real volume):
+    the loss is finite and falls, validation (real volumes only) runs, and the fraction is part of the run."""
+    config = make_config(tmp_path / "run", synthetic=0.5, epochs=2)
+    history = train(config)
+    assert all(torch.isfinite(torch.tensor(history["loss"]))) and history["epochs"][-1]["val_psnr"] > 0
+    assert history["loss"][-1] < history["loss"][0]
+    assert TrainConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text())).synthetic == 0.5
+    with pytest.raises(MrsrError, match="fraction"):
+        make_config(tmp_path / "bad", synthetic=1.5)
