@@ -1,4 +1,5 @@
-"""Reading (NIfTI, DICOM, .npy, headerless raw), writing, outputs named after inputs, and the bundled sample."""
+"""Reading (NIfTI, DICOM, .npy, headerless raw), writing, outputs named after inputs, the bundled sample, and
+synthetic MR training images (:mod:`mrsr.data.synth`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,13 @@ __all__ = [
     "SaveVolumed",
     "as_datalist",
     "derived_output_path",
+    "RandSynthMR",
+    "RandSynthMRd",
+    "SynthMRDataset",
+    "mni152_tissue_maps",
+    "kmeans_tissue_maps",
+    "high_band_energy",
+    "write_examples",
 ]
 
 # imported on first use: `mrsr.data.manifest` (and the manifest scripts) must not pay for torch and MONAI
@@ -32,6 +40,13 @@ _LAZY = {
     "SaveVolumed": ".outputs",
     "as_datalist": ".outputs",
     "derived_output_path": ".outputs",
+    "RandSynthMR": ".synth",
+    "RandSynthMRd": ".synth",
+    "SynthMRDataset": ".synth",
+    "mni152_tissue_maps": ".synth",
+    "kmeans_tissue_maps": ".synth",
+    "high_band_energy": ".synth",
+    "write_examples": ".synth",
 }
 
 
