@@ -442,5 +442,16 @@ def run_benchmark(config: BenchmarkConfig, progress=print) -> str:
         for png in ("quality_vs_speed.png", "panel.png"):
             shutil.copyfile(out / png, docs.parent / f"benchmark_{png}")
             figures.append(f"![{png[:-4].replace('_', ' ')}](benchmark_{png})")
-        docs.write_text(markdown + "\n## Figures\n\n" + "\n\n".join(figures) + "\n")
+        docs.write_text(markdown + "\n## Figures\n\n" + "\n\n".join(figures) + "\n" + kept_sections(docs))
     return markdown
+
+
+# what the other benchmark scripts write into the same page, below this line, survives a new run
+KEEP_MARKER = "<!-- sections below come from other benchmarks: mrsr benchmark keeps them -->"
+
+
+def kept_sections(docs: Path) -> str:
+    """The part of an existing ``docs`` page from :data:`KEEP_MARKER` on ("" without one), to write back."""
+    text = docs.read_text() if docs.is_file() else ""
+    at = text.find(KEEP_MARKER)
+    return "\n" + text[at:] if at >= 0 else ""

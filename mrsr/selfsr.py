@@ -243,6 +243,14 @@ def _hr_affine(affine: torch.Tensor, axis: int, scale: int) -> torch.Tensor:
     return out
 
 
+def _check_output_options(combine: str, slab_consistency: bool = False, profile: Any = "box") -> None:
+    """Refuse, before any training, output options that cannot work."""
+    if combine not in COMBINES:
+        raise MrsrError(f"Unknown way to combine the orientations {combine!r}; choose {' or '.join(COMBINES)}.")
+    if slab_consistency and not (isinstance(profile, str) and profile == "box"):
+        raise MrsrError("Slab consistency is exact only for a box profile one slice spacing wide; drop it.")
+
+
 def _orientations(predictor, vol: torch.Tensor, dev: torch.device, amp: bool, batch: int) -> list[torch.Tensor]:
     """``vol`` (A, B, L) -> two (A, B, s*L) estimates: from the slices along A and from those along B."""
     along_a = _predict(predictor, vol.permute(0, 2, 1).unsqueeze(1), dev, amp, batch)  # (A, 1, sL, B)
@@ -331,10 +339,7 @@ class SelfSRModel:
         Raises:
             MrsrError: an unknown ``combine``, or slab consistency with another profile.
         """
-        if combine not in COMBINES:
-            raise MrsrError(f"Unknown way to combine the orientations {combine!r}; choose {' or '.join(COMBINES)}.")
-        if slab_consistency and not self.box_profile:
-            raise MrsrError("Slab consistency is exact only for a box profile one slice spacing wide; drop it.")
+        _check_output_options(combine, slab_consistency, "box" if self.box_profile else None)
         scale = self.report.scale
         if self.report.choice == "network":
             estimates = _orientations(self.predictor, self.vol, self.device, self.amp, self.slice_batch)
@@ -446,25 +451,18 @@ def fit_selfsr(
 
 
 def selfsr(
-    volume: MetaTensor,
-    network: str = "msrn",
-    preset: str | None = "small",
-    steps: int = DEFAULT_STEPS,
-    time_limit: float | None = None,
-    profile: str = "box",
-    thickness: float | None = None,
-    device: str | torch.device | None = "cpu",
-    seed: int = 0,
-    progress: bool = True,
-    approach: str = "refine",
-    combine: str = "average",
-    slab_consistency: bool = False,
-    **fit_options,
+    volume: MetaTensor, combine: str = "average", slab_consistency: bool = False, **fit_options: Any
 ) -> tuple[MetaTensor, SelfSRReport]:
     """Super-resolve the thick axis of ``volume`` with a network trained on the volume's own in-plane slices.
 
-    :func:`fit_selfsr` then :meth:`SelfSRModel.predict`; the arguments are theirs (``fit_options``: the
-    rest of :func:`fit_selfsr`'s, e.g. ``batch_size``, ``amp``, ``fallback``).
+    :func:`fit_selfsr` then :meth:`SelfSRModel.predict`.
+
+    Args:
+        volume: (1, X, Y, Z) MetaTensor with one thick axis.
+        combine: how the two orientations are combined (:meth:`SelfSRModel.predict`).
+        slab_consistency: make each output slab's mean its input slice (box profile only).
+        fit_options: :func:`fit_selfsr`'s keyword arguments (``network``, ``steps``, ``time_limit``, ``profile``,
+            ``approach``, ``device``, ``seed``, ``amp``, ``fallback``, ...).
 
     Returns:
         ``(sr, report)``: ``sr`` (1, X, Y, Z) with the thick axis ``s`` times longer, on the HR grid
@@ -475,10 +473,8 @@ def selfsr(
             options that do not fit together.
     """
     start = time.perf_counter()
-    if combine not in COMBINES:  # before the training, not after it
-        raise MrsrError(f"Unknown way to combine the orientations {combine!r}; choose {' or '.join(COMBINES)}.")
-    model = fit_selfsr(volume, network, preset, steps, time_limit, profile, thickness, device, seed, progress,
-                       approach, **fit_options)  # fmt: skip
+    _check_output_options(combine, slab_consistency, fit_options.get("profile", "box"))  # before the training
+    model = fit_selfsr(volume, **fit_options)
     sr = model.predict(combine, slab_consistency)
     model.report.combine = combine + (" + slab consistency" if slab_consistency else "")
     model.report.seconds = time.perf_counter() - start
@@ -498,9 +494,8 @@ class SelfSR(Transform):
     """
 
     def __init__(self, summary: bool = True, **options: Any) -> None:
-        if options.get("combine", "average") not in COMBINES:
-            raise MrsrError(f"Unknown way to combine the orientations {options['combine']!r}; choose "
-                            f"{' or '.join(COMBINES)}.")  # fmt: skip
+        _check_output_options(options.get("combine", "average"), options.get("slab_consistency", False),
+                              options.get("profile", "box"))  # fmt: skip
         self.summary, self.options = summary, options
         self.report: SelfSRReport | None = None
 

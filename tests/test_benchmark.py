@@ -30,6 +30,11 @@ def test_benchmark_writes_tables_csv_and_figures(small_manifest, tmp_path, monke
                              repeats=1, warmup=0, speed_volume=(24, 20, 2), tile=(12, 0.25), memory=False,
                              out=str(tmp_path / "b"), adapt_steps=2,
                              docs=str(tmp_path / "docs" / "BENCHMARKS.md"))  # fmt: skip
+    from mrsr.benchmark import KEEP_MARKER
+
+    (tmp_path / "docs").mkdir()
+    kept = f"{KEEP_MARKER}\n\n## Through-plane SR\n\nother numbers\n"
+    (tmp_path / "docs" / "BENCHMARKS.md").write_text("# an old run\n\nold tables\n" + kept)
     markdown = run_benchmark(config, progress=lambda _: None)
     out = tmp_path / "b"
     assert sorted(p.name for p in out.iterdir()) == [
@@ -42,6 +47,7 @@ def test_benchmark_writes_tables_csv_and_figures(small_manifest, tmp_path, monke
     assert "## Quality at x2" in markdown and "| msrn | x2 | cpu | bfloat16 AMP |" in markdown
     docs = (tmp_path / "docs" / "BENCHMARKS.md").read_text()
     assert docs.startswith(markdown) and "![panel](benchmark_panel.png)" in docs
+    assert docs.endswith(kept) and "old tables" not in docs  # other benchmarks' sections survive, the old run not
     assert (tmp_path / "docs" / "benchmark_panel.png").read_bytes()[:4] == b"\x89PNG"
     rows = list(csv.DictReader(open(out / "benchmark.csv")))
     quality = {r["method"]: float(r["psnr"]) for r in rows if r["table"] == "quality"}

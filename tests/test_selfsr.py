@@ -128,6 +128,8 @@ def test_predict_combines_and_keeps_slabs_consistent():
         gaussian.predict(slab_consistency=True)
     with pytest.raises(MrsrError, match="combine"):
         selfsr(lr, steps=10**9, combine="median", progress=False)
+    with pytest.raises(MrsrError, match="box profile"):  # refused before a training that would never end
+        selfsr(lr, steps=10**9, profile="gaussian", slab_consistency=True, progress=False)
 
 
 def test_selfsr_bundle_config_runs_with_monai_bundle(tmp_path, capsys):
