@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the noise")
     p.add_argument(
         "--slice-profile",
-        metavar="box|gaussian|FILE.npy",
+        metavar="box|gaussian|kspace|FILE.npy",
         help="thick slices along the one axis of --axes (default: the slice axis) instead of k-space truncation: "
         "a box or Gaussian (FWHM = thickness) profile, or a 1D profile sampled on the HR grid; --scale must be "
         "an integer",
@@ -202,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--network", default="msrn", help="registry name of the 2D network (mrsr networks)")
     p.add_argument("--preset", default="small", help="network preset")
     p.add_argument(
-        "--slice-profile", default="box", metavar="box|gaussian|FILE.npy", help="the scan's slice profile"
+        "--slice-profile", default="box", metavar="box|gaussian|kspace|FILE.npy", help="the scan's slice profile"
     )
     p.add_argument("--thickness", type=_positive_mm, metavar="MM", help="slice thickness (default: the header's)")
     p.add_argument("--steps", type=_positive_int, default=500, help="training steps (at most)")
@@ -655,11 +655,13 @@ def _check_degrade_options(args: argparse.Namespace) -> None:
         return
     if args.axes is not None and len(args.axes) != 1:
         raise ValueError(f"--slice-profile degrades one axis, got --axes {' '.join(map(str, args.axes))}; give one.")
-    if args.slice_profile not in ("box", "gaussian"):
+    if args.slice_profile == "kspace" and (args.thickness is not None or args.gap is not None):
+        raise ValueError("--slice-profile kspace is one slice spacing wide: drop --thickness and --gap.")
+    if args.slice_profile not in ("box", "gaussian", "kspace"):
         from mrsr.paths import check_input_path
 
         if not args.slice_profile.endswith(".npy"):
-            raise ValueError(f"--slice-profile is box, gaussian or a .npy file, got {args.slice_profile!r}.")
+            raise ValueError(f"--slice-profile is box, gaussian, kspace or a .npy file, got {args.slice_profile!r}.")
         check_input_path(args.slice_profile)
 
 

@@ -578,7 +578,7 @@ def degrade_file(
             :func:`~mrsr.inference.resolve_slice_axis`'s, as ``mrsr infer`` upsamples them (with a
             slice profile: that slice axis).
         overwrite: replace an existing ``output``.
-        slice_profile: ``"box"``, ``"gaussian"`` or a ``.npy`` file of a 1D profile on the HR grid.
+        slice_profile: ``"box"``, ``"gaussian"``, ``"kspace"`` or a ``.npy`` file of a 1D profile on the HR grid.
         thickness, gap: slice thickness and gap in mm (converted with the axis's spacing), as
             :class:`~mrsr.transforms.SliceProfileDegrade`'s; box and Gaussian profiles only.
 
@@ -631,6 +631,10 @@ def _degrade_slices(
     if thickness is not None and gap is not None and abs(thickness + gap - scale * step) > 1e-3 * step:
         raise MrsrError(f"--thickness {thickness:g} + --gap {gap:g} mm must equal the slice spacing, {scale:g} x "
                         f"{step:g} = {scale * step:g} mm; give one of them.")  # fmt: skip
+    if str(profile) == "kspace":
+        if thickness is not None or gap is not None:
+            raise MrsrError("--slice-profile kspace is one slice spacing wide: drop --thickness and --gap.")
+        return SliceProfileDegrade(int(scale), axis, "kspace")(img), [axis]
     if str(profile) in ("box", "gaussian"):
         sizes = {"thickness": thickness, "gap": gap}
         voxels = {name: (None if mm is None else mm / step) for name, mm in sizes.items()}

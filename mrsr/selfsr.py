@@ -64,7 +64,13 @@ from mrsr.metrics import range_psnr
 from mrsr.networks import get_network
 from mrsr.progress import say
 from mrsr.transforms.resample import thick_interp
-from mrsr.transforms.sliceprofile import PROFILES, THICKNESS_KEYS, SliceProfileDegrade, through_plane_factor
+from mrsr.transforms.sliceprofile import (
+    PROFILES,
+    THICKNESS_KEYS,
+    WIDTH_PROFILES,
+    SliceProfileDegrade,
+    through_plane_factor,
+)
 
 __all__ = [
     "APPROACHES",
@@ -397,7 +403,7 @@ def fit_selfsr(
         preset: its preset (``"small"``: CPU-trainable).
         steps: optimiser steps (at most).
         time_limit: stop training after this many seconds (``None``: no limit).
-        profile: the slice profile of the scan: ``"box"``, ``"gaussian"`` or a 1D array on the HR grid.
+        profile: the slice profile of the scan: ``"box"``, ``"gaussian"``, ``"kspace"`` or a 1D array on the HR grid.
         thickness: the slice thickness in mm (default: the header's SliceThickness, else the spacing).
         device: where to train and infer (``"auto"``: CUDA when available).
         seed: seed of the weights and of every random choice.
@@ -530,7 +536,7 @@ def _degrader(tp, scale: int, profile, thickness: float | None) -> tuple[SlicePr
     """The slice-profile degradation of the scan, with the thickness in HR voxels (mm over HR spacing), and
     whether it is a box exactly one slice spacing wide."""
     mm = thickness if thickness is not None else tp.thickness
-    named = isinstance(profile, str) and profile in PROFILES
+    named = isinstance(profile, str) and profile in WIDTH_PROFILES
     width = mm / (tp.spacing / scale) if mm is not None and named else None
     box = isinstance(profile, str) and profile == "box" and (width is None or abs(width - scale) < 1e-3)
     return SliceProfileDegrade(scale, axis=1, profile=profile, thickness=width), box

@@ -542,6 +542,10 @@ def test_degrade_thick_slices_in_mm_on_the_auto_slice_axis(tmp_path, capsys):
     assert torch.allclose(load_volume(gapped)[0].as_tensor(), hr[..., 1:60:3], atol=1e-4 * float(hr.max()))
     assert main(["degrade", str(sample_path()), "-o", str(tmp_path / "p.nii.gz"), "--scale", "3",
                  "--slice-profile", str(profile)]) == 0  # fmt: skip
+    assert main(["degrade", str(sample_path()), "-o", str(tmp_path / "k.nii.gz"), "--scale", "3",
+                 "--slice-profile", "kspace"]) == 0  # fmt: skip
+    ideal = load_volume(tmp_path / "k.nii.gz")
+    assert ideal.shape == (1, 128, 128, 20) and torch.allclose(ideal.affine, load_volume(gapped).affine)
 
 
 def _not_1d_profile(tmp_path):
@@ -566,7 +570,8 @@ BAD_THICK_SLICES = [
     ("negative gap", lambda t: _degrade(t, "--slice-profile", "box", "--gap", "-1"), ">= 0 mm"),
     ("profile not 1D", lambda t: _degrade(t, "--slice-profile", str(_not_1d_profile(t))), "1D array"),
     ("missing profile", lambda t: _degrade(t, "--slice-profile", str(t / "none.npy")), "No such file"),
-    ("unknown profile", lambda t: _degrade(t, "--slice-profile", "sinc"), "box, gaussian or a .npy"),
+    ("unknown profile", lambda t: _degrade(t, "--slice-profile", "sinc"), "box, gaussian, kspace or a .npy"),
+    ("kspace width", lambda t: _degrade(t, "--slice-profile", "kspace", "--thickness", "3"), "one slice spacing"),
     ("fractional scale", lambda t: _degrade(t, "--slice-profile", "box", "--scale", "2.5"), "integer --scale"),
     ("too large", lambda t: _degrade(t, "--slice-profile", "box", "--scale", "40"), "would leave"),
     (

@@ -35,6 +35,7 @@ from .kspace import _PerKeyd
 
 __all__ = [
     "PROFILES",
+    "WIDTH_PROFILES",
     "slice_profile_weights",
     "ThroughPlane",
     "through_plane_factor",
@@ -44,7 +45,9 @@ __all__ = [
     "SliceProfileDegradeDict",
 ]
 
-PROFILES = ("box", "gaussian")
+#: named slice profiles: box and gaussian have a width (thickness, gap); kspace is the ideal band-limited slice
+PROFILES = ("box", "gaussian", "kspace")
+WIDTH_PROFILES = ("box", "gaussian")
 #: a Gaussian profile is kept to this many standard deviations either side of its centre
 GAUSS_SUPPORT = 4.0
 #: volumes thicker across one axis than this factor count as thick-slice stacks
@@ -116,7 +119,9 @@ def slice_profile_weights(
     """
     s = _integer_scale(scale)
     centre = (s - 1) / 2
-    if isinstance(profile, str) and profile in PROFILES:
+    if isinstance(profile, str) and profile == "kspace":
+        raise ValueError("The kspace profile is the periodic sinc of the whole axis, not a finite kernel.")
+    if isinstance(profile, str) and profile in WIDTH_PROFILES:
         width = float(s if thickness is None else thickness)
         if not width > 0 or not math.isfinite(width):
             raise ValueError(f"The slice thickness must be positive, got {width:g} HR samples.")
@@ -270,8 +275,10 @@ class SliceProfileDegrade(InvertibleTransform):
     Args:
         scale: integer factor ``s`` >= 1 (the slice spacing in HR samples); fractions are refused.
         axis: the spatial axis across the slices (0-based, channel excluded).
-        profile: ``"box"``, ``"gaussian"`` (FWHM = ``thickness``), or a 1D array of weights sampled on
-            the HR grid (or a ``.npy`` file of one), centred on the slab; an array sets its own width.
+        profile: ``"box"``, ``"gaussian"`` (FWHM = ``thickness``), ``"kspace"`` (the ideal slice of
+            band-limited excitation: the axis's k-space truncated to the LR band, sampled at the slab
+            centres; one spacing wide), or a 1D array of weights sampled on the HR grid (or a ``.npy`` file
+            of one), centred on the slab; an array sets its own width.
         thickness: slice thickness in HR samples (default ``s - gap``: contiguous slices); box and
             Gaussian only.
         gap: space between slices in HR samples (default ``s - thickness``, 0 without ``thickness``);
@@ -301,11 +308,16 @@ class SliceProfileDegrade(InvertibleTransform):
         if int(axis) < 0:
             raise ValueError(f"axis must be a non-negative spatial axis, got {axis}.")
         self.axis = int(axis)
-        named = isinstance(profile, str) and profile in PROFILES
-        if not named and (thickness is not None or gap is not None):
+        named = isinstance(profile, str) and profile in WIDTH_PROFILES
+        kspace = isinstance(profile, str) and profile == "kspace"
+        if kspace and (gap or (thickness is not None and abs(thickness - self.scale) > 1e-6 * self.scale)):
+            raise ValueError("The kspace profile is one slice spacing wide: give no other thickness and no gap.")
+        if not named and not kspace and (thickness is not None or gap is not None):
             raise ValueError("A profile array sets its own width: give no thickness or gap with it.")
-        if isinstance(profile, str) and not named and not profile.endswith(".npy"):
-            raise ValueError(f"Unknown slice profile {profile!r}; choose box, gaussian or a .npy file of a 1D array.")
+        if isinstance(profile, str) and not (named or kspace) and not profile.endswith(".npy"):
+            raise ValueError(
+                f"Unknown slice profile {profile!r}; choose box, gaussian, kspace or a .npy file of a 1D array."
+            )
         for name, value in (("thickness", thickness), ("gap", gap)):
             if value is not None and not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"The slice {name} must be a number >= 0, got {value:g}.")
@@ -320,11 +332,14 @@ class SliceProfileDegrade(InvertibleTransform):
             if not thickness > 0:
                 left = "" if gap is None else f": a gap of {gap:g} leaves nothing of the spacing {self.scale}"
                 raise ValueError(f"The slice thickness must be positive, got {thickness:g}{left}.")
-        self.profile = profile if named else _load_profile(profile)  # type: ignore[arg-type]
-        self.thickness = None if not named else float(thickness)  # type: ignore[arg-type]
-        self.gap = None if not named else self.scale - float(thickness)  # type: ignore[arg-type]
-        weights, self.offset = slice_profile_weights(self.scale, self.profile, self.thickness)
-        self.weights = torch.from_numpy(weights)
+        self.profile = profile if named or kspace else _load_profile(profile)  # type: ignore[arg-type]
+        self.thickness = float(self.scale) if kspace else None if not named else float(thickness)  # type: ignore
+        self.gap = 0.0 if kspace else None if not named else self.scale - float(thickness)  # type: ignore[arg-type]
+        if kspace:
+            self.weights, self.offset = None, 0
+        else:
+            weights, self.offset = slice_profile_weights(self.scale, self.profile, self.thickness)
+            self.weights = torch.from_numpy(weights)
 
     def lr_size(self, size: int) -> int:
         """The number of LR slices of an axis of ``size`` HR samples: ``size // scale``, at least 2."""
@@ -371,6 +386,8 @@ class SliceProfileDegrade(InvertibleTransform):
 
     def _filter(self, x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
         """``n`` profile-weighted slabs along ``dim``: one strided conv1d over all other axes at once."""
+        if self.weights is None:
+            return self._kspace_slices(x, dim, n)
         size, k = x.shape[dim], self.weights.numel()
         rows = torch.movedim(x, dim, -1)
         lead = rows.shape[:-1]
@@ -382,6 +399,25 @@ class SliceProfileDegrade(InvertibleTransform):
         weight = self.weights.to(device=x.device, dtype=x.dtype).reshape(1, 1, k)
         out = F.conv1d(rows, weight, stride=self.scale)[..., :n]
         return torch.movedim(out.reshape(*lead, n), -1, dim).contiguous()
+
+    def _kspace_slices(self, x: torch.Tensor, dim: int, n: int) -> torch.Tensor:
+        """The ``kspace`` profile: the central ``n`` frequencies of the first ``s*n`` samples along ``dim``,
+        sampled at the slab centres ``s*k + (s-1)/2`` (a phase shift of the kept band, then an ``n``-point
+        inverse FFT); an even ``n``'s Nyquist bin takes half of each of its two aliases, so real stays real."""
+        big = self.scale * n
+        spectrum = torch.fft.fft(x.narrow(dim, 0, big).double(), dim=dim)
+        freqs = torch.fft.fftfreq(big, d=1.0 / big, device=x.device).double()  # integer frequencies
+        shift = torch.exp(2j * torch.pi * freqs * ((self.scale - 1) / 2) / big)
+        shape = [-1 if d == dim else 1 for d in range(x.ndim)]
+        spectrum = spectrum * shift.reshape(shape)
+        half = n // 2
+        low = spectrum.narrow(dim, 0, (n + 1) // 2)  # 0 .. ceil(n/2) - 1
+        high = spectrum.narrow(dim, big - half, half)  # -n/2 .. -1
+        if n % 2 == 0:  # bin n/2 of the LR grid: the mean of HR bins +n/2 and -n/2
+            nyquist = (spectrum.narrow(dim, half, 1) + high.narrow(dim, 0, 1)) / 2
+            high = torch.cat([nyquist, high.narrow(dim, 1, half - 1)], dim=dim)
+        kept = torch.cat([low, high], dim=dim)
+        return (torch.fft.ifft(kept, dim=dim).real * (n / big)).to(x.dtype).contiguous()
 
     def inverse(self, data: torch.Tensor) -> torch.Tensor:
         """Put ``data`` back on the HR grid by linear interpolation between slice centres.

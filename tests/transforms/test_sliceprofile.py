@@ -47,7 +47,7 @@ def _world_centroid(img: MetaTensor) -> np.ndarray:
     return (affine[:3, :3] @ voxel + affine[:3, 3]).numpy()
 
 
-@pytest.mark.parametrize("profile", ["box", "gaussian"])
+@pytest.mark.parametrize("profile", ["box", "gaussian", "kspace"])
 @pytest.mark.parametrize("scale", [2, 3, 4, 5])
 @pytest.mark.parametrize("axis", [0, 2])
 def test_lr_overlays_hr_in_world_coordinates(profile, scale, axis):
@@ -84,6 +84,7 @@ def test_lr_origin_moves_by_half_a_slab_on_the_real_scan(t1_volume, scale):
         {"profile": "box", "thickness": 5.0},  # overlapping slices
         {"profile": np.array([1.0, 3.0, 4.0, 3.0, 1.0])},
         {"profile": np.array([1.0, 2.0])},  # half a sample off the grid
+        {"profile": "kspace"},
     ],
 )
 def test_a_constant_volume_stays_constant(kwargs):
@@ -161,11 +162,27 @@ def test_custom_npy_profile(tmp_path):
         ({"scale": 4, "thickness": -1}, ">= 0"),
         ({"scale": 4, "gap": 4}, "must be positive"),
         ({"scale": 4, "profile": np.ones(3), "thickness": 2}, "sets its own width"),
+        ({"scale": 4, "profile": "kspace", "gap": 1}, "one slice spacing wide"),
     ],
 )
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SliceProfileDegrade(**kwargs)
+
+
+@pytest.mark.parametrize("n", [7, 8])  # odd and even LR grids (the even one's Nyquist bin is split)
+@pytest.mark.parametrize("scale", [2, 3])
+def test_kspace_profile_samples_the_band_limited_signal_at_the_slab_centres(n, scale):
+    """Below the LR Nyquist a periodic signal comes out exactly at the slab centres s*k + (s-1)/2; above it,
+    nothing of it comes out; the result is real and matches the k-space truncation's band on the shifted grid."""
+    big = scale * n
+    t = torch.arange(big + 1, dtype=torch.float64)  # one trailing sample: a partial slab, dropped
+    low = lambda u: torch.cos(2 * torch.pi * 3 * u / big + 0.4)  # noqa: E731
+    high = torch.cos(2 * torch.pi * (n // 2 + 1) * t / big)  # just above the LR band
+    centres = scale * torch.arange(n, dtype=torch.float64) + (scale - 1) / 2
+    lr = SliceProfileDegrade(scale, 0, "kspace")((low(t) + high)[None])[0]
+    torch.testing.assert_close(lr, low(centres), atol=1e-10, rtol=0)
+    assert lr.dtype == torch.float64 and lr.shape == (n,)
 
 
 def test_too_large_a_factor_is_refused():
