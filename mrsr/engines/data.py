@@ -7,6 +7,8 @@ flip/transpose of the whole slice, the k-space degradation of the whole slice
 (:class:`~mrsr.transforms.KSpaceTruncate`; never of a crop: a crop's FFT would add edge ringing the
 scanner never makes), then an LR patch and the HR patch that lies exactly under it (LR sample m at
 HR sample m*s, docs/CONVENTIONS.md). Samples are plain tensors: a patch has no affine of its own.
+With a synthetic fraction, that share of the samples starts instead from a synthetic-MR slab
+(:class:`SyntheticSlabs`), degraded the same way.
 
 Every random choice of sample ``g`` comes from ``numpy.random.default_rng([seed, g])``, and the
 sampler numbers samples ``epoch * samples_per_epoch + i``. A sample is therefore the same whatever

@@ -551,7 +551,9 @@ def _announce(config: TrainConfig, ctx: DistContext, epochs: int, steps: int, hi
     print(
         f"{verb} {config.network} ({config.preset or 'class defaults'}) x{config.scale}, "
         f"{config.in_channels} input channel(s), "
-        f"{epochs} epoch(s) of {steps} steps, batch {config.batch_size} per rank, on {where}; run folder {config.out}",
+        + (f"{config.synthetic:.0%} synthetic samples, " if config.synthetic else "")
+        + f"{epochs} epoch(s) of {steps} steps, batch {config.batch_size} per rank, on {where}; "
+        f"run folder {config.out}",
         flush=True,
     )
     for name, m in (history.get("baselines") or {}).items():
