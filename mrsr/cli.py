@@ -205,7 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--slice-profile", default="box", metavar="box|gaussian|kspace|FILE.npy", help="the scan's slice profile"
     )
     p.add_argument("--thickness", type=_positive_mm, metavar="MM", help="slice thickness (default: the header's)")
-    p.add_argument("--steps", type=_positive_int, default=500, help="training steps (at most)")
+    p.add_argument("--steps", type=_positive_int,
+                   help="training steps (at most; default: 500, or as many as --time allows)")  # fmt: skip
     p.add_argument("--time", type=_positive_seconds, metavar="SECONDS", help="stop training after this many seconds")
     p.add_argument(
         "--approach", choices=("refine", "upsample"), default="refine",

@@ -379,7 +379,7 @@ def fit_selfsr(
     volume: MetaTensor,
     network: str = "msrn",
     preset: str | None = "small",
-    steps: int = DEFAULT_STEPS,
+    steps: int | None = None,
     time_limit: float | None = None,
     profile: str = "box",
     thickness: float | None = None,
@@ -401,7 +401,8 @@ def fit_selfsr(
         volume: (1, X, Y, Z) MetaTensor with one thick axis (its affine says which and by how much).
         network: registry name of the 2D network (:func:`mrsr.networks.get_network`).
         preset: its preset (``"small"``: CPU-trainable).
-        steps: optimiser steps (at most).
+        steps: optimiser steps (at most); ``None``: :data:`DEFAULT_STEPS` without a ``time_limit``, as many
+            as fit in it with one.
         time_limit: stop training after this many seconds (``None``: no limit).
         profile: the slice profile of the scan: ``"box"``, ``"gaussian"``, ``"kspace"`` or a 1D array on the HR grid.
         thickness: the slice thickness in mm (default: the header's SliceThickness, else the spacing).
@@ -424,6 +425,8 @@ def fit_selfsr(
         MrsrError: a 2D or nearly isotropic input, or one with too few samples to make pairs from.
     """
     start = time.perf_counter()
+    if steps is None:
+        steps = DEFAULT_STEPS if time_limit is None else 2**62
     if volume.ndim != 4 or volume.shape[0] != 1:
         raise MrsrError(f"selfsr needs a (1, X, Y, Z) volume, got shape {tuple(volume.shape)}.")
     if isinstance(volume, MetaTensor) and volume.meta.get(SLICE_GEOMETRY_KEY) is not None:

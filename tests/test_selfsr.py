@@ -163,3 +163,13 @@ def test_selfsrd_replaces_each_key():
     assert out["image"].shape == (1, 20, 20, 24) and out["other"] == 1 and transform.selfsr.report.steps == 2
     with pytest.raises(MrsrError, match="combine"):
         SelfSRd(keys="image", combine="max")
+
+
+def test_a_time_limit_lifts_the_default_step_count(monkeypatch):
+    """Without --steps, a run stops at DEFAULT_STEPS, or with --time when the time is up (not at the default)."""
+    import mrsr.selfsr as module
+
+    monkeypatch.setattr(module, "DEFAULT_STEPS", 3)
+    lr = SliceProfileDegrade(4, axis=2)(_blob(shape=(20, 20, 24)))
+    assert fit_selfsr(lr, progress=False, validate_every=100).report.steps == 3
+    assert fit_selfsr(lr, time_limit=1.5, progress=False, validate_every=100).report.steps > 3
