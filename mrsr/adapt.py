@@ -23,6 +23,7 @@ lose to zero-filling at the real scale.
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -235,7 +236,7 @@ def fit_on_pairs(
     model: nn.Module,
     next_batch: Callable[[], tuple[torch.Tensor, torch.Tensor]],
     score: Callable[[nn.Module], float] | None,
-    steps: int,
+    steps: int | None,
     lr: float,
     validate_every: int,
     device: torch.device,
@@ -257,7 +258,7 @@ def fit_on_pairs(
         model: the network, on ``device``.
         next_batch: the next (x, y) batch, anywhere (moved to ``device``).
         score: held-out score of the model, or None.
-        steps: optimiser steps (at most).
+        steps: optimiser steps (at most); ``None``: until ``time_budget`` is spent.
         lr: Adam learning rate.
         validate_every: steps between scores.
         device: where to train.
@@ -270,9 +271,14 @@ def fit_on_pairs(
         desc: what the progress line calls the work.
     """
     start = time.perf_counter() if start is None else start
+    if steps is None and time_budget is None:
+        raise ValueError("fit_on_pairs needs a number of steps or a time budget.")
     result = FitResult()
     optimiser = torch.optim.Adam(model.parameters(), lr=lr)
-    bar = progress_iter(range(steps), desc, "step", enabled=progress)
+    if steps is None:  # as many as the budget allows: the progress line counts steps and seconds, no total
+        bar = progress_iter(itertools.count(), f"{desc} ({time_budget:g} s)", "steps", enabled=progress)
+    else:
+        bar = progress_iter(range(steps), desc, "step", enabled=progress)
     for step in bar:
         x, y = next_batch()
         model.train(train_mode)

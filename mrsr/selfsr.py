@@ -425,8 +425,8 @@ def fit_selfsr(
         MrsrError: a 2D or nearly isotropic input, or one with too few samples to make pairs from.
     """
     start = time.perf_counter()
-    if steps is None:
-        steps = DEFAULT_STEPS if time_limit is None else 2**62
+    if steps is None and time_limit is None:
+        steps = DEFAULT_STEPS
     if volume.ndim != 4 or volume.shape[0] != 1:
         raise MrsrError(f"selfsr needs a (1, X, Y, Z) volume, got shape {tuple(volume.shape)}.")
     if isinstance(volume, MetaTensor) and volume.meta.get(SLICE_GEOMETRY_KEY) is not None:
@@ -545,7 +545,7 @@ def _degrader(tp, scale: int, profile, thickness: float | None) -> tuple[SlicePr
     return SliceProfileDegrade(scale, axis=1, profile=profile, thickness=width), box
 
 
-def _train(predictor: _ThickSR, pairs: _Pairs, report: SelfSRReport, dev: torch.device, steps: int,
+def _train(predictor: _ThickSR, pairs: _Pairs, report: SelfSRReport, dev: torch.device, steps: int | None,
            time_limit: float | None, batch_size: int, patch_size: int, lr: float, validate_every: int,
            slice_batch: int, amp: bool, seed: int, progress: bool, flip_h: bool, start: float):  # fmt: skip
     """Train ``predictor`` on ``pairs``; fill ``report`` (scores, steps, choice); return the best state."""
