@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check (a few minutes on one GPU): CUDA inference of every bundle with and without AMP,
-# a 20-step training run with AMP, the CUDA-only tests, and two-process NCCL DDP when two GPUs exist.
+# 20-step training runs with AMP (real and half synthetic), 30 s of mrsr selfsr with AMP, the CUDA-only
+# tests, and two-process NCCL DDP when two GPUs exist.
 # Run it from an environment where mrsr and its test extra are installed:
 #     bash benchmarks/gpu_check.sh            (outputs in a temporary folder, or in $OUT if set)
 # DEVICE=cpu runs the same checks on the CPU (to try the script where there is no GPU).
@@ -63,6 +64,10 @@ manifest="$out/manifest.json"
 printf '{"training": [{"image": "pkg:mrsr/data/sample_t1_head.nii.gz"}], "validation": [{"image": "pkg:nibabel/tests/data/anatomical.nii"}]}\n' >"$manifest"
 train_args=(--network msrn --preset small --manifest "$manifest" --patch-size 32 --batch-size 8 --samples-per-epoch 80 --iterations 20 --device "$device" --amp --no-progress)
 check "train_20_steps_amp" $PY -m mrsr train "${train_args[@]}" --out "$out/train"
+check "train_20_steps_synthetic" $PY -m mrsr train "${train_args[@]}" --synthetic 0.5 --out "$out/train_synthetic"
+# self-supervised through-plane SR: 4 mm box slices of the T1 sample's first axis, 30 s of training with AMP
+check "selfsr_degrade" $PY -m mrsr degrade "$sample" -o "$out/thick.nii.gz" --axes 0 --scale 4 --slice-profile box
+check "selfsr_30s_amp" $PY -m mrsr selfsr "$out/thick.nii.gz" -o "$out/iso.nii.gz" --time 30 --device "$device" --amp
 check "cuda_tests" $PY -m pytest -q -p no:cacheprovider -k "cuda or gpu" tests/test_inference.py tests/transforms/test_kspace.py tests/test_benchmark.py
 if [ "$device" != cpu ] && [ "$($PY -c 'import torch; print(torch.cuda.device_count())')" -ge 2 ]; then
     check "ddp_nccl_2_gpus" $PY -m torch.distributed.run --standalone --nproc_per_node=2 -m mrsr train "${train_args[@]}" --out "$out/ddp"
