@@ -847,8 +847,8 @@ def write_examples(
     existing = [p for p in [*paths, panel] if p.exists()]
     if existing and not overwrite:
         raise MrsrError(f"{existing[0]} exists ({len(existing)} files in all); pass overwrite=True to replace them.")
-    folder.mkdir(parents=True, exist_ok=True)
     dataset = SynthMRDataset(default_maps() if maps is None else maps, n, seed, spatial_size, **kwargs)
+    folder.mkdir(parents=True, exist_ok=True)  # only once the label sources are there: a failure leaves nothing
     shown = []
     for i in progress_iter(range(n), "synthetic examples", unit="image", enabled=n >= _PROGRESS_FROM):
         image = dataset[i]

@@ -159,12 +159,15 @@ def test_mni152_maps_are_probabilities_with_the_template_affine(mni_maps):
     assert gm > csf and wm > csf
 
 
-def test_missing_nilearn_is_a_one_line_instruction(monkeypatch):
+def test_missing_nilearn_is_a_one_line_instruction(monkeypatch, tmp_path):
     _mni152_arrays.cache_clear()
     monkeypatch.setitem(sys.modules, "nilearn", None)
     with pytest.raises(MrsrError, match="pip install nilearn") as err:
         mni152_tissue_maps()
     assert "\n" not in str(err.value)
+    with pytest.raises(MrsrError, match="pip install nilearn"):
+        write_examples(tmp_path / "examples", 2)
+    assert not (tmp_path / "examples").exists()  # nothing left behind
     _mni152_arrays.cache_clear()
 
 
