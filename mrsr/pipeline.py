@@ -16,6 +16,7 @@ This module sits above :mod:`mrsr.bundle` and below :mod:`mrsr.cli`.
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -37,7 +38,7 @@ from mrsr.inference import RestoreVolumed, VolumeInferer, resolve_device, resolv
 from mrsr.metrics import EvaluationResult, evaluate
 from mrsr.paths import check_output_path, is_nifti_path
 from mrsr.progress import say
-from mrsr.selfsr import SelfSRReport, selfsr
+from mrsr.selfsr import SelfSRReport, fit_selfsr, selfsr
 from mrsr.transforms import KSpaceTruncate, RobustNormalized, SliceProfileDegrade
 
 __all__ = [
@@ -542,7 +543,8 @@ def selfsr_file(
     check_output_path(output, overwrite, inputs=(path,))
     volume = load_volume(path)
     check_fits_output(volume, output)
-    network, preset = options.get("network", "msrn"), options.get("preset", "small")
+    defaults = inspect.signature(fit_selfsr).parameters  # the log names what will run, defaults included
+    network, preset = (options.get(k, defaults[k].default) for k in ("network", "preset"))
     log(f"selfsr: {Path(path).name} {tuple(volume.shape[1:])}, training {network} ({preset}) on its in-plane slices")
     sr, report = selfsr(volume, **options)
     save_volume(sr, output, overwrite)

@@ -38,6 +38,12 @@ def _periodic_sinc(t: torch.Tensor, n: int) -> torch.Tensor:
     return torch.where(zero, torch.ones_like(t), kernel)
 
 
+def _sinc_matrix(coord: torch.Tensor, n: int) -> torch.Tensor:
+    """(len(coord), n) float64: band-limited interpolation of ``n`` periodic samples at ``coord``."""
+    taps = torch.arange(n, device=coord.device, dtype=torch.float64)
+    return _periodic_sinc(coord[:, None] - taps[None], n)
+
+
 def _reflected_sinc(n_in: int, n_out: int, device: torch.device | None) -> torch.Tensor:
     """Periodic sinc of the signal mirrored by ``min(n_in - 1, 16)`` samples at each end, cropped.
 
@@ -48,8 +54,7 @@ def _reflected_sinc(n_in: int, n_out: int, device: torch.device | None) -> torch
     pad = min(n_in - 1, 16)
     n_pad = n_in + 2 * pad
     coord = torch.arange(n_out, device=device, dtype=torch.float64) * (float(n_in) / float(n_out)) + float(pad)
-    taps = torch.arange(n_pad, device=device, dtype=torch.float64)
-    padded = _periodic_sinc(coord[:, None] - taps[None], n_pad)
+    padded = _sinc_matrix(coord, n_pad)
     # fold the mirrored taps back onto the samples they copy: index -k -> k, n-1+k -> n-1-k
     src = torch.arange(n_pad, device=device) - pad
     src = torch.where(src < 0, -src, src)
@@ -82,9 +87,7 @@ def interp_matrix(
         raise ValueError("interp_matrix needs positive sizes, got n_in=" + str(n_in) + ", n_out=" + str(n_out))
     coord = torch.arange(n_out, device=device, dtype=torch.float64) * (float(n_in) / float(n_out))
     if mode == "sinc":
-        return _periodic_sinc(coord[:, None] - torch.arange(n_in, device=device, dtype=torch.float64)[None], n_in).to(
-            dtype
-        )
+        return _sinc_matrix(coord, n_in).to(dtype)
     if mode == "sinc_reflect":
         return _reflected_sinc(n_in, n_out, device).to(dtype)
     base = torch.floor(coord)
@@ -192,7 +195,7 @@ def thick_interp_matrix(
     """
     coord = (torch.arange(scale * n, device=device, dtype=torch.float64) - (scale - 1) / 2) / scale
     if mode == "zerofill":
-        return _periodic_sinc(coord[:, None] - torch.arange(n, device=device, dtype=torch.float64)[None], n).to(dtype)
+        return _sinc_matrix(coord, n).to(dtype)
     if mode == "bspline":
         at_samples = _bspline_matrix(torch.arange(n, device=device, dtype=torch.float64), n)
         return torch.linalg.solve(at_samples, _bspline_matrix(coord, n), left=False).to(dtype)
