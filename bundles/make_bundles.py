@@ -96,7 +96,8 @@ DATA = {
 ZOO_NAMES = {"val_every": "val_interval"}
 TRAIN_KEYS = (
     "neighbours", "patch_size", "batch_size", "samples_per_epoch", "epochs", "iterations", "lr", "warmup",
-    "grad_clip", "loss", "balance_volumes", "val_every", "seed", "device", "amp", "num_workers", "progress",
+    "grad_clip", "loss", "balance_volumes", "synthetic", "val_every", "seed", "device", "amp", "num_workers",
+    "progress",
 )  # fmt: skip
 
 
