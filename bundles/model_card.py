@@ -212,8 +212,10 @@ nilearn, dipy and pydicom-data come with `pip install "mrsr[data]"`; the others 
 ## Training configuration
 
 The shipped weights were trained on {recipe["machine"]}, one `mrsr train` run per scale from the repository
-root (`bundles/recipes/{name}.json` in the mrsr repository records each run's command and settings); the best
-epoch by validation PSNR was installed and scored with `python bundles/make_bundles.py --install runs --evaluate`:
+root (`bundles/recipes/{name}.json` in the mrsr repository records each run's command and settings). Each run's
+best epoch by validation PSNR replaced the earlier weights only where it scored better on the validation section
+(`python benchmarks/compare_weights.py --chosen runs/chosen`), was installed with
+`python bundles/make_bundles.py --install runs/chosen` and scored by `mrsr benchmark` (`--scores`):
 
 ```bash
 {commands}
