@@ -6,10 +6,11 @@
 For each network and scale with a finished run (``RUNS/<network>_x<s>/model_best.pt``, as ``mrsr train``
 writes it), the run's weights (``new``) and the bundle's shipped weights (``shipped``) are scored per image
 with data consistency on (as the bundles run) against zerofill and bicubic, first on the manifest's
-validation section, then on its test section (:func:`synthetic_ablation.score_runs`). The choice looks at
-validation only: the new weights are chosen when their mean margin over the better baseline is higher than
-the shipped weights'. ``--chosen`` links each chosen run there, ready for
-``python bundles/make_bundles.py --install CHOSEN``. Test is printed for the report and decides nothing.
+validation section, then on its test section (:func:`synthetic_ablation.score_runs`; the run's input channels
+come from its ``config.json``). The choice looks at validation only: the new weights are chosen when their
+mean margin over the better baseline is higher than the shipped weights'. ``--chosen`` links each chosen run
+there, ready for ``python bundles/make_bundles.py --install CHOSEN``. Test is printed for the report and
+decides nothing.
 """
 
 from __future__ import annotations
@@ -20,23 +21,20 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from synthetic_ablation import markdown, score_runs  # this script's folder is the first entry of sys.path
+from synthetic_ablation import margins, markdown, score_runs  # this script's folder is the first entry of sys.path
 
 from mrsr.bundle import find_bundle, load_bundle_network
 from mrsr.checkpoint import load_network
-
-
-def mean_margin(table: dict[str, dict[str, float]], method: str) -> float:
-    """Mean over images of ``method``'s PSNR minus the better of zerofill and bicubic."""
-    return float(np.mean([row[method] - max(row["zerofill"], row["bicubic"]) for row in table.values()]))
+from mrsr.engines import TrainConfig
 
 
 def compare(run: Path, network: str, scale: int) -> dict:
     """Score the shipped and the new weights of one network at one scale on validation, then on test."""
     new, _, _ = load_network(run)
-    models = {"shipped": load_bundle_network(find_bundle(network), scale), "new": (new, 1)}
+    channels = TrainConfig.from_dict(json.loads((run.parent / "config.json").read_text())).in_channels
+    models = {"shipped": load_bundle_network(find_bundle(network), scale), "new": (new, channels)}
     result = {"validation": score_runs(models, scale, "validation")}
-    better = mean_margin(result["validation"], "new") > mean_margin(result["validation"], "shipped")
+    better = np.mean(margins(result["validation"], "new")) > np.mean(margins(result["validation"], "shipped"))
     result["choice"] = "new" if better else "shipped"
     result["test"] = score_runs(models, scale, "test")
     return result

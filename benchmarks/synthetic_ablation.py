@@ -57,6 +57,11 @@ def score_runs(models: dict[str, tuple], scale: int, section: str) -> dict[str, 
     return table
 
 
+def margins(table: dict[str, dict[str, float]], method: str) -> list[float]:
+    """``method``'s PSNR minus the better of zerofill and bicubic, per image of ``table``."""
+    return [row[method] - max(row["zerofill"], row["bicubic"]) for row in table.values()]
+
+
 def markdown(table: dict[str, dict[str, float]], title: str) -> str:
     methods = list(next(iter(table.values())))
     lines = [f"**{title}** (PSNR dB, data consistency on; margin = network - max(zerofill, bicubic))", "",
@@ -65,10 +70,9 @@ def markdown(table: dict[str, dict[str, float]], title: str) -> str:
         lines.append(f"| {image} | " + " | ".join(f"{row[m]:.2f}" for m in methods) + " |")
     mean = {m: float(np.mean([row[m] for row in table.values()])) for m in methods}
     lines.append("| **mean** | " + " | ".join(f"{mean[m]:.2f}" for m in methods) + " |")
-    best_baseline = [max(row["zerofill"], row["bicubic"]) for row in table.values()]
-    margins = {m: [row[m] - b for row, b in zip(table.values(), best_baseline)] for m in methods[2:]}
-    lines.append("| **mean margin** | | | " + " | ".join(f"{np.mean(v):+.2f}" for v in margins.values()) + " |")
-    lines.append("| **worst margin** | | | " + " | ".join(f"{min(v):+.2f}" for v in margins.values()) + " |")
+    per_method = [margins(table, m) for m in methods[2:]]
+    lines.append("| **mean margin** | | | " + " | ".join(f"{np.mean(v):+.2f}" for v in per_method) + " |")
+    lines.append("| **worst margin** | | | " + " | ".join(f"{min(v):+.2f}" for v in per_method) + " |")
     return "\n".join(lines)
 
 
