@@ -32,11 +32,13 @@ from monai.transforms import MapTransform
 from mrsr.data.io import DESCRIPTION_KEY
 from mrsr.errors import MrsrError
 from mrsr.progress import progress_iter
+from mrsr.transforms.bandlimit import band_limited_dims, keep_band
 from mrsr.transforms.consistency import kspace_consistency
 from mrsr.transforms.intensity import RobustNormalize
 from mrsr.transforms.slicestack import stack_neighbours
 
 __all__ = [
+    "BAND_LIMITED_KEY",
     "DATA_CONSISTENCY_KEY",
     "DESCRIPTION_KEY",
     "describe",
@@ -57,11 +59,19 @@ __all__ = [
 
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 DATA_CONSISTENCY_KEY = "mrsr_data_consistency"
+BAND_LIMITED_KEY = "mrsr_band_limited_axes"
 
 
-def describe(method: str, scale: float, data_consistency: bool) -> str:
-    """The provenance line of an SR output, e.g. ``"mrsr MSRN x2; data consistency on"``."""
-    return f"mrsr {method} x{scale:g}; data consistency {'on' if data_consistency else 'off'}"
+def describe(method: str, scale: float, data_consistency: bool, band_limited: Sequence[int] = ()) -> str:
+    """The provenance line of an SR output, e.g. ``"mrsr MSRN x2; data consistency on"``.
+
+    ``band_limited``: the axes along which the input was band-limited and nothing was added
+    (:mod:`mrsr.transforms.bandlimit`), named as ``"; band-limited axis 1"``.
+    """
+    line = f"mrsr {method} x{scale:g}; data consistency {'on' if data_consistency else 'off'}"
+    if band_limited:
+        line += f"; band-limited axis {', '.join(str(int(a)) for a in band_limited)}"
+    return line
 
 
 def upsampled_affine(affine: torch.Tensor, old_shape: Sequence[int], new_shape: Sequence[int]) -> torch.Tensor:
@@ -248,6 +258,7 @@ def super_resolve(
     out_size: Sequence[int] | None = None,
     progress: bool = False,
     data_consistency: bool = False,
+    band_limit: bool | None = None,
 ) -> MetaTensor:
     """Super-resolve every slice of a volume in-plane.
 
@@ -277,10 +288,14 @@ def super_resolve(
         data_consistency: replace each output slice's measured k-space band by its input slice's
             (:func:`~mrsr.transforms.consistency.kspace_consistency`, on whole slices after tiling), so
             that k-space truncation of the output gives the input back exactly.
+        band_limit: along each in-plane axis where the input volume is already band-limited inside
+            its grid (:func:`~mrsr.transforms.bandlimit.band_limited_dims`: a zero-filled
+            reconstruction or a reformat), keep the output inside the input's band: add nothing
+            there. ``None``: as ``data_consistency``.
 
     Returns:
         (1, X', Y', Z') float32 MetaTensor on the CPU with the upsampled affine; its meta records
-        ``"mrsr_data_consistency"``.
+        ``"mrsr_data_consistency"`` and ``"mrsr_band_limited_axes"`` (the volume axes kept in band).
 
     >>> from mrsr.networks.baselines import Bicubic
     >>> v = MetaTensor(torch.rand(1, 8, 6, 3), affine=torch.diag(torch.tensor([2.0, 2.0, 5.0, 1.0])))
@@ -299,6 +314,8 @@ def super_resolve(
     vol = torch.as_tensor(volume[0], dtype=torch.float32).movedim(axis, 0)  # (D, h, w)
     depth, h, w = vol.shape
     size = tuple(int(v) for v in out_size) if out_size is not None else (round(h * scale), round(w * scale))
+    band_limit = data_consistency if band_limit is None else band_limit
+    limited = band_limited_dims(vol, (1, 2)) if band_limit else ()  # judged on the whole volume
     out = torch.empty((depth, *size), dtype=torch.float32)
     fmt = _memory_format(predictor, channels_last)
     if isinstance(predictor, torch.nn.Module):
@@ -333,14 +350,18 @@ def super_resolve(
             if data_consistency:
                 centre = in_channels // 2
                 y = kspace_consistency(y.float(), x[:, centre : centre + 1].float(), (2, 3))
+            if limited:
+                y = keep_band(y.float(), [vol.shape[d] for d in limited], [d + 1 for d in limited])
             out[start:stop] = y[:, 0].float().cpu()
     out = out.movedim(0, axis).unsqueeze(0)
     meta = dict(volume.meta) if isinstance(volume, MetaTensor) else {}
     affine = volume.affine if isinstance(volume, MetaTensor) else torch.eye(4, dtype=torch.float64)
     meta["affine"] = upsampled_affine(affine, volume.shape[1:], out.shape[1:])
     meta["spatial_shape"] = np.asarray(out.shape[1:])
+    in_plane = [a for a in range(3) if a != axis]
     meta[DATA_CONSISTENCY_KEY] = bool(data_consistency)
-    meta[DESCRIPTION_KEY] = describe(type(predictor).__name__, scale, data_consistency)
+    meta[BAND_LIMITED_KEY] = [in_plane[d - 1] for d in limited]
+    meta[DESCRIPTION_KEY] = describe(type(predictor).__name__, scale, data_consistency, meta[BAND_LIMITED_KEY])
     return MetaTensor(out, meta=meta)
 
 
@@ -439,13 +460,13 @@ class VolumeInferer(Inferer):
                 out_size=self.out_size, progress=self.progress, data_consistency=consistent,
             )  # fmt: skip
             if method is not None:
-                sr.meta[DESCRIPTION_KEY] = describe(method, self.scale, consistent)
+                sr.meta[DESCRIPTION_KEY] = describe(method, self.scale, consistent, sr.meta[BAND_LIMITED_KEY])
             outs.append(sr.to(inputs.device))
         return list_data_collate(outs)
 
 
 #: meta keys an SR output carries over to the restored volume (how it was made)
-PROVENANCE_KEYS = (DESCRIPTION_KEY, DATA_CONSISTENCY_KEY)
+PROVENANCE_KEYS = (DESCRIPTION_KEY, DATA_CONSISTENCY_KEY, BAND_LIMITED_KEY)
 
 
 class RestoreVolumed(MapTransform):

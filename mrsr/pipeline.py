@@ -34,7 +34,7 @@ from torch import nn
 from mrsr.data import LoadVolumed, load_volume, save_volume
 from mrsr.data.io import check_fits_output
 from mrsr.errors import MrsrError
-from mrsr.inference import RestoreVolumed, VolumeInferer, resolve_device, resolve_slice_axis
+from mrsr.inference import BAND_LIMITED_KEY, RestoreVolumed, VolumeInferer, resolve_device, resolve_slice_axis
 from mrsr.metrics import EvaluationResult, evaluate
 from mrsr.paths import check_output_path, is_nifti_path
 from mrsr.progress import say
@@ -404,6 +404,11 @@ def super_resolve_file(
         log(f"{predictor.method}: adapting to {name} ({options.adapt} steps{budget})")
     d = chain.infer(d, predictor.module(image.shape[1:], axis, options.size), device)
     d = chain.postprocess(d)
+    limited = getattr(d["pred"], "meta", {}).get(BAND_LIMITED_KEY)
+    if limited:
+        axes = " and ".join(str(a) for a in limited)
+        log(f"{predictor.method}: {name} is band-limited along axis {axes} (zero-filled or interpolated when it was "
+            "made): nothing added beyond its band there")  # fmt: skip
     return image, d["pred"], predictor
 
 

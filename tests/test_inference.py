@@ -326,3 +326,23 @@ def test_restore_volumed_puts_the_output_on_the_upsampled_grid():
     np.testing.assert_allclose(np.asarray(out.affine)[:3, 3], [10, -5, 7])  # origin kept (docs/CONVENTIONS.md)
     lo, hi = image.meta["mrsr_intensity_range"]
     torch.testing.assert_close(out.as_tensor(), pred * (hi - lo) + lo)
+
+
+def test_a_band_limited_input_gets_nothing_beyond_its_band(t1_volume):
+    """With data consistency (the default of mrsr infer) the guard keeps a zero-filled axis in band, and says so."""
+    from mrsr.inference import BAND_LIMITED_KEY, DESCRIPTION_KEY
+    from mrsr.transforms import keep_band, zero_filled_acquisition
+
+    hr = RobustNormalize()(t1_volume)[..., 28:32]  # (1, 128, 128, 4) real T1
+    lr = KSpaceTruncate(2, axes=(0, 1))(zero_filled_acquisition(hr, 2, 1 / 3))  # its band ends inside along axis 1
+    guarded = super_resolve(lr, Bicubic(scale=2), 2, slice_axis=2, data_consistency=True)
+    plain = super_resolve(lr, Bicubic(scale=2), 2, slice_axis=2, data_consistency=True, band_limit=False)
+    assert guarded.meta[BAND_LIMITED_KEY] == [1] and plain.meta[BAND_LIMITED_KEY] == []
+    assert guarded.meta[DESCRIPTION_KEY] == "mrsr Bicubic x2; data consistency on; band-limited axis 1"
+    torch.testing.assert_close(guarded.as_tensor(), keep_band(plain.as_tensor(), [64], [2]), atol=1e-5, rtol=0)
+    assert not torch.allclose(guarded, plain, atol=1e-3)
+    assert super_resolve(lr, Bicubic(scale=2), 2, slice_axis=2).meta[BAND_LIMITED_KEY] == []  # off without dc
+    natural = super_resolve(KSpaceTruncate(2, axes=(0, 1))(hr), Bicubic(scale=2), 2, slice_axis=2, band_limit=True)
+    assert natural.meta[BAND_LIMITED_KEY] == []
+    across_0 = super_resolve(lr.permute(0, 3, 1, 2), Bicubic(scale=2), 2, slice_axis=0, data_consistency=True)
+    assert across_0.meta[BAND_LIMITED_KEY] == [2]  # named as the volume's axis, whatever the slice axis

@@ -71,6 +71,20 @@ def test_a_file_through_the_chain_equals_the_bundle_run(tmp_path):
     assert nib.load(out).header["descrip"].tobytes().rstrip(b"\0") == b"mrsr bundle msrn x2; data consistency on"
 
 
+def test_a_band_limited_file_is_named_in_the_log(tmp_path):
+    """mrsr infer says when the input was zero-filled along an axis and nothing was added there."""
+    from mrsr.transforms import zero_filled_acquisition
+
+    block = zero_filled_acquisition(load_volume(sample_path())[:, 40:72, 40:72, 25:28] / 255, 1, 2 / 3)[0]
+    nib.save(nib.Nifti1Image(block.numpy(), np.diag([4.0, 4.0, 3.0, 1.0])), tmp_path / "zip.nii.gz")
+    lines = []
+    _, sr, _ = super_resolve_file(tmp_path / "zip.nii.gz", tmp_path / "o.nii.gz",
+                                  InferOptions(bundle="msrn", device="cpu"), log=lines.append)  # fmt: skip
+    assert lines[-1] == ("bundle msrn: zip.nii.gz is band-limited along axis 0 (zero-filled or interpolated when it "
+                         "was made): nothing added beyond its band there")  # fmt: skip
+    assert sr.meta[DESCRIPTION_KEY] == "mrsr bundle msrn x2; data consistency on; band-limited axis 0"
+
+
 def test_the_chain_keeps_a_result_in_memory_without_an_output(tmp_path):
     chain = inference_chain(scale=2, data_consistency=False, method="zerofill", progress=False)
     d = chain({"image": _crop(tmp_path)}, get_predictor("zerofill", 2))

@@ -1,5 +1,15 @@
 """MONAI-style transforms of mrsr: k-space degradation and data consistency, slice stacking, intensity normalisation."""
 
+from .bandlimit import (
+    BandLimitGuard,
+    BandLimitGuardD,
+    BandLimitGuardd,
+    BandLimitGuardDict,
+    band_edge_ratio,
+    band_limited_dims,
+    keep_band,
+    zero_filled_acquisition,
+)
 from .consistency import (
     KSpaceConsistency,
     KSpaceConsistencyD,

@@ -1,0 +1,214 @@
+"""Band-limit guard: add nothing beyond the input's band along an axis where the input was already band-limited.
+
+Scanners often reconstruct on a finer grid than they acquired (zero-filled interpolation, ``ZIP``),
+and reformats interpolate again. Along such an axis the image has no signal near its own Nyquist
+frequency: its power spectrum falls off a cliff inside the band and only a flat floor (noise,
+rounding) remains. Whatever an SR network adds beyond that band is then pure error, and zero-filling
+is the best SR along that axis.
+
+:func:`band_edge_ratio` measures the cliff on the LR input: the mean spectral power per frequency in
+the top fifth of its band (0.8-1 of Nyquist) over that in the band below (0.5-0.8). Natural images
+decay smoothly (a power law ``f^-p`` gives 0.5 for ``p = 2``, 0.24 for ``p = 4``); below
+:data:`BAND_EDGE_RATIO` (0.1, a decay steeper than ``f^-6``) the input counts as band-limited along
+that axis. :func:`keep_band` then projects the SR output onto the input's band along those axes
+(``T⁺T``, the truncation followed by its pseudo-inverse), which keeps data consistency exact: the
+truncation of the result is still the input.
+
+The test sees a band that ends between half and four fifths of the input's Nyquist frequency: at x2,
+a scan acquired with 25-40% of the output grid's samples along an axis. A band that ends lower
+leaves only the floor in both bands and is not detected; one that ends higher cannot be told from a
+natural image.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping, Sequence
+
+import numpy as np
+import torch
+from monai.config import KeysCollection
+from monai.transforms import MapTransform, Transform
+from monai.utils import convert_to_dst_type, convert_to_tensor
+
+from .consistency import lift
+from .kspace import fourier_resize, truncated_size
+
+__all__ = [
+    "BAND_EDGE_RATIO",
+    "band_edge_ratio",
+    "band_limited_dims",
+    "keep_band",
+    "zero_filled_acquisition",
+    "BandLimitGuard",
+    "BandLimitGuardd",
+    "BandLimitGuardD",
+    "BandLimitGuardDict",
+]
+
+#: below this top-of-band / mid-band power ratio an axis counts as band-limited
+BAND_EDGE_RATIO = 0.1
+#: axes shorter than this have too few frequencies in each band to judge
+MIN_SAMPLES = 16
+_TOP, _MID = (0.8, 1.0), (0.5, 0.8)  # fractions of the Nyquist frequency
+_FLOOR = 1e-10  # power per frequency below this fraction of the mean is floating-point round-off
+
+
+def band_edge_ratio(img: torch.Tensor, dim: int) -> float:
+    """Mean power per frequency in 0.8-1 of Nyquist over that in 0.5-0.8, along ``dim`` (summed over the rest).
+
+    Args:
+        img: real tensor of any shape.
+        dim: the axis whose spectrum is measured.
+
+    Returns:
+        The ratio; 0 where the top band holds only round-off, ``inf`` where only the top band holds power.
+
+    >>> wave = torch.cos(torch.arange(64) * torch.pi / 8).repeat(64, 1)  # (64, 64): one low frequency along dim 1
+    >>> band_edge_ratio(torch.rand(64, 64), 0) > 0.5, band_edge_ratio(wave, 1) < 0.1
+    (True, True)
+    """
+    x = torch.as_tensor(img, dtype=torch.float64)
+    n = x.shape[dim]
+    power = torch.fft.rfft(x - x.mean(), dim=dim).abs().square()
+    power = power.movedim(dim, 0).reshape(power.shape[dim], -1).sum(dim=1)
+    f = torch.arange(power.shape[0], dtype=torch.float64) / (n / 2)
+    top = power[(f > _TOP[0]) & (f <= _TOP[1])].mean()
+    mid = power[(f > _MID[0]) & (f <= _MID[1])].mean()
+    if top <= _FLOOR * power.mean():  # round-off only: nothing beyond the lower band
+        return 0.0
+    return float(top / mid) if mid > 0 else float("inf")
+
+
+def band_limited_dims(img: torch.Tensor, dims: Sequence[int], ratio: float = BAND_EDGE_RATIO) -> tuple[int, ...]:
+    """The axes among ``dims`` along which ``img`` is band-limited inside its own grid (:func:`band_edge_ratio`).
+
+    Axes shorter than :data:`MIN_SAMPLES` are never reported: too few frequencies to tell.
+
+    >>> smooth_rows = torch.cos(torch.arange(32) * torch.pi / 8) + torch.rand(32, 1)  # (32, 32): noise along dim 0
+    >>> band_limited_dims(smooth_rows, (0, 1))
+    (1,)
+    """
+    img = torch.as_tensor(img)
+    dims = [d % img.ndim for d in dims]
+    return tuple(d for d in dims if img.shape[d] >= MIN_SAMPLES and band_edge_ratio(img, d) < ratio)
+
+
+def keep_band(sr: torch.Tensor, sizes: Sequence[int], dims: Sequence[int]) -> torch.Tensor:
+    """Project ``sr`` onto the central k-space band of ``sizes`` samples along ``dims``: zero the rest.
+
+    The truncation to ``sizes`` followed by its pseudo-inverse (:func:`~mrsr.transforms.consistency.lift`),
+    so a data-consistent ``sr`` stays data-consistent.
+
+    >>> sr = torch.rand(1, 1, 12, 10)
+    >>> out = keep_band(sr, [6], [2])
+    >>> bool(torch.allclose(fourier_resize(out, [6], [2]), fourier_resize(sr, [6], [2]), atol=1e-6))
+    True
+    """
+    if not dims:
+        return sr
+    return lift(fourier_resize(sr, sizes, dims), [sr.shape[d] for d in dims], dims)
+
+
+def zero_filled_acquisition(
+    img: torch.Tensor, dim: int, fraction: float, noise: float = 0.01, levels: int = 1000, seed: int = 0
+) -> torch.Tensor:
+    """Simulate a scanner that acquired ``fraction`` of ``img``'s k-space samples along ``dim`` and
+    zero-filled back to the grid: the band-limited input :func:`band_limited_dims` detects.
+
+    Complex Gaussian noise (``noise``, in ``img``'s units) is added to the acquired band, the image is
+    zero-filled back (:func:`~mrsr.transforms.consistency.lift`), its magnitude taken and rounded to
+    ``1 / levels`` (as integer pixel values are): the magnitude and the rounding leave a faint floor
+    beyond the band, as on real scans.
+
+    Args:
+        img: real tensor, e.g. (1, X, Y, Z) in [0, 1].
+        dim: the axis acquired at the lower resolution.
+        fraction: acquired fraction of the samples, in (0, 1].
+        noise, levels, seed: the noise level, rounding levels and noise seed.
+
+    Returns:
+        float32 tensor like ``img``.
+
+    >>> x = zero_filled_acquisition(torch.rand(1, 64, 64), 1, 2 / 3)  # its band ends at 2/3 of Nyquist
+    >>> band_limited_dims(x, (1, 2))
+    (1,)
+    """
+    gen = torch.Generator().manual_seed(seed)
+    n = img.shape[dim]
+    kept = [truncated_size(n, 1 / fraction)]
+    parts = [torch.as_tensor(img, dtype=torch.float64), torch.zeros(img.shape, dtype=torch.float64)]
+    real, imag = (lift(fourier_resize(p + noise * torch.randn(p.shape, generator=gen, dtype=torch.float64),
+                                      kept, [dim]), [n], [dim]) for p in parts)  # fmt: skip
+    magnitude = torch.sqrt(real.square() + imag.square())
+    return (torch.round(magnitude * levels) / levels).float()
+
+
+class BandLimitGuard(Transform):
+    """Keep an SR image inside its LR input's band along the axes where the input is band-limited.
+
+    Args:
+        axes: spatial axes (0-based, channel excluded) the LR image was upsampled along; ``None``:
+            every axis where the SR and LR sizes differ.
+        ratio: :data:`BAND_EDGE_RATIO`, the threshold of :func:`band_edge_ratio`.
+
+    Shapes:
+        ``img`` (C, *spatial) SR, ``lr`` (C, *spatial_lr) -> (C, *spatial), img's type and metadata.
+
+    >>> lr = torch.cos(torch.arange(32) * torch.pi / 8) + torch.rand(1, 32, 1)  # (1, 32, 32): smooth along axis 1
+    >>> sr = torch.rand(1, 64, 64)
+    >>> out = BandLimitGuard()(sr, lr)  # nothing beyond the input's band along axis 1
+    >>> bool(torch.allclose(out, keep_band(sr, [32], [2]))), bool(torch.allclose(out, sr))
+    (True, False)
+    """
+
+    backend = [torch.Tensor, np.ndarray]
+
+    def __init__(self, axes: Sequence[int] | None = None, ratio: float = BAND_EDGE_RATIO) -> None:
+        self.axes = None if axes is None else tuple(int(a) for a in axes)
+        self.ratio = ratio
+
+    def __call__(self, img: torch.Tensor | np.ndarray, lr: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
+        sr_t = convert_to_tensor(img, track_meta=False).float()
+        lr_t = convert_to_tensor(lr, track_meta=False)
+        if sr_t.ndim != lr_t.ndim:
+            raise ValueError(f"SR {tuple(sr_t.shape)} and LR {tuple(lr_t.shape)} need the same number of axes.")
+        axes = self.axes
+        if axes is None:
+            axes = tuple(a for a in range(sr_t.ndim - 1) if sr_t.shape[a + 1] != lr_t.shape[a + 1])
+        dims = band_limited_dims(lr_t, [a + 1 for a in axes], self.ratio)
+        out = keep_band(sr_t, [lr_t.shape[d] for d in dims], dims)
+        return convert_to_dst_type(out, img, dtype=out.dtype)[0]
+
+
+class BandLimitGuardd(MapTransform):
+    """Dictionary version of :class:`BandLimitGuard`.
+
+    Args:
+        keys: keys of the SR images (e.g. ``"pred"``).
+        ref_key: key of the LR input they were made from (e.g. ``"image"``).
+        axes, ratio: see :class:`BandLimitGuard`.
+        allow_missing_keys: do not raise if a key is missing.
+    """
+
+    backend = BandLimitGuard.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection,
+        ref_key: str = "image",
+        axes: Sequence[int] | None = None,
+        ratio: float = BAND_EDGE_RATIO,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        super().__init__(keys, allow_missing_keys)
+        self.ref_key = ref_key
+        self.guard = BandLimitGuard(axes, ratio)
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.guard(d[key], d[self.ref_key])
+        return d
+
+
+BandLimitGuardD = BandLimitGuardDict = BandLimitGuardd
