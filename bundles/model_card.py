@@ -249,8 +249,8 @@ The test section of the datalist: {n_test} real MR images that no training run a
 choice has touched (recipes were chosen on the validation section). Each HR image is normalised, k-space
 truncated in-plane by the scale and super-resolved back; PSNR over the whole image with the HR image's data
 range and `scale` border pixels cropped; SSIM the mean over slices. Three ways of running the network are
-scored: the default (data consistency: the output keeps exactly the input's k-space band), without it
-(`--data_consistency False`), and with test-time adaptation (`--adapt`, as `mrsr benchmark` runs it:
+scored: the default (data consistency: the output keeps exactly the input's k-space band, and adds nothing
+beyond it along an axis where the input is already band-limited), without it (`--data_consistency False`), and with test-time adaptation (`--adapt`, as `mrsr benchmark` runs it:
 fine-tuning on the input's own pairs one scale down, kept only where the input's held-out slices say it beats
 the network and zerofill, otherwise the better of those two; the choice and the time, on the machine the
 speed is given for, are in the cell). Produced by `mrsr benchmark` and stored with
@@ -317,11 +317,13 @@ budget on a CPU), `--channels_last True|False` (default: the network's measured 
 (the Python traceback instead of a one-line error on bad input).
 
 Data consistency is on by default (`--data_consistency False` turns it off): the output keeps exactly
-the k-space band of the input and takes only what lies outside it from the network. `--adapt 300`
+the k-space band of the input and takes only what lies outside it from the network; along an in-plane
+axis where the input's own spectrum ends inside its band (a zero-filled reconstruction or a reformat), it
+adds nothing there either, and the output's description says so (`band-limited axis 1`). `--adapt 300`
 (`mrsr infer --adapt`) fine-tunes a copy of the network on the input's own pairs one scale down first,
 and uses it only where slices it never trained on say it beats the network and zerofill (otherwise
 the better of those two); `--adapt_time 60` caps its time, `--seed` fixes it. docs/CONVENTIONS.md in
-the mrsr repository explains both.
+the mrsr repository explains them.
 
 ## Limitations
 

@@ -287,6 +287,8 @@ def _header(config: BenchmarkConfig, peaks: dict[tuple[str, bool], float]) -> st
         "in-plane to a multiple of the scale and k-space truncated in-plane (no window, no noise); "
         "scores by `mrsr.metrics.evaluate`: the HR volume's data range, `scale` border pixels cropped, "
         "foreground = HR above 10% of its range.",
+        "- `+dc`: with data consistency and its band-limit guard (docs/CONVENTIONS.md), the default of `mrsr infer` "
+        "and the bundles; `+dc +adapt`: after test-time adaptation too.",
         f"- Machine: {cpu}, {torch.get_num_threads()} CPU threads, "
         + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
         + f"; torch {torch.__version__}.",

@@ -22,15 +22,15 @@ natural image.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform, Transform
+from monai.transforms import Transform
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
-from .consistency import lift
+from .consistency import WithReferenced, lift, upsampled_axes
 from .kspace import fourier_resize, truncated_size
 
 __all__ = [
@@ -170,17 +170,12 @@ class BandLimitGuard(Transform):
     def __call__(self, img: torch.Tensor | np.ndarray, lr: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
         sr_t = convert_to_tensor(img, track_meta=False).float()
         lr_t = convert_to_tensor(lr, track_meta=False)
-        if sr_t.ndim != lr_t.ndim:
-            raise ValueError(f"SR {tuple(sr_t.shape)} and LR {tuple(lr_t.shape)} need the same number of axes.")
-        axes = self.axes
-        if axes is None:
-            axes = tuple(a for a in range(sr_t.ndim - 1) if sr_t.shape[a + 1] != lr_t.shape[a + 1])
-        dims = band_limited_dims(lr_t, [a + 1 for a in axes], self.ratio)
+        dims = band_limited_dims(lr_t, [a + 1 for a in upsampled_axes(sr_t, lr_t, self.axes)], self.ratio)
         out = keep_band(sr_t, [lr_t.shape[d] for d in dims], dims)
         return convert_to_dst_type(out, img, dtype=out.dtype)[0]
 
 
-class BandLimitGuardd(MapTransform):
+class BandLimitGuardd(WithReferenced):
     """Dictionary version of :class:`BandLimitGuard`.
 
     Args:
@@ -200,15 +195,7 @@ class BandLimitGuardd(MapTransform):
         ratio: float = BAND_EDGE_RATIO,
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.ref_key = ref_key
-        self.guard = BandLimitGuard(axes, ratio)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.guard(d[key], d[self.ref_key])
-        return d
+        super().__init__(keys, BandLimitGuard(axes, ratio), ref_key, allow_missing_keys)
 
 
 BandLimitGuardD = BandLimitGuardDict = BandLimitGuardd

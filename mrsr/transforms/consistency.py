@@ -140,6 +140,19 @@ def kspace_consistency(
     return sr + lift(residual, [sr.shape[d] for d in dims], dims, window or "none", alpha)
 
 
+def upsampled_axes(sr: torch.Tensor, lr: torch.Tensor, axes: Sequence[int] | None) -> tuple[int, ...]:
+    """``axes``, or (``None``) the spatial axes (0-based, channel first) where ``sr`` and ``lr`` differ in size.
+
+    Raises:
+        ValueError: ``sr`` and ``lr`` differ in their number of axes.
+    """
+    if sr.ndim != lr.ndim:
+        raise ValueError(f"SR {tuple(sr.shape)} and LR {tuple(lr.shape)} need the same number of axes.")
+    if axes is not None:
+        return tuple(axes)
+    return tuple(a for a in range(sr.ndim - 1) if sr.shape[a + 1] != lr.shape[a + 1])
+
+
 class KSpaceConsistency(Transform):
     """Data consistency of an SR image with its LR input, for MONAI pipelines (see the module docstring).
 
@@ -169,16 +182,33 @@ class KSpaceConsistency(Transform):
     def __call__(self, img: torch.Tensor | np.ndarray, lr: torch.Tensor | np.ndarray) -> torch.Tensor | np.ndarray:
         sr_t = convert_to_tensor(img, track_meta=False)
         lr_t = convert_to_tensor(lr, track_meta=False)
-        if sr_t.ndim != lr_t.ndim:
-            raise ValueError(f"SR {tuple(sr_t.shape)} and LR {tuple(lr_t.shape)} need the same number of axes.")
-        axes = self.axes
-        if axes is None:
-            axes = tuple(a for a in range(sr_t.ndim - 1) if sr_t.shape[a + 1] != lr_t.shape[a + 1])
+        axes = upsampled_axes(sr_t, lr_t, self.axes)
         out = kspace_consistency(sr_t.float(), lr_t, [a + 1 for a in axes], self.window, self.alpha)
         return convert_to_dst_type(out, img, dtype=out.dtype)[0]
 
 
-class KSpaceConsistencyd(MapTransform):
+class WithReferenced(MapTransform):
+    """Apply an ``(img, ref)`` array transform to each key, with the image under ``ref_key`` as ``ref``.
+
+    Args:
+        keys: keys of the images to transform (e.g. ``"pred"``).
+        transform: called as ``transform(d[key], d[ref_key])``.
+        ref_key: key of the reference image (e.g. the LR input ``"image"``).
+        allow_missing_keys: do not raise if a key is missing.
+    """
+
+    def __init__(self, keys: KeysCollection, transform, ref_key: str = "image", allow_missing_keys: bool = False):
+        super().__init__(keys, allow_missing_keys)
+        self.transform, self.ref_key = transform, ref_key
+
+    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d[key] = self.transform(d[key], d[self.ref_key])
+        return d
+
+
+class KSpaceConsistencyd(WithReferenced):
     """Dictionary version of :class:`KSpaceConsistency`.
 
     Args:
@@ -199,15 +229,7 @@ class KSpaceConsistencyd(MapTransform):
         alpha: float = 0.5,
         allow_missing_keys: bool = False,
     ) -> None:
-        super().__init__(keys, allow_missing_keys)
-        self.ref_key = ref_key
-        self.consistency = KSpaceConsistency(axes, window, alpha)
-
-    def __call__(self, data: Mapping[Hashable, torch.Tensor]) -> dict[Hashable, torch.Tensor]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.consistency(d[key], d[self.ref_key])
-        return d
+        super().__init__(keys, KSpaceConsistency(axes, window, alpha), ref_key, allow_missing_keys)
 
 
 KSpaceConsistencyD = KSpaceConsistencyDict = KSpaceConsistencyd
