@@ -250,12 +250,12 @@ choice has touched (recipes were chosen on the validation section). Each HR imag
 truncated in-plane by the scale and super-resolved back; PSNR over the whole image with the HR image's data
 range and `scale` border pixels cropped; SSIM the mean over slices. Three ways of running the network are
 scored: the default (data consistency: the output keeps exactly the input's k-space band, and adds nothing
-beyond it along an axis where the input is already band-limited), without it (`--data_consistency False`), and with test-time adaptation (`--adapt`, as `mrsr benchmark` runs it:
-fine-tuning on the input's own pairs one scale down, kept only where the input's held-out slices say it beats
-the network and zerofill, otherwise the better of those two; the choice and the time, on the machine the
-speed is given for, are in the cell). Produced by `mrsr benchmark` and stored with
-`python bundles/make_bundles.py --scores benchmark/benchmark.csv` (or scored bundle by bundle with the
-evaluate command below).
+beyond it along an axis where the input is already band-limited), without it (`--data_consistency False`),
+and with test-time adaptation (`--adapt`, as `mrsr benchmark` runs it: fine-tuning on the input's own pairs
+one scale down, kept only where the input's held-out slices say it beats the network and zerofill, otherwise
+the better of those two; the choice and the time, on the machine the speed is given for, are in the cell).
+Produced by `mrsr benchmark` and stored with `python bundles/make_bundles.py --scores benchmark/benchmark.csv`
+(or scored bundle by bundle with the evaluate command below).
 
 {_scores(meta, name)}
 ## MONAI Bundle Commands

@@ -1,4 +1,4 @@
-"""Band-limit guard: detects zero-filled reconstructions of real scans, leaves natural images alone, stays consistent."""
+"""Band-limit guard: finds zero-filled reconstructions of real scans, leaves natural images alone, stays consistent."""
 
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ def t1(t1_volume):
 
 
 def spectrum_beyond(x: torch.Tensor, kept: int, dim: int) -> float:
-    """Energy of ``x`` beyond its central ``kept`` k-space samples along ``dim`` (``|k| > kept / 2``), over its total."""
+    """Energy of ``x`` beyond its central ``kept`` k-space samples along ``dim`` (``|k| > kept / 2``), over all."""
     power = torch.fft.fft(x.double(), dim=dim).abs().square().movedim(dim, 0).reshape(x.shape[dim], -1).sum(1)
     beyond = torch.fft.fftfreq(x.shape[dim], 1 / x.shape[dim]).abs() > kept / 2
     return float(power[beyond].sum() / power.sum())
