@@ -37,6 +37,7 @@ __all__ = [
     "BAND_EDGE_RATIO",
     "band_edge_ratio",
     "band_limited_dims",
+    "summed_power",
     "keep_band",
     "zero_filled_acquisition",
     "BandLimitGuard",
@@ -53,6 +54,25 @@ _TOP, _MID = (0.8, 1.0), (0.5, 0.8)  # fractions of the Nyquist frequency
 _FLOOR = 1e-10  # power per frequency below this fraction of the mean is floating-point round-off
 
 
+def summed_power(x: torch.Tensor, dim: int, chunk_voxels: int = 1 << 22) -> torch.Tensor:
+    """``|rfft(x - mean(x))|²`` along ``dim``, summed over every other axis: (n // 2 + 1,) float64.
+
+    Computed a chunk of about ``chunk_voxels`` voxels at a time, so the memory it adds stays bounded
+    whatever the volume's size.
+    """
+    if x.ndim == 1:
+        return torch.fft.rfft(x.double() - x.double().mean()).abs().square()
+    mean = float(x.mean(dtype=torch.float64))
+    other = max((a for a in range(x.ndim) if a != dim), key=lambda a: x.shape[a])  # the axis chunks are cut along
+    step = max(1, chunk_voxels * x.shape[other] // max(1, x.numel()))
+    total = torch.zeros(x.shape[dim] // 2 + 1, dtype=torch.float64)
+    for start in range(0, x.shape[other], step):
+        chunk = x.narrow(other, start, min(step, x.shape[other] - start))
+        part = torch.fft.rfft(chunk.double() - mean, dim=dim).abs().square()
+        total += part.movedim(dim, 0).reshape(total.shape[0], -1).sum(dim=1).cpu()
+    return total
+
+
 def band_edge_ratio(img: torch.Tensor, dim: int) -> float:
     """Mean power per frequency in 0.8-1 of Nyquist over that in 0.5-0.8, along ``dim`` (summed over the rest).
 
@@ -67,11 +87,10 @@ def band_edge_ratio(img: torch.Tensor, dim: int) -> float:
     >>> band_edge_ratio(torch.rand(64, 64), 0) > 0.5, band_edge_ratio(wave, 1) < 0.1
     (True, True)
     """
-    x = torch.as_tensor(img, dtype=torch.float64)
-    n = x.shape[dim]
-    power = torch.fft.rfft(x - x.mean(), dim=dim).abs().square()
-    power = power.movedim(dim, 0).reshape(power.shape[dim], -1).sum(dim=1)
-    f = torch.arange(power.shape[0], dtype=torch.float64) / (n / 2)
+    x = torch.as_tensor(img)
+    dim = dim % x.ndim
+    power = summed_power(x, dim)
+    f = torch.arange(power.shape[0], dtype=torch.float64) / (x.shape[dim] / 2)
     top = power[(f > _TOP[0]) & (f <= _TOP[1])].mean()
     mid = power[(f > _MID[0]) & (f <= _MID[1])].mean()
     if top <= _FLOOR * power.mean():  # round-off only: nothing beyond the lower band

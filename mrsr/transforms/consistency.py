@@ -27,7 +27,7 @@ equals its magnitude wherever the LR image is non-negative (MR magnitude images 
 from __future__ import annotations
 
 import functools
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -197,7 +197,13 @@ class WithReferenced(MapTransform):
         allow_missing_keys: do not raise if a key is missing.
     """
 
-    def __init__(self, keys: KeysCollection, transform, ref_key: str = "image", allow_missing_keys: bool = False):
+    def __init__(
+        self,
+        keys: KeysCollection,
+        transform: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+        ref_key: str = "image",
+        allow_missing_keys: bool = False,
+    ) -> None:
         super().__init__(keys, allow_missing_keys)
         self.transform, self.ref_key = transform, ref_key
 

@@ -103,3 +103,15 @@ def test_guard_transforms_keep_types_and_metadata(t1):
     assert torch.allclose(BandLimitGuard(axes=(0,))(sr, lr), sr)  # told to look at the other axis only
     with pytest.raises(ValueError, match="same number of axes"):
         BandLimitGuard()(sr, lr[0])
+
+
+def test_summed_power_in_chunks_equals_the_whole(t1):
+    from mrsr.transforms.bandlimit import summed_power
+
+    x = t1[0, :, :, 20:30]  # (128, 128, 10)
+    whole = torch.fft.rfft(x.double() - x.double().mean(), dim=1).abs().square().sum(dim=(0, 2))
+    for chunk in (1, 5000, 1 << 22):  # one row of the first axis at a time, a few, all
+        torch.testing.assert_close(summed_power(x, 1, chunk_voxels=chunk), whole, rtol=1e-9, atol=0)
+    torch.testing.assert_close(
+        summed_power(x[:, 3, 4], 0), torch.fft.rfft(x[:, 3, 4].double() - x[:, 3, 4].double().mean()).abs().square()
+    )
