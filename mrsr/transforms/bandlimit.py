@@ -60,8 +60,8 @@ def summed_power(x: torch.Tensor, dim: int, chunk_voxels: int = 1 << 22) -> torc
     Computed a chunk of about ``chunk_voxels`` voxels at a time, so the memory it adds stays bounded
     whatever the volume's size.
     """
-    if x.ndim == 1:
-        return torch.fft.rfft(x.double() - x.double().mean()).abs().square()
+    if x.ndim == 1:  # one line: a second axis of size 1 to cut chunks along
+        x, dim = x[None], 1
     mean = float(x.mean(dtype=torch.float64))
     other = max((a for a in range(x.ndim) if a != dim), key=lambda a: x.shape[a])  # the axis chunks are cut along
     step = max(1, chunk_voxels * x.shape[other] // max(1, x.numel()))
