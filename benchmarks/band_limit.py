@@ -13,7 +13,9 @@ acquired band, zero-filled back, magnitude, rounded to 1/1000 of the range). Eac
 usual (:func:`mrsr.bundle.evaluation.held_out_pairs`) and every bundle's default output (data
 consistency on) is scored with the guard off and on
 (:mod:`mrsr.transforms.bandlimit`), as the margin over zerofill in dB, with the input's band-edge
-ratio per axis (the guard keeps an axis in band below 0.1).
+ratio per axis: the smallest over the ladder of candidate edges (the guard keeps an axis of at least
+16 samples in band below 0.1). ``--fraction 0.2`` puts the LR band's edge at 0.4 of its Nyquist
+frequency at x2, ``--scale 4 --fraction 0.1`` at x4.
 """
 
 from __future__ import annotations

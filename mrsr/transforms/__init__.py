@@ -6,6 +6,7 @@ from .bandlimit import (
     BandLimitGuardd,
     BandLimitGuardDict,
     band_edge_ratio,
+    band_edge_ratios,
     band_limited_dims,
     keep_band,
     zero_filled_acquisition,

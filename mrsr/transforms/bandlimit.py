@@ -6,17 +6,21 @@ frequency: its power spectrum falls off a cliff inside the band and only a flat 
 rounding) remains. Whatever an SR network adds beyond that band is then pure error, and zero-filling
 is the best SR along that axis.
 
-:func:`band_edge_ratio` measures the cliff on the LR input: the mean spectral power per frequency in
-the top fifth of its band (0.8-1 of Nyquist) over that in the band below (0.5-0.8). Natural images
-decay smoothly (a power law ``f^-p`` gives 0.5 for ``p = 2``, 0.24 for ``p = 4``); below
-:data:`BAND_EDGE_RATIO` (0.1, a decay steeper than ``f^-6``) the input counts as band-limited along
-that axis. :func:`keep_band` then projects the SR output onto the input's band along those axes
-(``T⁺T``, the truncation followed by its pseudo-inverse), which keeps data consistency exact: the
-truncation of the result is still the input.
+:func:`band_edge_ratio` looks for the cliff on the LR input at a ladder of candidate edges ``e``
+(0.8 of its Nyquist frequency, then 0.8 times less each step, down to 0.17): the mean spectral power
+per frequency above ``e`` over that in the band just below (``0.625 e`` to ``e``). "Above" is the
+larger of the band just above (``e`` to ``1.6 e``) and everything beyond it up to Nyquist, so power
+anywhere past the edge counts. Both neighbouring bands span the same ratio of frequencies, so a power
+law ``f^-p`` gives the same value at every edge (0.39 for natural ``p = 2``, 0.15 for ``p = 4``, 0.5 for
+``e = 0.8`` where the band above is cut at Nyquist); the smallest over the ladder below
+:data:`BAND_EDGE_RATIO` (0.1, a decay steeper than ``f^-6``) makes the axis band-limited.
+:func:`keep_band` then projects the SR output onto the input's band along those axes (``T⁺T``, the
+truncation followed by its pseudo-inverse), which keeps data consistency exact: the truncation of the
+result is still the input.
 
-The test sees a band that ends between half and four fifths of the input's Nyquist frequency: at x2,
-a scan acquired with 25-40% of the output grid's samples along an axis. A band that ends lower
-leaves only the floor in both bands and is not detected; one that ends higher cannot be told from a
+The test sees a band that ends between a sixth and four fifths of the input's Nyquist frequency
+(where each neighbouring band holds at least :data:`MIN_BAND` frequencies): at x2, a scan acquired
+with 8-40% of the output grid's samples along an axis. A band that ends higher cannot be told from a
 natural image.
 """
 
@@ -36,6 +40,7 @@ from .kspace import fourier_resize, truncated_size
 __all__ = [
     "BAND_EDGE_RATIO",
     "band_edge_ratio",
+    "band_edge_ratios",
     "band_limited_dims",
     "summed_power",
     "keep_band",
@@ -46,11 +51,14 @@ __all__ = [
     "BandLimitGuardDict",
 ]
 
-#: below this top-of-band / mid-band power ratio an axis counts as band-limited
+#: below this power ratio (above an edge / just below it) an axis counts as band-limited
 BAND_EDGE_RATIO = 0.1
-#: axes shorter than this have too few frequencies in each band to judge
+#: axes shorter than this have too few frequencies to judge
 MIN_SAMPLES = 16
-_TOP, _MID = (0.8, 1.0), (0.5, 0.8)  # fractions of the Nyquist frequency
+#: an edge is tested only where each band next to it holds at least this many frequencies
+MIN_BAND = 2
+EDGES = tuple(0.8**k for k in range(1, 9))  # candidate band edges, fractions of the Nyquist frequency: 0.8 .. 0.17
+_BELOW, _ABOVE = 0.625, 1.6  # the bands next to an edge e: (0.625 e, e] and (e, 1.6 e], the same ratio wide
 _FLOOR = 1e-10  # power per frequency below this fraction of the mean is floating-point round-off
 
 
@@ -73,29 +81,51 @@ def summed_power(x: torch.Tensor, dim: int, chunk_voxels: int = 1 << 22) -> torc
     return total
 
 
-def band_edge_ratio(img: torch.Tensor, dim: int) -> float:
-    """Mean power per frequency in 0.8-1 of Nyquist over that in 0.5-0.8, along ``dim`` (summed over the rest).
+def band_edge_ratios(img: torch.Tensor, dim: int) -> dict[float, float]:
+    """Power above each candidate band edge over the power just below it, along ``dim`` (summed over the rest).
+
+    For each edge ``e`` of :data:`EDGES` (a fraction of the Nyquist frequency) where both neighbouring bands
+    hold :data:`MIN_BAND` frequencies or more: the larger of the mean power per frequency in ``(e, 1.6 e]``
+    and in ``(1.6 e, 1]``, over that in ``(0.625 e, e]``.
 
     Args:
         img: real tensor of any shape.
         dim: the axis whose spectrum is measured.
 
     Returns:
-        The ratio; 0 where the top band holds only round-off, ``inf`` where only the top band holds power.
-
-    >>> wave = torch.cos(torch.arange(64) * torch.pi / 8).repeat(64, 1)  # (64, 64): one low frequency along dim 1
-    >>> band_edge_ratio(torch.rand(64, 64), 0) > 0.5, band_edge_ratio(wave, 1) < 0.1
-    (True, True)
+        ``{edge: ratio}``; a ratio is 0 where everything above the edge is round-off, ``inf`` where only
+        the bands above it hold power.
     """
     x = torch.as_tensor(img)
     dim = dim % x.ndim
     power = summed_power(x, dim)
     f = torch.arange(power.shape[0], dtype=torch.float64) / (x.shape[dim] / 2)
-    top = power[(f > _TOP[0]) & (f <= _TOP[1])].mean()
-    mid = power[(f > _MID[0]) & (f <= _MID[1])].mean()
-    if top <= _FLOOR * power.mean():  # round-off only: nothing beyond the lower band
-        return 0.0
-    return float(top / mid) if mid > 0 else float("inf")
+    ratios = {}
+    for edge in EDGES:
+        below = power[(f > _BELOW * edge) & (f <= edge)]
+        near = power[(f > edge) & (f <= min(1.0, _ABOVE * edge))]
+        far = power[(f > _ABOVE * edge) & (f <= 1.0)]
+        if min(len(below), len(near)) < MIN_BAND:
+            continue
+        above = max(near.mean(), far.mean()) if len(far) else near.mean()
+        if above <= _FLOOR * power.mean():  # round-off only: nothing beyond the lower band
+            ratios[edge] = 0.0
+        else:
+            ratios[edge] = float(above / below.mean()) if below.mean() > 0 else float("inf")
+    return ratios
+
+
+def band_edge_ratio(img: torch.Tensor, dim: int) -> float:
+    """The smallest of :func:`band_edge_ratios` along ``dim``: the steepest cliff in the spectrum.
+
+    Returns:
+        The ratio; ``nan`` where the axis is too short for any edge to be tested.
+
+    >>> wave = torch.cos(torch.arange(64) * torch.pi / 8).repeat(64, 1)  # (64, 64): one low frequency along dim 1
+    >>> band_edge_ratio(torch.rand(64, 64), 0) > 0.5, band_edge_ratio(wave, 1) < 0.1
+    (True, True)
+    """
+    return min(band_edge_ratios(img, dim).values(), default=float("nan"))
 
 
 def band_limited_dims(img: torch.Tensor, dims: Sequence[int], ratio: float = BAND_EDGE_RATIO) -> tuple[int, ...]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -13,13 +15,15 @@ from mrsr.transforms import (
     KSpaceTruncate,
     RobustNormalize,
     band_edge_ratio,
+    band_edge_ratios,
     band_limited_dims,
     fourier_resize,
     keep_band,
     kspace_consistency,
     zero_filled_acquisition,
 )
-from mrsr.transforms.bandlimit import BAND_EDGE_RATIO
+from mrsr.transforms.bandlimit import BAND_EDGE_RATIO, EDGES
+from mrsr.transforms.consistency import lift
 
 
 @pytest.fixture(scope="module")
@@ -43,12 +47,41 @@ def test_natural_images_are_not_band_limited(t1):
 
 
 @pytest.mark.parametrize("dim", [1, 2])
-def test_a_zero_filled_reconstruction_is_detected_on_its_axis_only(t1, dim):
-    # a scan acquired with a third of the grid's samples along one axis, then degraded x2: its LR band
-    # ends at 2/3 of the LR's Nyquist frequency along that axis
-    lr = KSpaceTruncate(2, axes=(0, 1))(zero_filled_acquisition(t1, dim, 1 / 3))
+@pytest.mark.parametrize("fraction", [1 / 3, 0.2, 0.1])
+def test_a_zero_filled_reconstruction_is_detected_on_its_axis_only(t1, dim, fraction):
+    # a scan acquired with this fraction of the grid's samples along one axis, then degraded x2: its LR band
+    # ends at 2/3, 0.4 or 0.2 of the LR's Nyquist frequency along that axis
+    lr = KSpaceTruncate(2, axes=(0, 1))(zero_filled_acquisition(t1, dim, fraction))
     assert band_limited_dims(lr, (1, 2)) == (dim,)
     assert band_edge_ratio(lr, dim) < BAND_EDGE_RATIO < band_edge_ratio(lr, 3 - dim)
+
+
+def power_law(n: int, p: float) -> torch.Tensor:
+    """A line of ``n`` samples whose power spectrum is exactly ``k^-p`` (random phases): (n,) float64."""
+    k = torch.arange(n // 2 + 1, dtype=torch.float64)
+    amplitude = torch.cat([torch.zeros(1, dtype=torch.float64), k[1:] ** (-p / 2)])
+    phase = torch.rand(k.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2 * torch.pi
+    return torch.fft.irfft(amplitude * torch.exp(1j * phase), n=n)
+
+
+@pytest.mark.parametrize("p, expected", [(2, 0.39), (4, 0.15)])
+def test_a_power_law_gives_the_same_ratio_at_every_edge(p, expected):
+    # both bands next to an edge span the same frequency ratio (1.6), so f^-p gives
+    # (1 - 1.6^(1-p)) / 0.6 over (1.6^(p-1) - 1) / 0.375: 0.39 for p = 2, 0.15 for p = 4
+    ratios = band_edge_ratios(power_law(512, p), 0)
+    assert min(ratios) < 0.2 and len(ratios) == len(EDGES)
+    for edge, ratio in ratios.items():
+        if edge <= 1 / 1.6:  # the band above is not cut at the Nyquist frequency
+            assert ratio == pytest.approx(expected, rel=0.05)
+    assert band_limited_dims(power_law(512, 2)[None], (1,)) == () and band_limited_dims(power_law(512, 8)[None], (1,))
+
+
+def test_power_anywhere_above_the_edge_counts():
+    # a cliff at 0.4 of Nyquist, then a faint fine pattern near Nyquist: not band-limited
+    cliff = lift(fourier_resize(power_law(256, 2), [51], [0]), [256], [0])
+    assert band_limited_dims(cliff[None], (1,)) == (1,)
+    fine = 0.01 * torch.cos(torch.arange(256, dtype=torch.float64) * torch.pi * 0.9)
+    assert band_limited_dims((cliff + fine)[None], (1,)) == ()
 
 
 def test_zero_filled_acquisition_keeps_only_a_faint_floor_beyond_its_band(t1):
@@ -61,13 +94,14 @@ def test_zero_filled_acquisition_keeps_only_a_faint_floor_beyond_its_band(t1):
 
 def test_short_axes_are_never_judged():
     smooth = torch.cos(torch.arange(15) * 4 * torch.pi / 15).repeat(1, 15, 1)  # band-limited, but only 15 samples
-    assert band_edge_ratio(smooth, 2) == 0.0 and band_limited_dims(smooth, (1, 2)) == ()
+    assert band_limited_dims(smooth, (1, 2)) == ()
+    assert band_edge_ratios(smooth, 2) == {} and math.isnan(band_edge_ratio(smooth, 2))  # no band wide enough
 
 
 def test_ratio_edge_cases():
     assert band_edge_ratio(torch.ones(32, 32), 0) == 0.0  # a constant image: nothing beyond its band
     top_only = torch.cos(torch.arange(32, dtype=torch.float64) * torch.pi * 15 / 16)  # at 0.94 of Nyquist
-    assert band_edge_ratio(top_only, 0) > 1e6
+    assert band_edge_ratio(top_only, 0) > 1e6  # at every edge: the band beyond the next one holds it
 
 
 @pytest.mark.parametrize("size, kept", [((40, 36), (20, 18)), ((41, 33), (21, 17))])
