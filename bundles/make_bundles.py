@@ -16,8 +16,10 @@ What each bundle is comes from its network's spec (``bundle=`` in ``mrsr.network
 papers; :func:`bundle_table`); how its shipped weights were trained from
 ``bundles/recipes/<name>.json``: for each scale, the ``mrsr train`` command that was run from the repository
 root (``command``), the run's settings as its ``config.json`` records them (``settings``: every
-:class:`mrsr.engines.TrainConfig` field) and why it differs from x2 (``why``), with the machine and an
-optional ``note`` shown in the model card. ``configs/train.json`` takes its recipe from the x2 settings.
+:class:`mrsr.engines.TrainConfig` field), why it differs from x2 (``why``) and the share of its added detail
+the output keeps (``detail``, chosen on validation by ``benchmarks/detail.py``; inference.json's ``details``),
+with the machine and an optional ``note`` shown in the model card. ``configs/train.json`` takes its recipe from
+the x2 settings.
 Edit the specs or the recipes, never the generated files: ``--check`` (and tests/bundle) compares them.
 The model card's text is ``bundles/model_card.py``'s.
 """
@@ -241,6 +243,8 @@ def inference_config(name: str) -> dict:
         "amp": False,
         "channels_last": None,
         "data_consistency": True,
+        "details": {str(scale): recipe(name)["scales"][f"x{scale}"].get("detail", 1.0) for scale in scales(name)},
+        "detail": "$@details.get(str(@scale), 1.0)",
         "adapt": None,
         "adapt_time": None,
         "seed": 0,
@@ -279,6 +283,7 @@ def inference_config(name: str) -> dict:
             "amp": "@amp",
             "channels_last": "@channels_last",
             "data_consistency": "@data_consistency",
+            "detail": "@detail",
             "adapt": "@adapt",
             "adapt_time": "@adapt_time",
             "seed": "@seed",

@@ -172,6 +172,7 @@ Weights trained with it must run with data consistency on.
 """
     options = ", ".join(f"`{k}={v!r}`" for k, v in spec["options"].items())
     weights = ", ".join(f"{k} `{recipe['scales'][k]['weights']}`" for k in scale_keys)
+    details = ", ".join(f"{recipe['scales'][k].get('detail', 1.0):g} at {k}" for k in scale_keys)
     inputs, outputs = meta["network_data_format"]["inputs"]["image"], meta["network_data_format"]["outputs"]["pred"]
     packages = ", ".join(f"{k} {v}" for k, v in meta["required_packages_version"].items())
     references = "\n".join(f"[{i}] {ref}\n" for i, ref in enumerate(meta["references"], 1))
@@ -250,7 +251,8 @@ choice has touched (recipes were chosen on the validation section). Each HR imag
 truncated in-plane by the scale and super-resolved back; PSNR over the whole image with the HR image's data
 range and `scale` border pixels cropped; SSIM the mean over slices. Three ways of running the network are
 scored: the default (data consistency: the output keeps exactly the input's k-space band, and adds nothing
-beyond it along an axis where the input is already band-limited), without it (`--data_consistency False`),
+beyond it along an axis where the input is already band-limited; and the bundle's `detail`, below), without
+data consistency (`--data_consistency False`),
 and with test-time adaptation (`--adapt`, as `mrsr benchmark` runs it: fine-tuning on the input's own pairs
 one scale down, kept only where the input's held-out slices say it beats the network and zerofill, otherwise
 the better of those two; the choice and the time, on the machine the speed is given for, are in the cell).
@@ -322,8 +324,16 @@ axis where the input's own spectrum ends inside its band (a zero-filled reconstr
 adds nothing there either, and the output's description says so (`band-limited axis 1`). `--adapt 300`
 (`mrsr infer --adapt`) fine-tunes a copy of the network on the input's own pairs one scale down first,
 and uses it only where slices it never trained on say it beats the network and zerofill (otherwise
-the better of those two); `--adapt_time 60` caps its time, `--seed` fixes it. docs/CONVENTIONS.md in
-the mrsr repository explains them.
+the better of those two); `--adapt_time 60` caps its time, `--seed` fixes it.
+
+The output keeps {details} of the detail the network adds beyond the input's band (`detail`, set per scale
+by `details` in inference.json; `--detail 1` keeps all of it, `mrsr infer --detail`). Where a scan holds such
+detail, that is the gain; where it does not (a scan reconstructed on a finer grid than it was acquired on),
+all of it is error, and nothing in the input tells the two apart: keeping a share `d` costs `d²` of a wrong
+detail's error and keeps `d (2 - d)` of a right one's gain. The share was chosen on the validation section by
+`benchmarks/detail.py` in the mrsr repository: the best worst-image margin over zerofill, each validation
+image scored as it is and with its detail ending at 1.1 and 1.4 times the input's band. docs/CONVENTIONS.md
+in the mrsr repository explains all three.
 
 ## Limitations
 

@@ -5,7 +5,7 @@ Quality, per scale and held-out image: each HR volume is normalised (0.5th/99.5t
 and super-resolved back by every method; :func:`mrsr.metrics.evaluate` scores it (PSNR of the
 volume and mean per slice, SSIM as the mean over slices, both also over the foreground mask; the HR
 volume's data range; ``scale`` border pixels cropped). Each network is scored three ways: as it is,
-with data consistency (``+dc``, the ``mrsr infer`` default) and after test-time adaptation
+with data consistency and the bundle's ``detail`` (``+dc``, the ``mrsr infer`` default) and after test-time adaptation
 (``+dc +adapt``, :func:`mrsr.adapt.adapt`); the Markdown gives every image's margin over zerofill.
 
 Speed and cost, per method, device and precision (float32; AMP: bfloat16 on CPU, float16 on CUDA):
@@ -107,19 +107,21 @@ def quality_rows(config: BenchmarkConfig, scale: int, methods: dict[str, tuple[A
         adapt_choice, adapt_seconds]}``, the middle slice of the first volume ``{"hr": array, method: array}``
         for the panel).
     """
-    from mrsr.bundle import ADAPT, held_out_pairs, score_methods
+    from mrsr.bundle import ADAPT, bundle_detail, held_out_pairs, score_methods
     from mrsr.data.datasets.real_data import REAL_DATA_MANIFEST
+    from mrsr.networks.baselines import is_trained_network
 
     pairs = held_out_pairs(config.manifest or REAL_DATA_MANIFEST, scale, config.section, config.data_root)
     device = config.devices[0]
     adapt_steps = config.adapt_steps if scale in config.adapt_scales else 0
     amp = config.amp and amp_supported(device)
+    details = {name: bundle_detail(name, scale) for name, (p, _) in methods.items() if is_trained_network(p)}
     rows, panel = [], {}
     for i, (name, pair) in enumerate(pairs):
         middle = pair["label"].shape[-1] // 2
         if i == 0:
             panel["hr"] = pair["label"][0, :, :, middle].numpy()
-        for label, scores, sr in score_methods(pair, methods, scale, device, adapt_steps, amp):
+        for label, scores, sr in score_methods(pair, methods, scale, device, adapt_steps, amp, details):
             rows.append({"method": label, "scale": scale, "volume": name, **scores})
             if i == 0 and not label.endswith(ADAPT):
                 panel[label] = sr[0, :, :, middle].numpy()
@@ -287,8 +289,9 @@ def _header(config: BenchmarkConfig, peaks: dict[tuple[str, bool], float]) -> st
         "in-plane to a multiple of the scale and k-space truncated in-plane (no window, no noise); "
         "scores by `mrsr.metrics.evaluate`: the HR volume's data range, `scale` border pixels cropped, "
         "foreground = HR above 10% of its range.",
-        "- `+dc`: with data consistency and its band-limit guard (docs/CONVENTIONS.md), the default of `mrsr infer` "
-        "and the bundles; `+dc +adapt`: after test-time adaptation too.",
+        "- `+dc`: with data consistency, its band-limit guard and the bundle's `detail` (the share of the detail it "
+        "adds beyond the input's band that it keeps; docs/CONVENTIONS.md), the default of `mrsr infer` and the "
+        "bundles; `+dc +adapt`: after test-time adaptation too.",
         f"- Machine: {cpu}, {torch.get_num_threads()} CPU threads, "
         + (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU")
         + f"; torch {torch.__version__}.",

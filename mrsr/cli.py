@@ -87,6 +87,16 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = _non_negative_int(text)
     if value < 1:
@@ -288,6 +298,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_false",
         help="keep the network's own k-space band instead of the input's (data consistency is on by default "
         "for networks and bundles; the baselines run as they are)",
+    )
+    p.add_argument(
+        "--detail",
+        type=_unit_interval,
+        metavar="D",
+        help="keep this share (0-1) of the detail a network adds beyond the input's k-space band (default: the "
+        "bundle's own, which its model card explains; 1 for --network): wrong detail then costs D² of its error, "
+        "right detail keeps D(2-D) of its gain",
     )
     p.add_argument(
         "--adapt",

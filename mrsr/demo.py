@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from mrsr.bundle import load_bundle_network
+from mrsr.bundle import bundle_detail, load_bundle_network
 from mrsr.bundle_table import harm_note, rank_bundles
 from mrsr.data import load_volume, sample_path, save_volume
 from mrsr.errors import MrsrError
@@ -97,6 +97,7 @@ def run_demo(
     name = demo_bundle(bundle, scale, log)
     if name is not None:  # loaded first: a bad bundle fails before any work
         network, in_channels = load_bundle_network(name, int(scale))
+        detail = bundle_detail(name, int(scale))
     log(f"[1/4] loading the bundled sample {sample_path().name} (real T1 head MRI, Apache-2.0)")
     hr = RobustNormalize()(load_volume(sample_path()))  # (1, 128, 128, 62)
     log(f"[2/4] degrading in-plane by k-space truncation, factor {scale:g}")
@@ -109,7 +110,8 @@ def run_demo(
     for method, (predictor, channels) in methods.items():
         log(f"[3/4] super-resolving with {method}")
         sr = super_resolve(lr, predictor, scale, slice_axis=2, in_channels=channels, device=device,
-                           out_size=hr.shape[1:3], data_consistency=method not in BASELINES)  # fmt: skip
+                           out_size=hr.shape[1:3], data_consistency=method not in BASELINES,
+                           detail=1.0 if method in BASELINES else detail)  # fmt: skip
         volumes[method], results[method] = sr, evaluate(sr, hr, border=int(round(scale)))
     log("[4/4] writing volumes, metrics and the panel")
     _write(out, hr, lr, volumes, results, scale)

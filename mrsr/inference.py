@@ -39,6 +39,7 @@ from mrsr.transforms.slicestack import stack_neighbours
 
 __all__ = [
     "BAND_LIMITED_KEY",
+    "DETAIL_KEY",
     "DATA_CONSISTENCY_KEY",
     "DESCRIPTION_KEY",
     "describe",
@@ -60,18 +61,34 @@ __all__ = [
 Predictor = Callable[[torch.Tensor], torch.Tensor]
 DATA_CONSISTENCY_KEY = "mrsr_data_consistency"
 BAND_LIMITED_KEY = "mrsr_band_limited_axes"
+DETAIL_KEY = "mrsr_detail"
 
 
-def describe(method: str, scale: float, data_consistency: bool, band_limited: Sequence[int] = ()) -> str:
+def describe(
+    method: str, scale: float, data_consistency: bool, band_limited: Sequence[int] = (), detail: float = 1.0
+) -> str:
     """The provenance line of an SR output, e.g. ``"mrsr MSRN x2; data consistency on"``.
 
     ``band_limited``: the axes along which the input was band-limited and nothing was added
-    (:mod:`mrsr.transforms.bandlimit`), named as ``"; band-limited axis 1"``.
+    (:mod:`mrsr.transforms.bandlimit`), named as ``"; band-limited axis 1"``; ``detail`` other than 1
+    (:func:`super_resolve`) as ``"; detail 0.5"``.
     """
     line = f"mrsr {method} x{scale:g}; data consistency {'on' if data_consistency else 'off'}"
     if band_limited:
         line += f"; band-limited axis {', '.join(str(int(a)) for a in band_limited)}"
+    if detail != 1:
+        line += f"; detail {detail:g}"
     return line
+
+
+def check_detail(detail: float) -> float:
+    """``detail`` as a float, or a one-line :class:`MrsrError` unless it lies in [0, 1]."""
+    if isinstance(detail, bool) or not (isinstance(detail, (int, float)) and 0 <= detail <= 1):
+        raise MrsrError(
+            f"detail must be a number from 0 (nothing beyond the input's k-space band) to 1 (all the detail the "
+            f"network adds), got {detail!r}."
+        )
+    return float(detail)
 
 
 def upsampled_affine(affine: torch.Tensor, old_shape: Sequence[int], new_shape: Sequence[int]) -> torch.Tensor:
@@ -259,6 +276,7 @@ def super_resolve(
     progress: bool = False,
     data_consistency: bool = False,
     band_limit: bool | None = None,
+    detail: float = 1.0,
 ) -> MetaTensor:
     """Super-resolve every slice of a volume in-plane.
 
@@ -292,10 +310,17 @@ def super_resolve(
             its grid (:func:`~mrsr.transforms.bandlimit.band_limited_dims`: a zero-filled
             reconstruction or a reformat), keep the output inside the input's band: add nothing
             there. ``None``: as ``data_consistency``.
+        detail: the share of what the output holds beyond the input's band (the detail the network
+            adds, after data consistency and the guard) that is kept, in [0, 1]: the output is
+            ``P y + detail (y - P y)``, with ``P`` the projection onto the input's k-space band
+            (:func:`~mrsr.transforms.bandlimit.keep_band`). 1 keeps it all; 0 keeps nothing beyond the
+            band. A network adding wrong detail costs
+            ``detail²`` of its error; one adding right detail keeps ``detail (2 - detail)`` of its gain.
 
     Returns:
         (1, X', Y', Z') float32 MetaTensor on the CPU with the upsampled affine; its meta records
-        ``"mrsr_data_consistency"`` and ``"mrsr_band_limited_axes"`` (the volume axes kept in band).
+        ``"mrsr_data_consistency"``, ``"mrsr_band_limited_axes"`` (the volume axes kept in band) and
+        ``"mrsr_detail"``.
 
     >>> from mrsr.networks.baselines import Bicubic
     >>> v = MetaTensor(torch.rand(1, 8, 6, 3), affine=torch.diag(torch.tensor([2.0, 2.0, 5.0, 1.0])))
@@ -313,6 +338,7 @@ def super_resolve(
     dev = resolve_device(device)
     vol = torch.as_tensor(volume[0], dtype=torch.float32).movedim(axis, 0)  # (D, h, w)
     depth, h, w = vol.shape
+    detail = check_detail(detail)
     size = tuple(int(v) for v in out_size) if out_size is not None else (round(h * scale), round(w * scale))
     band_limit = data_consistency if band_limit is None else band_limit
     limited = band_limited_dims(vol, (1, 2)) if band_limit else ()  # judged on the whole volume
@@ -352,6 +378,9 @@ def super_resolve(
                 y = kspace_consistency(y.float(), x[:, centre : centre + 1].float(), (2, 3))
             if limited:
                 y = keep_band(y.float(), [vol.shape[d] for d in limited], [d + 1 for d in limited])
+            if detail != 1:
+                in_band = keep_band(y.float(), [h, w], [2, 3])
+                y = in_band + detail * (y.float() - in_band)
             out[start:stop] = y[:, 0].float().cpu()
     out = out.movedim(0, axis).unsqueeze(0)
     meta = dict(volume.meta) if isinstance(volume, MetaTensor) else {}
@@ -361,7 +390,10 @@ def super_resolve(
     in_plane = [a for a in range(3) if a != axis]
     meta[DATA_CONSISTENCY_KEY] = bool(data_consistency)
     meta[BAND_LIMITED_KEY] = [in_plane[d - 1] for d in limited]
-    meta[DESCRIPTION_KEY] = describe(type(predictor).__name__, scale, data_consistency, meta[BAND_LIMITED_KEY])
+    meta[DETAIL_KEY] = detail
+    meta[DESCRIPTION_KEY] = describe(
+        type(predictor).__name__, scale, data_consistency, meta[BAND_LIMITED_KEY], detail
+    )
     return MetaTensor(out, meta=meta)
 
 
@@ -388,6 +420,7 @@ class VolumeInferer(Inferer):
         channels_last: channels_last memory format; ``None`` follows the network's preference.
         out_size: in-plane output size (H, W); ``None``: ``round(scale * (h, w))``.
         data_consistency: give each output slice its input's k-space band (:mod:`mrsr.transforms.consistency`).
+        detail: the share of the detail beyond the input's band that is kept (:func:`super_resolve`).
         adapt: test-time adaptation steps per volume (:func:`mrsr.adapt.adapt`); ``None``: none, 0: only
             check the network against zerofill on the volume's own pairs.
         adapt_time: time budget of the adaptation per volume, in seconds.
@@ -420,6 +453,7 @@ class VolumeInferer(Inferer):
         channels_last: bool | None = None,
         out_size: Sequence[int] | None = None,
         data_consistency: bool = False,
+        detail: float = 1.0,
         adapt: int | None = None,
         adapt_time: float | None = None,
         seed: int = 0,
@@ -431,7 +465,7 @@ class VolumeInferer(Inferer):
         self.roi_size, self.overlap, self.sw_batch_size = roi_size, overlap, sw_batch_size
         self.slice_batch, self.amp, self.channels_last, self.out_size = slice_batch, amp, channels_last, out_size
         self.data_consistency, self.adapt, self.adapt_time, self.seed = data_consistency, adapt, adapt_time, seed
-        self.progress, self.method = progress, method
+        self.progress, self.method, self.detail = progress, method, check_detail(detail)
 
     def _predictor(self, vol: torch.Tensor, network: Predictor) -> tuple[Predictor, bool, str | None]:
         """The predictor to run on ``vol`` (adapted when asked), whether data consistency applies, and
@@ -457,16 +491,18 @@ class VolumeInferer(Inferer):
                 vol, predictor, self.scale, slice_axis=self.slice_axis, in_channels=self.in_channels,
                 roi_size=self.roi_size, overlap=self.overlap, sw_batch_size=self.sw_batch_size,
                 slice_batch=self.slice_batch, device=inputs.device, amp=self.amp, channels_last=self.channels_last,
-                out_size=self.out_size, progress=self.progress, data_consistency=consistent,
+                out_size=self.out_size, progress=self.progress, data_consistency=consistent, detail=self.detail,
             )  # fmt: skip
             if method is not None:
-                sr.meta[DESCRIPTION_KEY] = describe(method, self.scale, consistent, sr.meta[BAND_LIMITED_KEY])
+                sr.meta[DESCRIPTION_KEY] = describe(
+                    method, self.scale, consistent, sr.meta[BAND_LIMITED_KEY], self.detail
+                )
             outs.append(sr.to(inputs.device))
         return list_data_collate(outs)
 
 
 #: meta keys an SR output carries over to the restored volume (how it was made)
-PROVENANCE_KEYS = (DESCRIPTION_KEY, DATA_CONSISTENCY_KEY, BAND_LIMITED_KEY)
+PROVENANCE_KEYS = (DESCRIPTION_KEY, DATA_CONSISTENCY_KEY, BAND_LIMITED_KEY, DETAIL_KEY)
 
 
 class RestoreVolumed(MapTransform):

@@ -34,7 +34,14 @@ from torch import nn
 from mrsr.data import LoadVolumed, load_volume, save_volume
 from mrsr.data.io import check_fits_output
 from mrsr.errors import MrsrError
-from mrsr.inference import BAND_LIMITED_KEY, RestoreVolumed, VolumeInferer, resolve_device, resolve_slice_axis
+from mrsr.inference import (
+    BAND_LIMITED_KEY,
+    RestoreVolumed,
+    VolumeInferer,
+    check_detail,
+    resolve_device,
+    resolve_slice_axis,
+)
 from mrsr.metrics import EvaluationResult, evaluate
 from mrsr.paths import check_output_path, is_nifti_path
 from mrsr.progress import say
@@ -99,6 +106,9 @@ class InferOptions:
         amp: mixed precision.
         channels_last: channels_last memory format; ``None``: the network's preference.
         data_consistency: data consistency for networks and bundles (the baselines run as they are).
+        detail: the share of the detail beyond the input's band that a network keeps
+            (:func:`~mrsr.inference.super_resolve`); ``None``: the bundle's own (its model card says
+            why), 1 for a network.
         adapt: test-time adaptation steps (:func:`mrsr.adapt.adapt`); ``None``: no adaptation.
         adapt_time: time budget of the adaptation per volume, in seconds.
         seed: seed of the adaptation.
@@ -120,6 +130,7 @@ class InferOptions:
     amp: bool = False
     channels_last: bool | None = None
     data_consistency: bool = True
+    detail: float | None = None
     adapt: int | None = None
     adapt_time: float | None = None
     seed: int = 0
@@ -149,12 +160,14 @@ class Predictor:
         in_channels: network input channels (2k+1 for 2.5D).
         network: the network in eval mode; ``None`` for a baseline, built per volume by :meth:`module`
             (landing on a requested output size depends on the volume's shape).
+        detail: the share of the detail beyond the input's band it keeps (a bundle's own, or 1).
     """
 
     method: str
     scale: float
     in_channels: int = 1
     network: nn.Module | None = field(default=None, repr=False)
+    detail: float = 1.0
 
     @property
     def is_baseline(self) -> bool:
@@ -183,15 +196,20 @@ def build_predictor(options: InferOptions) -> Predictor:
     from mrsr.networks import available
 
     scale = options.scale
+    if options.detail is not None and options.is_baseline:
+        raise MrsrError(f"--detail scales what a network adds; {options.method} adds nothing: drop --detail or give "
+                        "--bundle or --network with --weights.")  # fmt: skip
+    detail = check_detail(1.0 if options.detail is None else options.detail)
     if options.bundle:
-        from mrsr.bundle import load_bundle_network
+        from mrsr.bundle import bundle_detail, load_bundle_network
 
         if options.network or options.weights:
             raise MrsrError("Give either --bundle or --network/--weights, not both.")
         if scale != int(scale):
             raise MrsrError(f"Bundles upsample by an integer factor; got --scale {scale:g}.")
         network, in_channels = load_bundle_network(options.bundle, int(scale))
-        return Predictor(options.method, float(scale), in_channels, network)
+        detail = bundle_detail(options.bundle, int(scale)) if options.detail is None else detail
+        return Predictor(options.method, float(scale), in_channels, network, detail)
     name = options.method
     if name in BASELINES:
         return Predictor(name, scale)
@@ -204,7 +222,7 @@ def build_predictor(options: InferOptions) -> Predictor:
     network, _, kwargs = load_network(
         options.weights, name, preset=options.preset, scale=int(scale), in_channels=options.in_channels
     )
-    return Predictor(name, float(kwargs.get("scale", scale)), int(kwargs.get("in_channels", 1)), network)
+    return Predictor(name, float(kwargs.get("scale", scale)), int(kwargs.get("in_channels", 1)), network, detail)
 
 
 class SaveOutputd(MapTransform):
@@ -297,6 +315,7 @@ def inference_chain(
     channels_last: bool | None = None,
     out_size: Sequence[int] | None = None,
     data_consistency: bool = True,
+    detail: float = 1.0,
     adapt: int | None = None,
     adapt_time: float | None = None,
     seed: int = 0,
@@ -309,7 +328,7 @@ def inference_chain(
 
     Args:
         scale, in_channels, slice_axis, roi_size, overlap, sw_batch_size, slice_batch, amp,
-            channels_last, out_size, data_consistency, adapt, adapt_time, seed, progress, method:
+            channels_last, out_size, data_consistency, detail, adapt, adapt_time, seed, progress, method:
             the :class:`~mrsr.inference.VolumeInferer`'s (data consistency on by default, as in the bundles).
         orientation: axis codes to reorient inputs to (``LoadVolumed``); ``None``: as stored.
         overwrite: replace existing outputs.
@@ -328,8 +347,8 @@ def inference_chain(
     inferer = VolumeInferer(
         scale, in_channels, slice_axis, roi_size=roi_size, overlap=overlap, sw_batch_size=sw_batch_size,
         slice_batch=slice_batch, amp=amp, channels_last=channels_last, out_size=out_size,
-        data_consistency=data_consistency, adapt=adapt, adapt_time=adapt_time, seed=seed, progress=progress,
-        method=method,
+        data_consistency=data_consistency, detail=detail, adapt=adapt, adapt_time=adapt_time, seed=seed,
+        progress=progress, method=method,
     )  # fmt: skip
     return InferenceChain(
         Compose([LoadVolumed("image", orientation), RobustNormalized("image")]),
@@ -386,8 +405,9 @@ def super_resolve_file(
         predictor.scale, predictor.in_channels, options.slice_axis, roi_size=options.roi, overlap=options.overlap,
         sw_batch_size=options.sw_batch_size, slice_batch=options.slice_batch, amp=options.amp,
         channels_last=options.channels_last, out_size=options.size,
-        data_consistency=options.data_consistency and not predictor.is_baseline, adapt=options.adapt,
-        adapt_time=options.adapt_time, seed=options.seed, method=predictor.method, overwrite=overwrite,
+        data_consistency=options.data_consistency and not predictor.is_baseline, detail=predictor.detail,
+        adapt=options.adapt, adapt_time=options.adapt_time, seed=options.seed, method=predictor.method,
+        overwrite=overwrite,
     )  # fmt: skip
     item = {"image": str(path), "output": str(output), **({"image_layout": layout} if layout else {})}
     d = chain.preprocess(item)

@@ -111,21 +111,24 @@ def test_cli_and_bundle_take_the_same_slice_axis(tmp_path, capsys):
 def test_infer_is_data_consistent_by_default_and_says_so(tmp_path):
     import nibabel as nib
 
+    from mrsr.bundle import bundle_detail
     from mrsr.transforms import fourier_resize
 
     one = tmp_path / "one.nii.gz"  # a single 4 mm slice: the output keeps its third axis and thickness
     hr = load_volume(sample_path())
     nib.save(nib.Nifti1Image(hr[0, :, :, 30:31].numpy(), hr.affine.numpy()), one)
-    lr, on, off = tmp_path / "lr.nii.gz", tmp_path / "on.nii.gz", tmp_path / "off.nii.gz"
+    lr, on, off, full = (tmp_path / f"{name}.nii.gz" for name in ("lr", "on", "off", "full"))
     assert main(["degrade", str(one), "-o", str(lr)]) == 0
     assert main(["infer", str(lr), "-o", str(on), "--bundle", "msrn"]) == 0
     assert main(["infer", str(lr), "-o", str(off), "--bundle", "msrn", "--no-data-consistency"]) == 0
-    for path, state in ((on, b"on"), (off, b"off")):
+    assert main(["infer", str(lr), "-o", str(full), "--bundle", "msrn", "--detail", "1"]) == 0
+    detail = f"; detail {bundle_detail('msrn', 2):g}".encode()  # the bundle's own share of the detail it adds
+    for path, state in ((on, b"on" + detail), (off, b"off" + detail), (full, b"on")):
         image = nib.load(path)
         assert image.shape == (128, 128, 1) and image.header.get_zooms() == (2.0, 2.0, 3.0)
         assert image.header["descrip"].tobytes().rstrip(b"\0") == b"mrsr bundle msrn x2; data consistency " + state
     lr_data = torch.as_tensor(nib.load(lr).get_fdata(), dtype=torch.float32)
-    for path, consistent in ((on, True), (off, False)):
+    for path, consistent in ((on, True), (off, False), (full, True)):
         back = fourier_resize(torch.as_tensor(nib.load(path).get_fdata(), dtype=torch.float32), (64, 64), (0, 1)).abs()
         error = float((back - lr_data).abs().max() / lr_data.abs().max())
         assert (error < 1e-4) == consistent, (path, error)  # float32 files: 1e-5 before the intensities are restored
@@ -375,6 +378,16 @@ BAD = [
         "negative adaptation steps",
         lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--bundle", "msrn", "--adapt", "-3"],
         "expected a number >= 0",
+    ),
+    (
+        "detail out of range",
+        lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--bundle", "msrn", "--detail", "1.5"],
+        "expected a number from 0 to 1, got 1.5",
+    ),
+    (
+        "detail of a baseline",
+        lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--detail", "0.5"],
+        "--detail scales what a network adds",
     ),
     (
         "unsafe weights",

@@ -346,3 +346,26 @@ def test_a_band_limited_input_gets_nothing_beyond_its_band(t1_volume):
     assert natural.meta[BAND_LIMITED_KEY] == []
     across_0 = super_resolve(lr.permute(0, 3, 1, 2), Bicubic(scale=2), 2, slice_axis=0, data_consistency=True)
     assert across_0.meta[BAND_LIMITED_KEY] == [2]  # named as the volume's axis, whatever the slice axis
+
+
+@pytest.mark.parametrize("data_consistency", [True, False])
+def test_detail_keeps_that_share_of_what_lies_beyond_the_input_band(t1_volume, data_consistency):
+    """detail d: the output's in-band part plus d times the rest; d = 0 adds nothing beyond the input's band."""
+    from mrsr.inference import DESCRIPTION_KEY, DETAIL_KEY
+    from mrsr.transforms import fourier_resize, keep_band
+
+    lr = KSpaceTruncate(2, axes=(0, 1))(RobustNormalize()(t1_volume)[:, 20:81, 30:76, 28:31])  # (1, 31, 23, 3): odd
+    full = super_resolve(lr, Bicubic(scale=2), 2, slice_axis=2, data_consistency=data_consistency).as_tensor()
+    in_band = keep_band(full, [31, 23], [1, 2])
+    for d in (0.0, 0.375, 1.0):
+        out = super_resolve(lr, Bicubic(scale=2), 2, slice_axis=2, data_consistency=data_consistency, detail=d)
+        torch.testing.assert_close(out.as_tensor(), in_band + d * (full - in_band), atol=2e-5, rtol=0)
+        assert out.meta[DETAIL_KEY] == d
+        # the measured band is untouched: with data consistency, degrading the output still gives the input
+        torch.testing.assert_close(fourier_resize(out, [31, 23], [1, 2]), fourier_resize(full, [31, 23], [1, 2]),
+                                   atol=2e-5, rtol=0)  # fmt: skip
+    zero = super_resolve(lr, Bicubic(scale=2), 2, slice_axis=2, data_consistency=data_consistency, detail=0)
+    torch.testing.assert_close(keep_band(zero.as_tensor(), [31, 23], [1, 2]), zero.as_tensor(), atol=2e-5, rtol=0)
+    assert zero.meta[DESCRIPTION_KEY].endswith("; detail 0")
+    with pytest.raises(MrsrError, match="detail must be a number from 0"):
+        super_resolve(lr, Bicubic(scale=2), 2, slice_axis=2, detail=1.5)

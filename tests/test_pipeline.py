@@ -52,27 +52,32 @@ def test_the_chain_is_the_bundles_with_the_same_defaults():
     for key in ("slice_axis", "roi_size", "overlap", "slice_batch", "amp", "channels_last", "data_consistency",
                 "adapt", "adapt_time", "seed", "orientation", "overwrite"):  # fmt: skip
         assert defaults[key] == config[key], key
+    assert config["inferer"]["detail"] == "@detail"  # the bundle's own per scale (test_weights), 1 in the chain
 
 
 def test_a_file_through_the_chain_equals_the_bundle_run(tmp_path):
     """mrsr infer --bundle msrn and the bundle's own inference.json: the same voxels and affine."""
     from monai.bundle import run as bundle_run
 
+    from mrsr.bundle import bundle_detail
+
     crop, out, lines = _crop(tmp_path), tmp_path / "cli.nii.gz", []
     lr, sr, predictor = super_resolve_file(crop, out, InferOptions(bundle="msrn", device="cpu"), log=lines.append)
     assert lines == ["bundle msrn: crop.nii.gz (32, 32, 3) at 4, 4, 3 mm, 3 slices across axis 2 (auto: the thickest "
                      "axis, else the last), x2 in-plane"]  # fmt: skip
-    assert predictor.in_channels == 1 and sr.meta[DESCRIPTION_KEY] == "mrsr bundle msrn x2; data consistency on"
+    line = f"mrsr bundle msrn x2; data consistency on; detail {bundle_detail('msrn', 2):g}"  # the bundle's own
+    assert predictor.in_channels == 1 and sr.meta[DESCRIPTION_KEY] == line
     root = find_bundle("msrn")
     bundle_run(config_file=str(root / "configs" / "inference.json"), bundle_root=str(root), input=crop,
                output_dir=str(tmp_path / "bundle"), device="cpu")  # fmt: skip
     ours, theirs = load_volume(out), load_volume(tmp_path / "bundle" / "crop_sr_x2.nii.gz")
     assert ours.shape == (1, 64, 64, 3) and torch.equal(ours, theirs) and torch.equal(ours.affine, theirs.affine)
-    assert nib.load(out).header["descrip"].tobytes().rstrip(b"\0") == b"mrsr bundle msrn x2; data consistency on"
+    assert nib.load(out).header["descrip"].tobytes().rstrip(b"\0") == line.encode()
 
 
 def test_a_band_limited_file_is_named_in_the_log(tmp_path):
     """mrsr infer says when the input was zero-filled along an axis and nothing was added there."""
+    from mrsr.bundle import bundle_detail
     from mrsr.transforms import zero_filled_acquisition
 
     block = zero_filled_acquisition(load_volume(sample_path())[:, 40:72, 40:72, 25:28] / 255, 1, 2 / 3)[0]
@@ -82,7 +87,8 @@ def test_a_band_limited_file_is_named_in_the_log(tmp_path):
                                   InferOptions(bundle="msrn", device="cpu"), log=lines.append)  # fmt: skip
     assert lines[-1] == ("bundle msrn: zip.nii.gz is band-limited along axis 0 (zero-filled or interpolated when it "
                          "was made): nothing added beyond its band there")  # fmt: skip
-    assert sr.meta[DESCRIPTION_KEY] == "mrsr bundle msrn x2; data consistency on; band-limited axis 0"
+    assert sr.meta[DESCRIPTION_KEY] == (f"mrsr bundle msrn x2; data consistency on; band-limited axis 0; detail "
+                                        f"{bundle_detail('msrn', 2):g}")  # fmt: skip
 
 
 def test_the_chain_keeps_a_result_in_memory_without_an_output(tmp_path):
@@ -102,11 +108,21 @@ def test_the_chain_keeps_a_result_in_memory_without_an_output(tmp_path):
         (InferOptions(network="magic"), "Unknown network 'magic'; choose one of zerofill, bicubic, durn"),
         (InferOptions(network="durn"), "needs --weights"),
         (InferOptions(network="msrn", weights="w.pt", scale=1.5), "integer factor"),
+        (InferOptions(detail=0.5), "--detail scales what a network adds; bicubic adds nothing"),
+        (InferOptions(bundle="msrn", detail=1.5), "detail must be a number from 0"),
     ],
 )
 def test_bad_predictor_options(options, message):
     with pytest.raises(MrsrError, match=message):
         build_predictor(options)
+
+
+def test_a_bundle_keeps_its_own_detail_unless_told():
+    from mrsr.bundle import bundle_detail
+
+    assert build_predictor(InferOptions(bundle="msrn")).detail == bundle_detail("msrn", 2)
+    assert build_predictor(InferOptions(bundle="msrn", scale=4)).detail == bundle_detail("msrn", 4)
+    assert build_predictor(InferOptions(bundle="msrn", detail=1)).detail == 1.0
 
 
 def test_a_baseline_lands_on_the_requested_size_and_has_nothing_to_adapt(tmp_path):

@@ -18,7 +18,8 @@ The modules, by concern:
 - :mod:`mrsr.bundle.discovery`: the search path (``$MRSR_BUNDLES``, then the installed package's
   ``mrsr/bundles/``: a wheel carries them there, see setup.py, then the source tree's ``bundles/``),
   :func:`list_bundles`, :func:`find_bundle`, :func:`read_metadata`, :func:`bundle_scales`;
-- :mod:`mrsr.bundle.weights`: :func:`shipped_weights`, :func:`load_bundle_network`, :func:`install_weights`;
+- :mod:`mrsr.bundle.weights`: :func:`shipped_weights`, :func:`load_bundle_network`, :func:`bundle_detail`,
+  :func:`install_weights`;
 - :mod:`mrsr.bundle.errors`: :func:`one_line_errors` (the configs' one-line errors) and
   :func:`require_torchrun`;
 - :mod:`mrsr.bundle.evaluation`: :func:`evaluate_bundle`, the command behind each model card's numbers,
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
         score_methods,
         store_eval_metrics,
     )
-    from mrsr.bundle.weights import install_weights, load_bundle_network, shipped_weights
+    from mrsr.bundle.weights import bundle_detail, install_weights, load_bundle_network, shipped_weights
 
 __all__ = [
     # discovery
@@ -79,6 +80,7 @@ __all__ = [
     # weights
     "shipped_weights",
     "load_bundle_network",
+    "bundle_detail",
     "install_weights",
     # errors
     "STATE_DICT_ERROR",
@@ -97,7 +99,7 @@ __all__ = [
 
 # the modules imported on first use of one of their names (torch and MONAI are not loaded before)
 _MODULES = {
-    "weights": ("shipped_weights", "load_bundle_network", "install_weights"),
+    "weights": ("shipped_weights", "load_bundle_network", "bundle_detail", "install_weights"),
     "errors": ("STATE_DICT_ERROR", "require_torchrun", "one_line_errors"),
     "evaluation": ("evaluate_bundle", "score_methods", "store_eval_metrics", "held_out_pairs", "DO_NO_HARM_DB", "DC",
                    "ADAPT", "TOO_SMALL"),

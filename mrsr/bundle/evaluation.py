@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from mrsr.bundle.discovery import SUFFIX, find_bundle
-from mrsr.bundle.weights import load_bundle_network
+from mrsr.bundle.weights import bundle_detail, load_bundle_network
 from mrsr.errors import MrsrError
 from mrsr.paths import write_text_atomic
 
@@ -71,6 +71,7 @@ def score_methods(
     device: str | torch.device = "cpu",
     adapt_steps: int = 0,
     amp: bool = False,
+    details: dict[str, float] | None = None,
 ) -> Iterator[tuple[str, dict[str, Any], torch.Tensor]]:
     """Score every method on one held-out ``{"image": LR, "label": HR}`` pair.
 
@@ -78,7 +79,8 @@ def score_methods(
     (``NAME +dc``: the default of ``mrsr infer`` and the bundles) and, when ``adapt_steps``, after
     test-time adaptation with data consistency (``NAME +dc +adapt``; the row carries the adaptation's
     choice and seconds; an image too small to adapt on is scored with the default output, choice
-    ``"too small"``).
+    ``"too small"``). ``details``: each network's ``detail`` (:func:`mrsr.bundle.bundle_detail`), applied
+    to those two rows as ``mrsr infer`` applies it; 1 for a network not named.
 
     Yields:
         ``(label, scores, sr)``: scores are :meth:`mrsr.metrics.EvaluationResult.as_dict` plus
@@ -91,11 +93,14 @@ def score_methods(
 
     for method, (predictor, channels) in methods.items():
         network = is_trained_network(predictor)
+        detail = (details or {}).get(method, 1.0)
 
-        def score(run: Any, consistent: bool, channels: int = channels) -> tuple[dict[str, Any], torch.Tensor]:
+        def score(
+            run: Any, consistent: bool, channels: int = channels, detail: float = 1.0
+        ) -> tuple[dict[str, Any], torch.Tensor]:
             start = time.perf_counter()
             sr = super_resolve(pair["image"], run, scale, slice_axis=2, in_channels=channels, device=device,
-                               data_consistency=consistent)  # fmt: skip
+                               data_consistency=consistent, detail=detail)  # fmt: skip
             return {**evaluate(sr, pair["label"], border=scale).as_dict(), "seconds": time.perf_counter() - start}, sr
 
         scores, sr = score(predictor, False)
@@ -106,7 +111,7 @@ def score_methods(
         yield method, scores, sr
         if not network:
             continue
-        default, default_sr = score(predictor, True)
+        default, default_sr = score(predictor, True, detail=detail)
         yield method + DC, default, default_sr
         if adapt_steps:
             try:
@@ -115,7 +120,7 @@ def score_methods(
             except TooSmallToAdapt:  # `--adapt` refuses it: the user gets the default output
                 yield method + ADAPT, {**default, "adapt_choice": TOO_SMALL, "adapt_seconds": 0.0}, default_sr
                 continue
-            scores, sr = score(result.predictor, result.data_consistency_applies)
+            scores, sr = score(result.predictor, result.data_consistency_applies, detail=detail)
             yield method + ADAPT, {**scores, "adapt_choice": result.choice, "adapt_seconds": result.seconds}, sr
 
 
@@ -157,6 +162,7 @@ def evaluate_bundle(
 
     path = find_bundle(bundle)
     network, in_channels = load_bundle_network(path, scale)
+    details = {path.name[: -len(SUFFIX)]: bundle_detail(path, scale)}
     methods = {
         path.name[: -len(SUFFIX)]: (network, in_channels),
         "zerofill": (ZeroFill(scale=scale), 1),
@@ -167,7 +173,7 @@ def evaluate_bundle(
         voxels = int(pair["label"].numel())
         volumes[name] = {
             label: {**scores, "voxels": voxels}
-            for label, scores, _ in score_methods(pair, methods, scale, device, adapt_steps)
+            for label, scores, _ in score_methods(pair, methods, scale, device, adapt_steps, details=details)
         }
         print(f"{name} (x{scale}): " + ", ".join(f"{m} {v['psnr']:.2f} dB" for m, v in volumes[name].items()),
               flush=True)  # fmt: skip

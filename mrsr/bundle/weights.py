@@ -19,7 +19,7 @@ from torch import nn
 from mrsr.bundle.discovery import bundle_scales, find_bundle, weights_path
 from mrsr.errors import MrsrError
 
-__all__ = ["install_weights", "load_bundle_network", "shipped_weights"]
+__all__ = ["bundle_detail", "install_weights", "load_bundle_network", "shipped_weights"]
 
 
 def shipped_weights(bundle: str | os.PathLike, scale: int = 2) -> str:
@@ -81,6 +81,19 @@ def load_bundle_network(
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise MrsrError(f"Cannot load {file} into the {path.name} network: {first}") from None
     return network.eval(), int(parser["network_def"]["in_channels"])
+
+
+def bundle_detail(bundle: str | os.PathLike, scale: int = 2) -> float:
+    """The share of its added detail a bundle keeps at ``scale`` (``detail`` in its ``inference.json``;
+    :func:`mrsr.inference.super_resolve`); 1 for a bundle that sets none.
+
+    Raises:
+        MrsrError: unknown bundle, or a value outside [0, 1].
+    """
+    from mrsr.inference import check_detail
+
+    parser = _inference_parser(find_bundle(bundle), scale)
+    return check_detail(parser.get_parsed_content("detail") if "detail" in parser else 1.0)
 
 
 def _check_same_network(bundle: Path, scale: int, name: str, kwargs: dict[str, Any]) -> None:

@@ -47,3 +47,22 @@ def test_install_weights_checks_the_fit(tmp_path, monkeypatch):
     with pytest.raises(MrsrError, match="scale=2 \\(bundle: 4\\)"):
         install_weights(tmp_path / "x4.pt", "msrn", 4)
     assert out.read_bytes() == before  # the bundle keeps its weights
+
+
+def test_bundle_detail_is_the_inference_configs_per_scale(tmp_path, monkeypatch):
+    from mrsr.bundle import bundle_detail
+    from mrsr.bundle.discovery import bundle_scales
+
+    config = json.loads((find_bundle("msrn") / "configs" / "inference.json").read_text())
+    for scale in bundle_scales("msrn"):
+        assert bundle_detail("msrn", scale) == config["details"][str(scale)]
+    shutil.copytree(find_bundle("msrn"), tmp_path / "msrn_mr_sr")
+    monkeypatch.setenv(BUNDLES_ENV, str(tmp_path))
+    path = tmp_path / "msrn_mr_sr" / "configs" / "inference.json"
+    path.write_text(json.dumps({**config, "details": {"2": 0.25}}))
+    assert bundle_detail("msrn", 2) == 0.25 and bundle_detail("msrn", 4) == 1.0  # a scale it names none for: all
+    path.write_text(json.dumps({k: v for k, v in config.items() if k not in ("detail", "details")}))
+    assert bundle_detail("msrn", 2) == 1.0  # a bundle written before detail existed
+    path.write_text(json.dumps({**config, "details": {"2": 2}}))
+    with pytest.raises(MrsrError, match="detail must be a number from 0"):
+        bundle_detail("msrn", 2)
