@@ -326,14 +326,14 @@ adds nothing there either, and the output's description says so (`band-limited a
 and uses it only where slices it never trained on say it beats the network and zerofill (otherwise
 the better of those two); `--adapt_time 60` caps its time, `--seed` fixes it.
 
-The output keeps {details} of the detail the network adds beyond the input's band (`detail`, set per scale
-by `details` in inference.json; `--detail 1` keeps all of it, `mrsr infer --detail`). Where a scan holds such
-detail, that is the gain; where it does not (a scan reconstructed on a finer grid than it was acquired on),
-all of it is error, and nothing in the input tells the two apart: keeping a share `d` costs `d²` of a wrong
-detail's error and keeps `d (2 - d)` of a right one's gain. The share was chosen on the validation section by
-`benchmarks/detail.py` in the mrsr repository: the best worst-image margin over zerofill, each validation
-image scored as it is and with its detail ending at 1.1 and 1.4 times the input's band. docs/CONVENTIONS.md
-in the mrsr repository explains all three.
+The output keeps a share of the detail the network adds beyond the input's band: {details} (`detail`, set
+per scale by `details` in inference.json; `--detail 1` keeps all of it, as does `mrsr infer --detail 1`).
+Where a scan holds such detail, that is the gain; where it does not (a scan reconstructed on a finer grid
+than it was acquired on), all of it is error, and nothing in the input tells the two apart: keeping a share
+`d` costs `d²` of a wrong detail's error and keeps `d (2 - d)` of a right one's gain. The share was chosen
+on the validation section by `benchmarks/detail.py` in the mrsr repository: the best worst-image margin
+over zerofill, each validation image scored as it is and with its detail ending at 1.1 and 1.4 times the
+input's band. docs/CONVENTIONS.md in the mrsr repository explains all three.
 
 ## Limitations
 

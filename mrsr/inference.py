@@ -314,8 +314,8 @@ def super_resolve(
             adds, after data consistency and the guard) that is kept, in [0, 1]: the output is
             ``P y + detail (y - P y)``, with ``P`` the projection onto the input's k-space band
             (:func:`~mrsr.transforms.bandlimit.keep_band`). 1 keeps it all; 0 keeps nothing beyond the
-            band. A network adding wrong detail costs
-            ``detail²`` of its error; one adding right detail keeps ``detail (2 - detail)`` of its gain.
+            band. A network adding wrong detail costs ``detail²`` of its error; one adding right detail
+            keeps ``detail (2 - detail)`` of its gain.
 
     Returns:
         (1, X', Y', Z') float32 MetaTensor on the CPU with the upsampled affine; its meta records
