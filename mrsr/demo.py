@@ -57,7 +57,10 @@ def demo_bundle(choice: str, scale: float, log: Log = say) -> str | None:
         log(f"note: no bundle ships x{int(scale)} weights that do no harm on every test image: running the baselines "
             "only (name one to run it anyway, e.g. --bundle wasa)")  # fmt: skip
         return None
-    return max(scored)[1]
+    best = max(scored)[1]
+    log(f"note: running {best}, the best bundle at x{int(scale)} that does no harm on any test image (see `mrsr "
+        "bundles`; --bundle NAME runs another, --bundle none only the baselines)")  # fmt: skip
+    return best
 
 
 def demo_files(methods: list[str]) -> list[str]:
@@ -108,7 +111,8 @@ def run_demo(
         methods[name] = (network, in_channels)
     results, volumes = {}, {}
     for method, (predictor, channels) in methods.items():
-        log(f"[3/4] super-resolving with {method}")
+        how = "" if method in BASELINES else f" (data consistency on, keeping {detail:g} of the detail it adds)"
+        log(f"[3/4] super-resolving with {method}{how}")
         sr = super_resolve(lr, predictor, scale, slice_axis=2, in_channels=channels, device=device,
                            out_size=hr.shape[1:3], data_consistency=method not in BASELINES,
                            detail=1.0 if method in BASELINES else detail)  # fmt: skip

@@ -23,6 +23,8 @@ def test_demo_bundle_by_name_best_or_none():
     assert demo_bundle("best", 2, notes.append) == (max(scored)[1] if scored else None)
     assert bool(harmful) == any("not considered" in n for n in notes)
     assert bool(scored) != any("running the baselines only" in n for n in notes)
+    chosen = f"note: running {max(scored)[1] if scored else ''}, the best bundle"
+    assert bool(scored) == any(n.startswith(chosen) for n in notes)
 
 
 def test_run_demo_writes_its_files_once(tmp_path):
