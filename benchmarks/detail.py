@@ -32,7 +32,7 @@ from mrsr.engines.data import VolumePairDataset
 from mrsr.inference import super_resolve
 from mrsr.metrics import evaluate
 from mrsr.networks.baselines import ZeroFill
-from mrsr.transforms.bandlimit import keep_band, zero_filled_acquisition
+from mrsr.transforms.bandlimit import scale_detail, zero_filled_acquisition
 
 DETAILS = (1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25)
 ENDS = (1.1, 1.4)  # where the variants' detail ends, in units of the LR band's edge
@@ -52,15 +52,14 @@ def variants(pair: dict, scale: int) -> dict[str, dict]:
 def margins(pair: dict, network, channels: int, scale: int) -> list[float]:
     """Margin over zerofill (dB) of the default output at each of :data:`DETAILS`.
 
-    ``super_resolve(..., detail=d)`` is this output's in-band part plus ``d`` times the rest (the test
-    in tests/test_inference.py checks it), so one network run serves every ``d``.
+    ``super_resolve(..., detail=d)`` is :func:`~mrsr.transforms.bandlimit.scale_detail` of this output (the
+    test in tests/test_inference.py checks it), so one network run serves every ``d``.
     """
     lr, hr = pair["image"], pair["label"]
     zerofill = evaluate(super_resolve(lr, ZeroFill(scale=scale), scale, slice_axis=2), hr, border=scale).psnr
-    out = super_resolve(lr, network, scale, slice_axis=2, in_channels=channels, data_consistency=True)
-    out = out.as_tensor()
-    in_band = keep_band(out, list(lr.shape[1:3]), [1, 2])
-    return [evaluate(in_band + d * (out - in_band), hr, border=scale).psnr - zerofill for d in DETAILS]
+    out = super_resolve(lr, network, scale, slice_axis=2, in_channels=channels, data_consistency=True).as_tensor()
+    size = list(lr.shape[1:3])
+    return [evaluate(scale_detail(out, size, [1, 2], d), hr, border=scale).psnr - zerofill for d in DETAILS]
 
 
 def choose(table: dict[str, list[float]]) -> float:

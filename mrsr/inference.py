@@ -32,7 +32,7 @@ from monai.transforms import MapTransform
 from mrsr.data.io import DESCRIPTION_KEY
 from mrsr.errors import MrsrError
 from mrsr.progress import progress_iter
-from mrsr.transforms.bandlimit import band_limited_dims, keep_band
+from mrsr.transforms.bandlimit import band_limited_dims, keep_band, scale_detail
 from mrsr.transforms.consistency import kspace_consistency
 from mrsr.transforms.intensity import RobustNormalize
 from mrsr.transforms.slicestack import stack_neighbours
@@ -313,7 +313,7 @@ def super_resolve(
         detail: the share of what the output holds beyond the input's band (the detail the network
             adds, after data consistency and the guard) that is kept, in [0, 1]: the output is
             ``P y + detail (y - P y)``, with ``P`` the projection onto the input's k-space band
-            (:func:`~mrsr.transforms.bandlimit.keep_band`). 1 keeps it all; 0 keeps nothing beyond the
+            (:func:`~mrsr.transforms.bandlimit.scale_detail`). 1 keeps it all; 0 keeps nothing beyond the
             band. A network adding wrong detail costs ``detail²`` of its error; one adding right detail
             keeps ``detail (2 - detail)`` of its gain.
 
@@ -378,9 +378,7 @@ def super_resolve(
                 y = kspace_consistency(y.float(), x[:, centre : centre + 1].float(), (2, 3))
             if limited:
                 y = keep_band(y.float(), [vol.shape[d] for d in limited], [d + 1 for d in limited])
-            if detail != 1:
-                in_band = keep_band(y.float(), [h, w], [2, 3])
-                y = in_band + detail * (y.float() - in_band)
+            y = scale_detail(y.float(), [h, w], [2, 3], detail)
             out[start:stop] = y[:, 0].float().cpu()
     out = out.movedim(0, axis).unsqueeze(0)
     meta = dict(volume.meta) if isinstance(volume, MetaTensor) else {}

@@ -9,6 +9,7 @@ from .bandlimit import (
     band_edge_ratios,
     band_limited_dims,
     keep_band,
+    scale_detail,
     zero_filled_acquisition,
 )
 from .consistency import (

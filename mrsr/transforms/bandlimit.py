@@ -44,6 +44,7 @@ __all__ = [
     "band_limited_dims",
     "summed_power",
     "keep_band",
+    "scale_detail",
     "zero_filled_acquisition",
     "BandLimitGuard",
     "BandLimitGuardd",
@@ -107,11 +108,11 @@ def band_edge_ratios(img: torch.Tensor, dim: int) -> dict[float, float]:
         far = power[(f > _ABOVE * edge) & (f <= 1.0)]
         if min(len(below), len(near)) < MIN_BAND:
             continue
-        above = max(near.mean(), far.mean()) if len(far) else near.mean()
-        if above <= _FLOOR * power.mean():  # round-off only: nothing beyond the lower band
+        above, under = float(max(near.mean(), far.mean() if len(far) else 0.0)), float(below.mean())
+        if above <= _FLOOR * float(power.mean()):  # round-off only: nothing beyond the lower band
             ratios[edge] = 0.0
         else:
-            ratios[edge] = float(above / below.mean()) if below.mean() > 0 else float("inf")
+            ratios[edge] = above / under if under > 0 else float("inf")
     return ratios
 
 
@@ -156,6 +157,23 @@ def keep_band(sr: torch.Tensor, sizes: Sequence[int], dims: Sequence[int]) -> to
     if not dims:
         return sr
     return lift(fourier_resize(sr, sizes, dims), [sr.shape[d] for d in dims], dims)
+
+
+def scale_detail(sr: torch.Tensor, sizes: Sequence[int], dims: Sequence[int], detail: float) -> torch.Tensor:
+    """Keep ``detail`` of what ``sr`` holds beyond the central band of ``sizes`` samples along ``dims``.
+
+    ``P sr + detail (sr - P sr)`` with ``P`` = :func:`keep_band`: the band itself is untouched, so a
+    data-consistent ``sr`` stays data-consistent; ``detail`` 1 returns ``sr``, 0 its in-band part.
+
+    >>> sr = torch.rand(1, 1, 12, 10)
+    >>> half = scale_detail(sr, [6, 5], [2, 3], 0.5)
+    >>> bool(torch.allclose(half - keep_band(sr, [6, 5], [2, 3]), (sr - keep_band(sr, [6, 5], [2, 3])) / 2, atol=1e-6))
+    True
+    """
+    if detail == 1:
+        return sr
+    in_band = keep_band(sr, sizes, dims)
+    return in_band + detail * (sr - in_band)
 
 
 def zero_filled_acquisition(
