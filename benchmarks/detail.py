@@ -1,7 +1,8 @@
 """Choose each bundle's ``detail`` (the share of its added detail it keeps) on validation, worst image first.
 
     python benchmarks/detail.py [--bundles msrn wasa durn iconet casnet] [--scales 2 4] [--threads 2]
-                                [--section validation] [--markdown detail.md]
+                                [--weights runs/iconet_x2/model_best.pt ...] [--section validation]
+                                [--markdown detail.md]
 
 An SR network adds detail beyond its input's k-space band. Where the scan holds such detail, that is
 the gain; where it does not (a scan reconstructed on a finer grid than it was acquired on, whose detail
@@ -17,6 +18,10 @@ samples: complex noise in the band, zero-filled back, magnitude, rounded), degra
 (the default output) once; each ``detail`` of the grid is applied to that output. Cells: the margin over
 zerofill in dB. The chosen ``detail`` has the best worst margin over all images and variants (the
 do-no-harm goal is per image); a tie within 0.01 dB goes to the higher mean.
+
+``--weights`` scores trained weights (as ``mrsr train`` writes them) next to the bundles, each at its own
+scale, so that retrained candidates are compared with the shipped weights by the same rule, each at its
+own best share.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import torch
 
 from mrsr.bundle import load_bundle_network
 from mrsr.bundle.evaluation import held_out_pairs
+from mrsr.checkpoint import load_network
 from mrsr.engines.data import VolumePairDataset
 from mrsr.inference import super_resolve
 from mrsr.metrics import evaluate
@@ -74,6 +80,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundles", nargs="+", default=["msrn", "wasa", "durn", "iconet", "casnet"])
     parser.add_argument("--scales", nargs="+", type=int, default=[2, 4])
+    parser.add_argument("--weights", nargs="+", type=Path, default=[], help="trained weights to score too")
     parser.add_argument("--section", default="validation")
     parser.add_argument("--manifest", default="data_manifests/real_data.json")
     parser.add_argument("--threads", type=int, default=2)
@@ -84,8 +91,12 @@ def main() -> None:
     for scale in args.scales:
         pairs = {f"{image} {v}": p for image, pair in held_out_pairs(args.manifest, scale, args.section)
                  for v, p in variants(pair, scale).items()}  # fmt: skip
-        for name in args.bundles:
-            network, channels = load_bundle_network(name, scale)
+        models = {name: load_bundle_network(name, scale) for name in args.bundles}
+        for path in args.weights:
+            network, _, kwargs = load_network(path)
+            if kwargs.get("scale") == scale:
+                models[str(path)] = (network, kwargs.get("in_channels", 1))
+        for name, (network, channels) in models.items():
             table = {column: margins(pair, network, channels, scale) for column, pair in pairs.items()}
             chosen = choose(table)
             header = "| detail | " + " | ".join(table) + " | mean | worst |"
