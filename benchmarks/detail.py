@@ -96,6 +96,8 @@ def main() -> None:
             network, _, kwargs = load_network(path)
             if kwargs.get("scale") == scale:
                 models[str(path)] = (network, kwargs.get("in_channels", 1))
+            elif kwargs.get("scale") not in args.scales:
+                print(f"{path}: weights for x{kwargs.get('scale')}, not among --scales; skipped", flush=True)
         for name, (network, channels) in models.items():
             table = {column: margins(pair, network, channels, scale) for column, pair in pairs.items()}
             chosen = choose(table)
