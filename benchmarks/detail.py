@@ -1,7 +1,8 @@
 """Choose each bundle's ``detail`` (the share of its added detail it keeps) on validation, worst image first.
 
     python benchmarks/detail.py [--bundles msrn wasa durn iconet casnet] [--scales 2 4] [--threads 2]
-                                [--weights runs/iconet_x2/model_best.pt ...] [--section validation]
+                                [--weights runs/iconet_x2/model_best.pt ...]
+                                [--sections validation validation_extra]
                                 [--markdown detail.md]
 
 An SR network adds detail beyond its input's k-space band. Where the scan holds such detail, that is
@@ -10,8 +11,9 @@ ends just beyond what the LR keeps), all of it is error, and nothing in the LR i
 apart. ``super_resolve(..., detail=d)`` keeps ``d`` of it: wrong detail then costs ``d²`` of its error,
 right detail keeps ``d (2 - d)`` of its gain.
 
-Each validation image (the test section decides nothing) is scored as it is and "acquired" with its
-detail ending at 1.1 and at 1.4 times the LR band's edge on both in-plane axes
+Each validation image (the manifest's "validation" and "validation_extra" sections; the test section decides
+nothing) is scored as it is and "acquired" with its detail ending at 1.1 and at 1.4 times the LR band's edge on
+both in-plane axes
 (:func:`~mrsr.transforms.bandlimit.zero_filled_acquisition` with a fraction ``ends / scale`` of the
 samples: complex noise in the band, zero-filled back, magnitude, rounded), degraded as usual
 (:func:`mrsr.bundle.evaluation.held_out_pairs`), and super-resolved by each bundle with data consistency
@@ -81,7 +83,7 @@ def main() -> None:
     parser.add_argument("--bundles", nargs="+", default=["msrn", "wasa", "durn", "iconet", "casnet"])
     parser.add_argument("--scales", nargs="+", type=int, default=[2, 4])
     parser.add_argument("--weights", nargs="+", type=Path, default=[], help="trained weights to score too")
-    parser.add_argument("--section", default="validation")
+    parser.add_argument("--sections", nargs="+", default=["validation", "validation_extra"])
     parser.add_argument("--manifest", default="data_manifests/real_data.json")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--markdown", type=Path)
@@ -89,7 +91,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     lines = []
     for scale in args.scales:
-        pairs = {f"{image} {v}": p for image, pair in held_out_pairs(args.manifest, scale, args.section)
+        pairs = {f"{image} {v}": p for section in args.sections
+                 for image, pair in held_out_pairs(args.manifest, scale, section)
                  for v, p in variants(pair, scale).items()}  # fmt: skip
         models = {name: load_bundle_network(name, scale) for name in args.bundles}
         for path in args.weights:

@@ -259,7 +259,9 @@ def write_manifest(path: str | os.PathLike, datalist: Datalist, overwrite: bool 
 
 
 def _split_counts(datalist: Datalist) -> str:
-    return ", ".join(f"{name} {len(datalist.get(name, []))}" for name in SECTIONS)
+    """``"training 2, validation 3, test 6"``, and any other section's count after them."""
+    extra = [k for k, v in datalist.items() if isinstance(v, list) and k not in SECTIONS]
+    return ", ".join(f"{name} {len(datalist.get(name, []))}" for name in (*SECTIONS, *extra))
 
 
 def _shown(items: list[str]) -> str:

@@ -59,8 +59,8 @@ def test_bundle_detail_is_the_inference_configs_per_scale(tmp_path, monkeypatch)
     shutil.copytree(find_bundle("msrn"), tmp_path / "msrn_mr_sr")
     monkeypatch.setenv(BUNDLES_ENV, str(tmp_path))
     path = tmp_path / "msrn_mr_sr" / "configs" / "inference.json"
-    path.write_text(json.dumps({**config, "details": {"2": 0.25}}))
-    assert bundle_detail("msrn", 2) == 0.25 and bundle_detail("msrn", 4) == 1.0  # a scale it names none for: all
+    path.write_text(json.dumps({**config, "details": {"2": 0.125}}))
+    assert bundle_detail("msrn", 2) == 0.125 and bundle_detail("msrn", 4) == 1.0  # a scale it names none for: all
     path.write_text(json.dumps({k: v for k, v in config.items() if k not in ("detail", "details")}))
     assert bundle_detail("msrn", 2) == 1.0  # a bundle written before detail existed
     path.write_text(json.dumps({**config, "details": {"2": 2}}))

@@ -12,6 +12,7 @@ import pytest
 from mrsr.data import sample_path
 from mrsr.data.manifest import (
     PIP_NAMES,
+    _split_counts,
     load_manifest,
     resolve_datalist,
     resolve_path,
@@ -130,6 +131,11 @@ def test_sections_by_name(tmp_path):
     man = write_json(tmp_path / "m.json", {"training": [{"image": "a.nii"}], "test": [{"image": "a.nii"}], "x": 1})
     assert list(load_manifest(man, tmp_path)) == ["training", "test"]
     assert list(load_manifest(man, tmp_path, sections="test")) == ["test"]
+
+
+def test_split_counts_name_every_section():
+    datalist = {"description": "d", "training": [{}, {}], "test": [{}], "validation_extra": [{}], "x": 1}
+    assert _split_counts(datalist) == "training 2, validation 0, test 1, validation_extra 1"
 
 
 def test_write_manifest_is_atomic_and_never_overwrites_by_default(tmp_path):

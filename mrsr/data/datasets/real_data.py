@@ -1,7 +1,8 @@
 """The real-data manifest: real MR scans that ship inside Python packages, read in place.
 
 :func:`real_data_datalist` lists them (``pkg:`` paths, no data root): training (nilearn's MNI152 T1
-template, a dipy b0), validation (what recipe choices use) and a held-out test set from
+template, a dipy b0), validation (what recipe choices use), validation_extra (more of it for the
+detail share only) and a held-out test set from
 pydicom-data, pydicom, dipy and matplotlib. Each entry names its source and licence (BSD-3-Clause,
 MIT, Apache-2.0, matplotlib's PSF-based licence, or as nilearn states for the template); nothing is
 copied or downloaded. ``data_manifests/real_data.py`` writes it to :data:`REAL_DATA_MANIFEST`,
@@ -66,6 +67,21 @@ REAL_DATA = {
             "licence": "MIT (nibabel)",
             "anatomy": "brain (cropped)",
             "contrast": "T1-weighted in appearance (not stated)",
+        },
+    ],
+    # More validation for the choices made after training (each bundle's detail share), kept out of the
+    # "validation" section so that training's model selection, and so the recipes, reproduce as recorded.
+    "validation_extra": [
+        {
+            "image": "pkg:nibabel/nicom/tests/data/slicethickness_empty_string.dcm",
+            "name": "nibabel_tof_neck_mip",
+            "source": (
+                "nibabel test data (nicom): Siemens 3D time-of-flight angiogram of the neck, one maximum-intensity "
+                "projection (a derived image), 384x384, 0.52 mm; acquired with 202 phase-encoding steps of 384"
+            ),
+            "licence": "MIT (nibabel)",
+            "anatomy": "neck (carotid and vertebral arteries)",
+            "contrast": "time-of-flight angiography (bright inflowing blood), maximum-intensity projection",
         },
     ],
     "test": [
@@ -146,7 +162,8 @@ def real_data_datalist() -> Datalist:
     """The real scans that ship inside packages: what the demonstration weights train on, and a held-out test set.
 
     Training: the MNI152 T1 template (nilearn) and dipy's 10-slice b0. Validation, which recipe
-    choices use: dipy's anisotropic b0, mrsr's T1 head sample and nibabel's anatomical brain. Test,
+    choices use: dipy's anisotropic b0, mrsr's T1 head sample and nibabel's anatomical brain. Validation_extra,
+    which the detail share is chosen on too but training does not use: nibabel's time-of-flight neck MIP. Test,
     for reporting only (no training run or recipe choice has seen it): six MR images from
     pydicom-data, pydicom, dipy and matplotlib (shoulder, abdomen, brain and head; T1, T2 and
     post-contrast fat-suppressed T1). All paths are ``pkg:`` paths; the headerless matplotlib slice
@@ -155,9 +172,11 @@ def real_data_datalist() -> Datalist:
     description = (
         "Real MR scans shipped inside Python packages (pkg: paths, no data root). Training: nilearn MNI152 T1 "
         "template, dipy S0_10slices b0. Validation (what recipe choices use): dipy aniso_vox b0, mrsr's T1 head "
-        "sample, nibabel anatomical.nii. Test (for reporting only, never trained on or used to choose anything): "
-        "pydicom-data MR2 shoulder T1, Siemens abdomen post-contrast fat-suppressed T1, emri T1 brain crop, "
-        "pydicom MR_small T2, dipy T1 coronal brain slice (.npy), matplotlib s1045 sagittal head (raw; load it "
+        "sample, nibabel anatomical.nii. Validation_extra (with validation, what each bundle's detail share is "
+        "chosen on; not used by training): nibabel's time-of-flight neck MIP. Test (for reporting only, never "
+        "trained on or used to choose anything): pydicom-data MR2 shoulder T1, Siemens abdomen post-contrast "
+        "fat-suppressed T1, emri T1 brain crop, pydicom MR_small T2, dipy T1 coronal brain slice (.npy), "
+        "matplotlib s1045 sagittal head (raw; load it "
         "with its image_layout, e.g. LoadVolumed)."
     )
     return {"description": description, **{k: [json.loads(json.dumps(e)) for e in v] for k, v in REAL_DATA.items()}}

@@ -22,6 +22,7 @@ REAL_SHAPES = {  # (X, Y, Z), spacing in mm as loaded
     "dipy_aniso_vox": ((58, 58, 24), (4, 4, 5)),
     "itk_t1_head": ((128, 128, 62), (2, 2, 3)),
     "nibabel_anatomical": ((33, 41, 25), (2, 2, 2)),
+    "nibabel_tof_neck_mip": ((384, 384, 1), (0.520833, 0.520833, 1)),  # no slice thickness in a MIP: 1 mm nominal
     "pydicom_data_mr2_shoulder": ((1024, 1024, 1), (0.195313, 0.195313, 6.6)),
     "pydicom_data_siemens_abdomen": ((484, 484, 1), (0.72314, 0.72314, 4)),
     "pydicom_data_emri_head": ((64, 64, 10), (1, 1, 1.2)),
@@ -45,7 +46,7 @@ def test_committed_real_data_manifest_is_what_the_script_writes():
 
 @pytest.fixture(scope="module")
 def real_lists():
-    return load_manifest(REAL_DATA_MANIFEST)
+    return load_manifest(REAL_DATA_MANIFEST, sections=("training", "validation", "validation_extra", "test"))
 
 
 def test_real_data_split(real_lists):
@@ -53,8 +54,10 @@ def test_real_data_split(real_lists):
     assert names == {
         "training": ["mni152_t1", "dipy_s0_10slices"],
         "validation": ["dipy_aniso_vox", "itk_t1_head", "nibabel_anatomical"],  # the former test set chose recipes
+        "validation_extra": ["nibabel_tof_neck_mip"],  # the detail share's choice only: training does not read it
         "test": TEST_SECTION,
     }
+    assert "validation_extra" not in load_manifest(REAL_DATA_MANIFEST)  # what training and the trainer's checks read
     assert real_lists["validation"][1]["image"] == str(sample_path().resolve())
     keys = ("source", "licence", "anatomy", "contrast")
     assert all(isinstance(e.get(k), str) and e[k] for v in real_lists.values() for e in v for k in keys)
@@ -67,7 +70,7 @@ def test_real_data_test_section_is_held_out_and_varied(real_lists):
     assert len({e["name"] for e in everything}) == len(everything)  # names unique over all sections
     files = {k: {os.path.realpath(e["image"]) for e in v} for k, v in real_lists.items()}
     assert sum(len(f) for f in files.values()) == len(everything)  # no image twice, in one section or two
-    assert not files["test"] & (files["training"] | files["validation"])
+    assert not files["test"] & (files["training"] | files["validation"] | files["validation_extra"])
     raw = json.loads(REAL_DATA_MANIFEST.read_text())
     packages = {e["image"][len("pkg:") :].split("/")[0] for e in raw["test"]}
     assert all(e["image"].startswith("pkg:") for e in raw["test"]) and len(packages) >= 3
