@@ -37,6 +37,7 @@ from mrsr.bundle import load_bundle_network
 from mrsr.bundle.evaluation import held_out_pairs
 from mrsr.checkpoint import load_network
 from mrsr.engines.data import VolumePairDataset
+from mrsr.errors import MrsrError
 from mrsr.inference import super_resolve
 from mrsr.metrics import evaluate
 from mrsr.networks.baselines import ZeroFill
@@ -96,7 +97,10 @@ def main() -> None:
                  for v, p in variants(pair, scale).items()}  # fmt: skip
         models = {name: load_bundle_network(name, scale) for name in args.bundles}
         for path in args.weights:
-            network, _, kwargs = load_network(path)
+            try:
+                network, _, kwargs = load_network(path)
+            except MrsrError as err:
+                raise SystemExit(f"detail.py: error: {err}") from None
             if kwargs.get("scale") == scale:
                 models[str(path)] = (network, kwargs.get("in_channels", 1))
             elif kwargs.get("scale") not in args.scales:

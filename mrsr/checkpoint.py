@@ -89,6 +89,10 @@ def load_network(
         state, preset = content["state_dict"], None
     else:
         state, kwargs = content, {k: v for k, v in overrides.items() if v is not None}
+        if name is None:  # a bundle's models/model.pt, or a state_dict saved by hand
+            raise MrsrError(f"{path} holds bare weights that do not name their network (a bundle's models/*.pt "
+                            f"is such a file): give the network and its construction (mrsr infer --network NAME "
+                            f"--scale S), or load the bundle.")  # fmt: skip
     if name is None or name.lower() not in available():
         raise MrsrError(f"Unknown network {name!r}; available: {', '.join(available())}.")
     try:

@@ -33,6 +33,8 @@ def test_bare_state_dict_needs_the_construction(tmp_path, msrn_file):
     loaded, _, _ = load_network(tmp_path / "bare.pt", "msrn", preset="small", scale=2, in_channels=3)
     with pytest.raises(MrsrError, match="do not fit"):
         load_network(tmp_path / "bare.pt", "msrn", preset="small", scale=2, in_channels=1)
+    with pytest.raises(MrsrError, match="do not name their network .* give the network and its construction"):
+        load_network(tmp_path / "bare.pt")  # a bundle's models/model.pt is such a file
 
 
 def test_mismatches_are_explained(msrn_file):
