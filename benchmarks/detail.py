@@ -90,21 +90,22 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    weights = {}  # each file read once, whatever the number of scales
+    for path in args.weights:
+        try:
+            network, _, kwargs = load_network(path)
+        except MrsrError as err:
+            raise SystemExit(f"detail.py: error: {err}") from None
+        if kwargs.get("scale") not in args.scales:
+            print(f"{path}: weights for x{kwargs.get('scale')}, not among --scales; skipped", flush=True)
+        weights[str(path)] = (network, kwargs.get("in_channels", 1), kwargs.get("scale"))
     lines = []
     for scale in args.scales:
         pairs = {f"{image} {v}": p for section in args.sections
                  for image, pair in held_out_pairs(args.manifest, scale, section)
                  for v, p in variants(pair, scale).items()}  # fmt: skip
         models = {name: load_bundle_network(name, scale) for name in args.bundles}
-        for path in args.weights:
-            try:
-                network, _, kwargs = load_network(path)
-            except MrsrError as err:
-                raise SystemExit(f"detail.py: error: {err}") from None
-            if kwargs.get("scale") == scale:
-                models[str(path)] = (network, kwargs.get("in_channels", 1))
-            elif kwargs.get("scale") not in args.scales:
-                print(f"{path}: weights for x{kwargs.get('scale')}, not among --scales; skipped", flush=True)
+        models.update({path: (net, channels) for path, (net, channels, s) in weights.items() if s == scale})
         for name, (network, channels) in models.items():
             table = {column: margins(pair, network, channels, scale) for column, pair in pairs.items()}
             chosen = choose(table)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mrsr.data.datasets.real_data import real_data_datalist
-from mrsr.data.manifest import manifest_parser, resolve_datalist, run_manifest_cli
+from mrsr.data.manifest import datalist_sections, manifest_parser, resolve_datalist, run_manifest_cli
 
 SPLIT = (
     "Split: training = nilearn's MNI152 T1 template and dipy's S0_10slices b0; validation (what recipe choices "
@@ -34,8 +34,8 @@ def build_parser():
 def main(argv: Sequence[str] | None = None) -> int:
     def build(args):
         datalist = real_data_datalist()
-        sections = [k for k, v in datalist.items() if isinstance(v, list)]
-        resolve_datalist(datalist, sections=sections, source="real_data")  # every file installed, or one error
+        # every file of every section installed, or one error naming what is missing
+        resolve_datalist(datalist, sections=datalist_sections(datalist), source="real_data")
         return datalist
 
     return run_manifest_cli(build_parser(), build, argv)

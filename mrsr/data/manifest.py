@@ -37,6 +37,7 @@ __all__ = [
     "PIP_NAMES",
     "PKG_SCHEME",
     "SECTIONS",
+    "datalist_sections",
     "load_manifest",
     "manifest_parser",
     "resolve_datalist",
@@ -189,14 +190,23 @@ def _read_json(path: Path) -> dict:
     return doc
 
 
+def datalist_sections(datalist: Datalist) -> list[str]:
+    """Every section of a datalist: the keys whose value is a list of entries (``"description"`` is not one).
+
+    >>> datalist_sections({"description": "d", "training": [], "validation_extra": []})
+    ['training', 'validation_extra']
+    """
+    return [k for k, v in datalist.items() if isinstance(v, list)]
+
+
 def _section_names(doc: dict, path: str, sections: str | Sequence[str] | None) -> list[str]:
     names = [sections] if isinstance(sections, str) else list(sections or [s for s in SECTIONS if s in doc])
     if not names:
         raise MrsrError(f"{path} has none of the sections {', '.join(SECTIONS)}; it is not a MONAI datalist.")
     for name in names:
         if name not in doc:
-            have = [k for k, v in doc.items() if isinstance(v, list)]
-            raise MrsrError(f"{path} has no {name!r} section (it has: {', '.join(have) or 'none'}).")
+            have = ", ".join(datalist_sections(doc)) or "none"
+            raise MrsrError(f"{path} has no {name!r} section (it has: {have}).")
         if not isinstance(doc[name], list):
             raise MrsrError(f"{path}: the {name!r} section is not a list of entries.")
     return names
@@ -260,7 +270,7 @@ def write_manifest(path: str | os.PathLike, datalist: Datalist, overwrite: bool 
 
 def _split_counts(datalist: Datalist) -> str:
     """``"training 2, validation 3, test 6"``, and any other section's count after them."""
-    extra = [k for k, v in datalist.items() if isinstance(v, list) and k not in SECTIONS]
+    extra = [k for k in datalist_sections(datalist) if k not in SECTIONS]
     return ", ".join(f"{name} {len(datalist.get(name, []))}" for name in (*SECTIONS, *extra))
 
 

@@ -176,7 +176,6 @@ def real_data_datalist() -> Datalist:
         "chosen on; not used by training): nibabel's time-of-flight neck MIP. Test (for reporting only, never "
         "trained on or used to choose anything): pydicom-data MR2 shoulder T1, Siemens abdomen post-contrast "
         "fat-suppressed T1, emri T1 brain crop, pydicom MR_small T2, dipy T1 coronal brain slice (.npy), "
-        "matplotlib s1045 sagittal head (raw; load it "
-        "with its image_layout, e.g. LoadVolumed)."
+        "matplotlib s1045 sagittal head (raw; load it with its image_layout, e.g. LoadVolumed)."
     )
     return {"description": description, **{k: [json.loads(json.dumps(e)) for e in v] for k, v in REAL_DATA.items()}}
