@@ -2,12 +2,13 @@
 
 The repository keeps the MONAI bundles at its top, ``bundles/<name>_mr_sr/`` (where ``python -m monai.bundle``
 commands and the model cards point). A wheel carries them inside the package, as
-``mrsr/bundles/<name>_mr_sr/`` (configs and datalist, weights, model card, data licences, LICENSE), where
-:func:`mrsr.bundle.bundle_search_path` finds them after a regular ``pip install .`` (also with ``--target``,
-``--user`` or ``--prefix``: they go wherever the package goes). An editable install reads the source tree's
-``bundles/`` instead, so nothing is copied then. What training or inference leaves inside a bundle
-(``runs/``, ``eval/``) and the scripts and recipes that write the bundles (``bundles/*.py``, ``bundles/recipes/``)
-are not shipped. MANIFEST.in puts the same files into the sdist, so a wheel built from it carries them too.
+``mrsr/bundles/<name>_mr_sr/`` (configs and datalist, weights and their TorchScript exports, model card, data
+licences, LICENSE), where :func:`mrsr.bundle.bundle_search_path` finds them after a regular ``pip install .``
+(also with ``--target``, ``--user`` or ``--prefix``: they go wherever the package goes). An editable install
+reads the source tree's ``bundles/`` instead, so nothing is copied then. What training or inference leaves
+inside a bundle (``runs/``, ``eval/``) and the scripts and recipes that write the bundles (``bundles/*.py``,
+``bundles/recipes/``) are not shipped. MANIFEST.in puts the same files into the sdist, so a wheel built from it
+carries them too.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from setuptools.command.build_py import build_py
 
 HERE = Path(__file__).resolve().parent
 # the files of a bundle, relative to its folder
-BUNDLE_FILES = ("LICENSE", "configs/*.json", "configs/*.conf", "models/*.pt", "docs/*.md", "docs/*.txt")
+BUNDLE_FILES = ("LICENSE", "configs/*.json", "configs/*.conf", "models/*.pt", "models/*.ts", "docs/*.md", "docs/*.txt")
 PACKAGED_AS = "mrsr/bundles"  # mrsr.bundle.PACKAGED_BUNDLES
 
 

@@ -11,6 +11,10 @@
     python bundles/make_bundles.py --scores benchmark/benchmark.csv
                                                         # the same numbers from an `mrsr benchmark` run
                                                         #   (with test-time adaptation at x2)
+    python bundles/make_bundles.py --torchscript        # + export the weights to TorchScript beside them
+                                                        #   (models/model.ts, models/model_x4.ts; MONAI's
+                                                        #   ckpt_export; what MONAI Deploy loads) where --check
+                                                        #   finds the file missing or out of date
 
 What each bundle is comes from its network's spec (``bundle=`` in ``mrsr.networks.NetworkSpec``: name, class,
 papers; :func:`bundle_table`); how its shipped weights were trained from
@@ -20,7 +24,10 @@ root (``command``), the run's settings as its ``config.json`` records them (``se
 the output keeps (``detail``, chosen on validation by ``benchmarks/detail.py``; inference.json's ``details``),
 with the machine and an optional ``note`` shown in the model card. ``configs/train.json`` takes its recipe from
 the x2 settings.
-Edit the specs or the recipes, never the generated files: ``--check`` (and tests/bundle) compares them.
+Edit the specs or the recipes, never the generated files: ``--check`` (and tests/bundle) compares them, and
+reports a TorchScript file that is missing or holds other weights, another inference config or other metadata
+(scores and installed versions aside) than it would be written with: rerun with ``--torchscript`` (after
+``--install`` too), which writes only those.
 The model card's text is ``bundles/model_card.py``'s.
 """
 
@@ -30,7 +37,9 @@ import argparse
 import csv
 import dataclasses
 import json
+import os
 import sys
+import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -507,11 +516,96 @@ def write_bundle(name: str) -> Path:
 
 # metadata written by another machine differs in these: what that machine had installed
 MACHINE_KEYS = ("monai_version", "pytorch_version", "numpy_version", "required_packages_version")
+# what a TorchScript file's copy of the metadata may differ in: those, and the scores (stored after the export)
+EXPORT_KEYS = (*MACHINE_KEYS, "eval_metrics")
+
+
+def torchscript_path(root: Path, scale: int) -> Path:
+    """The TorchScript file of the bundle in ``root`` at ``scale``: ``models/model.ts`` (x2),
+    ``models/model_x<scale>.ts``, beside the weights file of that scale."""
+    from mrsr.bundle import weights_path
+
+    return weights_path(root, scale).with_suffix(".ts")
+
+
+def torchscript_extras(root: Path, scale: int) -> dict[str, str]:
+    """The files a bundle's TorchScript file at ``scale`` carries (MONAI's extra files): the bundle's
+    ``metadata.json``, and its ``inference.json`` with ``scale`` set to the file's."""
+    config = json.loads((root / "configs" / "inference.json").read_text())
+    return {"metadata.json": (root / "configs" / "metadata.json").read_text(),
+            "inference.json": _json({**config, "scale": scale})}  # fmt: skip
+
+
+def _comparable(extras: dict[str, str | bytes]) -> dict[str, dict]:
+    meta = json.loads(extras["metadata.json"])
+    return {"metadata.json": {k: v for k, v in meta.items() if k not in EXPORT_KEYS},
+            "inference.json": json.loads(extras["inference.json"])}  # fmt: skip
+
+
+def stale_torchscript(root: Path) -> list[int]:
+    """The scales whose TorchScript file (:func:`torchscript_path`) in the bundle in ``root`` is missing, holds
+    other weights than the scale's ``.pt`` file or other :func:`torchscript_extras` (but for ``EXPORT_KEYS``).
+
+    Args:
+        root: the bundle's folder.
+    """
+    import torch
+
+    from mrsr.bundle import bundle_scales, weights_path
+
+    stale = []
+    for scale in bundle_scales(root):
+        target, extras = torchscript_path(root, scale), dict.fromkeys(torchscript_extras(root, scale), "")
+        try:
+            exported = torch.jit.load(str(target), map_location="cpu", _extra_files=extras).state_dict()
+        except (RuntimeError, ValueError, OSError):  # missing or not TorchScript
+            stale.append(scale)
+            continue
+        state = torch.load(weights_path(root, scale), map_location="cpu", weights_only=True)
+        same = exported.keys() == state.keys() and all(torch.equal(exported[k], state[k]) for k in state)
+        if not same or _comparable(extras) != _comparable(torchscript_extras(root, scale)):
+            stale.append(scale)
+    return stale
+
+
+def export_torchscript(root: Path) -> list[Path]:
+    """Export the weights of the bundle in ``root`` to TorchScript beside them with MONAI's ``ckpt_export``,
+    for each scale :func:`stale_torchscript` names (the files are not byte for byte reproducible: the others
+    are kept; delete one to write it again).
+
+    ``models/model.pt`` becomes ``models/model.ts``, ``models/model_x4.pt`` ``models/model_x4.ts``: the
+    scripted ``network_def`` at that scale with its weights, and :func:`torchscript_extras` inside, where
+    the MONAI Deploy SDK reads them.
+
+    Args:
+        root: the bundle's folder.
+
+    Returns:
+        The written files.
+    """
+    from monai.bundle import ckpt_export
+
+    from mrsr.bundle import weights_path
+
+    written = []
+    for scale in stale_torchscript(root):
+        weights, target = weights_path(root, scale), torchscript_path(root, scale)
+        with tempfile.TemporaryDirectory(dir=weights.parent) as tmp:  # the same folder: replaced atomically
+            config = Path(tmp) / "inference.json"
+            config.write_text(torchscript_extras(root, scale)["inference.json"])
+            exported = Path(tmp) / target.name  # the archive's folder is named after the file
+            ckpt_export(net_id="network_def", filepath=str(exported), ckpt_file=str(weights),
+                        meta_file=str(root / "configs" / "metadata.json"), config_file=str(config),
+                        bundle_root=str(root), scale=scale, traceback=True)  # fmt: skip
+            os.replace(exported, target)
+        written.append(target)
+    return written
 
 
 def check_bundle(name: str) -> list[str]:
     """The generated files of bundle ``name`` that differ from what :func:`write_bundle` would write (the
-    installed versions in the metadata may differ, not which packages they are)."""
+    installed versions in the metadata may differ, not which packages they are), and its stale TorchScript files
+    (:func:`stale_torchscript`)."""
     root = HERE / f"{name}_mr_sr"
     meta_file = root / "configs" / "metadata.json"
     if not meta_file.is_file():
@@ -529,6 +623,7 @@ def check_bundle(name: str) -> list[str]:
         path = root / relative
         if not path.is_file() or path.read_text() != text:
             stale.append(path)
+    stale += [torchscript_path(root, scale) for scale in stale_torchscript(root)]
     return [str(p.relative_to(REPO)) for p in stale]
 
 
@@ -540,14 +635,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--evaluate", action="store_true", help="score the weights and store the numbers")
     parser.add_argument("--adapt-steps", type=int, default=300, help="--evaluate: test-time adaptation steps at x2")
     parser.add_argument("--scores", metavar="CSV", help="store the per-image scores of an `mrsr benchmark` run")
+    parser.add_argument("--torchscript", action="store_true", help="export stale weights to models/*.ts")
     args = parser.parse_args(argv)
     if args.check:
         stale = [path for name in args.bundles for path in check_bundle(name)]
         for path in stale:
             print(f"out of date: {path}", file=sys.stderr)
         if stale:
-            print("run python bundles/make_bundles.py to rewrite them (edit the script or bundles/recipes/, "
-                  "not the generated files)", file=sys.stderr)  # fmt: skip
+            print("run python bundles/make_bundles.py to rewrite them, with --torchscript for models/*.ts (edit the "
+                  "script or bundles/recipes/, not the generated files)", file=sys.stderr)  # fmt: skip
         return 1 if stale else 0
 
     import mrsr.bundle as mb
@@ -567,6 +663,9 @@ def main(argv: list[str] | None = None) -> int:
             for report in benchmark_reports(Path(args.scores), name):
                 mb.store_eval_metrics(root, report)
         write_bundle(name)  # the model card shows the stored numbers
+        if args.torchscript:  # last: the files carry the metadata and the config as written
+            for path in export_torchscript(root):
+                print(f"{name}: wrote {path.relative_to(REPO)}")
     return 0
 
 

@@ -10,6 +10,7 @@ calls it; it imports nothing from there.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from mrsr.bundle import DO_NO_HARM_DB, TOO_SMALL
 from mrsr.data.manifest import PIP_NAMES
@@ -172,6 +173,8 @@ Weights trained with it must run with data consistency on.
 """
     options = ", ".join(f"`{k}={v!r}`" for k, v in spec["options"].items())
     weights = ", ".join(f"{k} `{recipe['scales'][k]['weights']}`" for k in scale_keys)
+    scripted_files = [Path(recipe["scales"][k]["weights"]).with_suffix(".ts").as_posix() for k in scale_keys]
+    scripted = ", ".join(f"{k} `{file}`" for k, file in zip(scale_keys, scripted_files))
     details = ", ".join(f"{recipe['scales'][k].get('detail', 1.0):g} at {k}" for k in scale_keys)
     inputs, outputs = meta["network_data_format"]["inputs"]["image"], meta["network_data_format"]["outputs"]["pred"]
     packages = ", ".join(f"{k} {v}" for k, v in meta["required_packages_version"].items())
@@ -185,7 +188,10 @@ Weights trained with it must run with data consistency on.
 
 - **Network**: `mrsr.networks.{spec["class"]}` ({spec["title"]}), small preset, with {options} [1].
   What the network is, and every choice made where its paper is silent, is in the class docstring.
-- **Weights**: {weights}: plain state_dicts, trained on {recipe["machine"]}.
+- **Weights**: {weights}: plain state_dicts, trained on {recipe["machine"]}. The same weights as TorchScript
+  beside them, {scripted} (the scripted `network_def` at that scale, with `metadata.json` and the
+  `inference.json` of that scale inside: what MONAI Deploy loads), written by
+  `python bundles/make_bundles.py --torchscript` with MONAI's `ckpt_export` (MONAI Bundle Commands).
 - **Intended use**: {meta["intended_use"]}
 - **Tested with**: MONAI {meta["monai_version"]}, PyTorch {meta["pytorch_version"]}, NumPy {meta["numpy_version"]},
   {packages} (`required_packages_version`).
@@ -288,8 +294,10 @@ python -m monai.bundle run --config_file {root}/configs/train.json --bundle_root
 torchrun --standalone --nnodes=1 --nproc_per_node=4 -m monai.bundle run \\
     --config_file "['{root}/configs/train.json','{root}/configs/multi_gpu_train.json']" \\
     --bundle_root {root}
-# TorchScript export (the exported model gives the eager model's output; x4: model_x4.pt with --scale 4)
-python -m monai.bundle ckpt_export network_def --filepath {root}/models/model.ts \\
+# TorchScript: the bundle ships {" and ".join(scripted_files)}, each giving the eager network's output
+# on any slice size; `python bundles/make_bundles.py --torchscript` (mrsr repository) writes them with
+# ckpt_export as below. Other weights: their file as --ckpt_file (x4 weights with --scale 4)
+python -m monai.bundle ckpt_export network_def --filepath my_model.ts \\
     --ckpt_file {root}/models/model.pt --meta_file {root}/configs/metadata.json \\
     --config_file {root}/configs/inference.json --bundle_root {root}
 # ONNX export at one slice size (pip install "mrsr[export]")

@@ -78,6 +78,7 @@ def test_wheel_ships_each_bundles_configs_weights_card_and_license(wheel_install
     for name in BUNDLE_NAMES:
         root = f"mrsr/bundles/{name}_mr_sr"
         files = ["LICENSE", "docs/README.md", "docs/data_license.txt", "models/model.pt", "models/model_x4.pt"]
+        files += ["models/model.ts", "models/model_x4.ts"]  # TorchScript, for MONAI Deploy
         files += ["configs/logging.conf", "configs/datalist.json"]
         files += [f"configs/{f}.json" for f in ("metadata", "inference", "train", "evaluate", "multi_gpu_train")]
         expected = {f"{root}/{f}" for f in files}
