@@ -240,7 +240,8 @@ def inference_config(name: str) -> dict:
         "scale": 2,
         "ckpt_path": "$mrsr.bundle.shipped_weights(@bundle_root, @scale)",
         "input": "$str(mrsr.data.sample_path())",
-        "output_dir": "$@bundle_root + '/eval'",
+        # the current folder: a bundle folder may be read-only or inside site-packages
+        "output_dir": ".",
         "output_postfix": "$'sr_x%d' % @scale",
         "output_ext": ".nii.gz",
         "overwrite": False,
@@ -359,7 +360,7 @@ def train_config(name: str) -> dict:
         "network_kwargs": recipe_x2["network_kwargs"],
         "scale": 2,
         **DATA,
-        "output_dir": "$@bundle_root + '/runs/train_x%d' % @scale",
+        "output_dir": "$'runs/train_x%d' % @scale",  # in the current folder, not the bundle's
         **{keys[key]: recipe_x2[key] for key in TRAIN_KEYS},
         "resume": False,
         "overwrite": False,
@@ -421,7 +422,7 @@ def evaluate_config() -> dict:
         **DATA,
         "section": "test",
         "device": "auto",
-        "output_dir": "$@bundle_root + '/eval'",
+        "output_dir": ".",
         "update_metadata": False,
         **ONE_LINE_ERRORS,
         "run": [

@@ -273,12 +273,12 @@ From the repository root, after `pip install -e .` (or inside the Docker image, 
 the folder):
 
 ```bash
-# super-resolve a volume (default input: mrsr's T1 sample; outputs in {root}/eval)
+# super-resolve a volume (default input: mrsr's T1 sample; outputs in the current folder without --output_dir)
 python -m monai.bundle run --config_file {root}/configs/inference.json \\
     --bundle_root {root} --input /data/scan.nii.gz --output_dir /data/sr --scale 2
 # the same through mrsr's command
 mrsr infer /data/scan.nii.gz -o /data/scan_sr.nii.gz --bundle {name} --scale 2
-# score the weights on the datalist's test section against zerofill and bicubic (Performance)
+# score the weights on the datalist's test section against zerofill and bicubic (Performance; metrics_x2.json here)
 python -m monai.bundle run --config_file {root}/configs/evaluate.json \\
     --bundle_root {root} --scale 2
 # train the default-size network on the bundle's datalist (x2 recipe)

@@ -132,7 +132,7 @@ def test_predict_combines_and_keeps_slabs_consistent():
         selfsr(lr, steps=10**9, profile="gaussian", slab_consistency=True, progress=False)
 
 
-def test_selfsr_bundle_config_runs_with_monai_bundle(tmp_path, capsys):
+def test_selfsr_bundle_config_runs_with_monai_bundle(tmp_path, capsys, monkeypatch):
     """`python -m monai.bundle run --config_file bundles/selfsr/configs/inference.json --input ...` (in-process):
     LoadVolumed -> SelfSRd -> SaveVolumed writes the HR grid; without --input it says so in one line."""
     from monai.bundle import ConfigWorkflow
@@ -142,11 +142,12 @@ def test_selfsr_bundle_config_runs_with_monai_bundle(tmp_path, capsys):
     config = Path(__file__).resolve().parents[1] / "bundles" / "selfsr" / "configs" / "inference.json"
     hr = _blob(shape=(20, 20, 24))
     save_volume(SliceProfileDegrade(4, axis=2)(hr), tmp_path / "thick.nii.gz")
+    monkeypatch.chdir(tmp_path)  # without --output_dir the output goes to the current folder
     workflow = ConfigWorkflow(config_file=str(config), workflow_type="infer", bundle_root=str(tmp_path),
                               input=str(tmp_path / "thick.nii.gz"), steps=3, device="cpu")  # fmt: skip
     workflow.initialize()
     workflow.run()
-    out = load_volume(tmp_path / "eval" / "thick_selfsr.nii.gz")
+    out = load_volume(tmp_path / "thick_selfsr.nii.gz")
     assert out.shape == hr.shape and np.allclose(np.asarray(out.affine), np.asarray(hr.affine), atol=1e-5)
     assert "selfsr axis 2 x4" in capsys.readouterr().err
     empty = ConfigWorkflow(config_file=str(config), workflow_type="infer", bundle_root=str(tmp_path))

@@ -8,6 +8,7 @@ whole chain; the bundles' configs install :func:`one_line_errors` so that bad in
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -113,9 +114,9 @@ def one_line_errors(traceback: bool = False) -> None:
     wraps every error of a config expression in RuntimeErrors and prints the whole chain, which buries the
     one-line message. The hook (``sys.excepthook``) prints the first :class:`MrsrError` or ``OSError``
     of an uncaught error's chain instead, and for weights that do not fit the network (x4 weights into
-    the default x2 network) says which ``--scale`` they are for; the exit status stays non-zero (1).
-    Other errors, and every error when ``traceback`` is true (``--traceback True`` on the command line),
-    keep the full traceback.
+    the default x2 network) says which ``--scale`` they are for, and exits with status 2 as ``mrsr`` does.
+    The engines' own ERROR log lines about that error are dropped. Other errors, and every error when
+    ``traceback`` is true (``--traceback True`` on the command line), keep the full traceback.
     """
     if traceback or getattr(sys.excepthook, "mrsr_one_line", False):  # once per process
         return
@@ -129,8 +130,27 @@ def one_line_errors(traceback: bool = False) -> None:
             line = None
         if line is None:
             previous(kind, value, tb)
-        else:
-            print(f"mrsr: error: {line}", file=sys.stderr, flush=True)
+            return
+        print(f"mrsr: error: {line}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # the exit status of `mrsr` for bad input; an excepthook cannot raise SystemExit, and the interpreter
+        # is shutting down anyway (finally blocks and context managers have already run)
+        _exit(EXIT_USAGE)
 
     hook.mrsr_one_line = True  # type: ignore[attr-defined]
     sys.excepthook = hook
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_drop_user_error_logs)
+
+
+EXIT_USAGE = 2  # mrsr.cli.EXIT_USAGE
+_exit = os._exit  # how the hook ends the process (tests replace it)
+
+
+def _drop_user_error_logs(record: logging.LogRecord) -> bool:
+    """A logging filter: drop the ERROR lines an engine logs while it handles a user error (ignite's "Engine run
+    is terminating due to exception: ..."), which the one line of :func:`one_line_errors` replaces."""
+    if record.levelno < logging.ERROR:
+        return True
+    handling = record.exc_info[1] if record.exc_info else sys.exc_info()[1]
+    return handling is None or (_user_error(handling) is None and _weights_error(handling) is None)
