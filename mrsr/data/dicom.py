@@ -100,6 +100,7 @@ class _Slice:
         self.has_geometry = position is not None and orientation is not None
         self.position = np.asarray(position if position is not None else (0.0, 0.0, 0.0), dtype=float)
         self.orientation = np.asarray(orientation if orientation is not None else (1, 0, 0, 0, 1, 0), dtype=float)
+        self.has_spacing = spacing is not None
         self.spacing = np.asarray(spacing if spacing is not None else (1.0, 1.0), dtype=float)  # (row, column)
         self.instance = instance
         self.thickness = float(thickness) if thickness else None
@@ -221,10 +222,11 @@ def _stack(slices: list[_Slice], source: Path) -> tuple[np.ndarray, np.ndarray, 
 class DicomReader(ImageReader):
     """MONAI ``ImageReader`` for a DICOM series folder, a single file or a multi-frame file.
 
-    The output array is (columns, rows, slices) with an affine to RAS (the NIfTI convention); the
-    meta carries the patient/study tags (``"mrsr_dicom_tags"``) for a derived series, and, when the
-    slices are not parallel (a radial or localizer set), their own positions and orientations
-    (``"mrsr_slice_geometry"``, LPS) so in-plane results can be written back plane by plane.
+    The output array is (columns, rows, slices) with an affine to RAS (the NIfTI convention); images
+    without PixelSpacing are taken as 1 mm pixels, with a warning. The meta carries the patient/study
+    tags (``"mrsr_dicom_tags"``) for a derived series, and, when the slices are not parallel (a radial
+    or localizer set), their own positions and orientations (``"mrsr_slice_geometry"``, LPS) so
+    in-plane results can be written back plane by plane.
 
     >>> from monai.transforms import LoadImage
     >>> import pydicom.data
@@ -252,6 +254,9 @@ class DicomReader(ImageReader):
         volume, affine_lps, geometry = _stack(slices, path)
         if not slices[0].has_geometry:
             warnings.warn(f"{path} has no plane position/orientation; assuming an axial stack at the origin.")
+        if not slices[0].has_spacing:  # the affine's in-plane spacing comes from the first slice
+            warnings.warn(f"{path} has no PixelSpacing; assuming 1 mm pixels: check the output's geometry "
+                          "(or add PixelSpacing to the series).")  # fmt: skip
         affine = LPS_TO_RAS @ affine_lps
         ds0 = items[0][0]
         meta: dict[str, Any] = {

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import math
 import os
 import warnings
 import zlib
@@ -48,14 +49,25 @@ __all__ = [
     "RawLayout",
     "RawReader",
     "NumpyVolumeReader",
+    "NiftiVolumeReader",
     "is_nifti_path",
     "check_output_path",
     "check_fits_output",
+    "check_affine",
+    "shear_degrees",
 ]
 
 DESCRIPTION_KEY = "mrsr_description"  # provenance line of an output: NIfTI descrip, DICOM DerivationDescription
 NUMPY_SUFFIX = ".npy"
 GZIP_MAGIC = b"\x1f\x8b"
+# deflate expands at most 1032-fold (a 258-byte match costs at least 2 bits): the most a gzip file can hold
+MAX_DEFLATE_RATIO = 1032
+# voxel axes closer than this to one plane (|det| over the product of their lengths) place no volume
+SINGULAR_TOLERANCE = 1e-6
+# axes this far from perpendicular count as sheared: below it a qform (no shear) moves no voxel by 0.01 mm in 500 mm
+SHEAR_TOLERANCE_DEG = 1e-3
+# NIfTI sform/qform codes of a volume whose input had none (DICOM, raw, .npy): scanner-based, as mrsr always wrote
+DEFAULT_XFORM_CODES = (1, 1)
 
 
 # ------------------------------------------------------------------------------------- headerless files
@@ -157,6 +169,31 @@ def _one_file(data) -> str:
     if len(names) != 1:
         raise MrsrError("Give one file at a time to a raw or .npy reader.")
     return str(names[0])
+
+
+def _magnitude(array: np.ndarray, path) -> np.ndarray:
+    """A complex array's magnitude, said in one warning line; any other array as it is.
+
+    MR reconstructions are often saved complex. ``LoadImage``'s cast to float32 would keep only the
+    real part (after NumPy's ComplexWarning), which depends on the phase; the magnitude is what the
+    scanner's magnitude image shows.
+    """
+    if not np.iscomplexobj(array):
+        return array
+    warnings.warn(f"{path} holds complex values; using their magnitude (what a magnitude image of the scan shows).")
+    return np.abs(array)
+
+
+class NiftiVolumeReader(NibabelReader):
+    """MONAI's ``NibabelReader``, but a complex image is read as its magnitude, with a warning.
+
+    The header stays in the meta as ``NibabelReader`` leaves it (``sform_code``, ``qform_code``, ...):
+    :func:`save_volume` keeps its codes in what is written from the volume.
+    """
+
+    def get_data(self, img) -> tuple[np.ndarray, dict]:
+        data, meta = super().get_data(img)
+        return _magnitude(data, self.filenames[0] if len(self.filenames) == 1 else self.filenames), meta
 
 
 class RawReader(ImageReader):
@@ -266,6 +303,7 @@ class NumpyVolumeReader(NumpyReader):
             raise MrsrError(
                 f"layout spacing {list(layout.spacing)} has fewer values than {path} has axes ({array.ndim})."
             )
+        array = _magnitude(array, path)
         volume = array.astype(array.dtype.newbyteorder("=")) if array.dtype.kind != "b" else array.astype(np.uint8)
         if volume.ndim == 2:
             volume = volume[..., None]
@@ -276,7 +314,10 @@ class NumpyVolumeReader(NumpyReader):
 
 
 def _reader_for(path: Path, layout: RawLayout | None):
-    reader = DicomReader() if path.is_dir() or is_dicom_file(path) else NibabelReader() if is_nifti_path(path) else None
+    if path.is_dir() or is_dicom_file(path):
+        reader = DicomReader()
+    else:
+        reader = NiftiVolumeReader() if is_nifti_path(path) else None
     if reader is not None:
         if layout is not None:
             raise MrsrError(f"{path} has its own header; a layout is only for raw and .npy files, drop it.")
@@ -300,7 +341,9 @@ def load_volume(
     A 2D image becomes a one-slice volume (1, X, Y, 1); the affine (voxel to RAS, mm) and spacing
     stay in the meta. A file that is none of NIfTI, DICOM or ``.npy`` is read as raw pixels when
     ``layout`` is given (:class:`RawReader`), gzip-compressed or not; ``.npy`` arrays take the
-    layout's spacing (default 1 mm).
+    layout's spacing (default 1 mm). Complex values (NIfTI, ``.npy``) are read as their magnitude,
+    with a warning. A NIfTI header's shape is checked against the file's size before any voxel is
+    read. A sheared affine is accepted (see :func:`save_volume` for how it is written).
 
     Args:
         path: the file or folder.
@@ -310,8 +353,9 @@ def load_volume(
 
     Raises:
         MrsrError: missing, unreadable or truncated input, several DICOM series, a DICOM file with no
-            image, more than one volume (4D), NaN/Inf voxels, a bad layout, or a raw file whose size
-            does not match its layout.
+            image, more than one volume (4D), NaN/Inf voxels, a singular or non-finite affine, a bad
+            layout, a raw file whose size does not match its layout, or a NIfTI header whose shape
+            needs more bytes than the file holds.
     """
     path = check_input_path(path)
     try:
@@ -319,6 +363,8 @@ def load_volume(
         reader = _reader_for(path, layout)
     except MrsrError as err:
         raise err if str(err).startswith(str(path)) else MrsrError(f"{path}: {err}") from None
+    if isinstance(reader, NibabelReader):
+        _check_nifti_size(path)
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
@@ -330,12 +376,54 @@ def load_volume(
         cause = err.__cause__ or err
         if isinstance(cause, MrsrError):
             raise cause from None
+        if isinstance(cause, MemoryError):
+            raise MrsrError(f"Cannot read {path}: its voxels do not fit in memory; crop it first or use a machine "
+                            "with more memory.") from None  # fmt: skip
         kind = "truncated or damaged" if isinstance(cause, (EOFError, zlib.error, gzip.BadGzipFile)) else "unreadable"
         raise MrsrError(f"Cannot read {path}: the file is {kind} ({type(cause).__name__}: {cause}).") from None
     img = _as_volume(img, path)
     if orientation:
         img = Orientation(axcodes=orientation)(img)
     return img
+
+
+def _nbytes(n: int) -> str:
+    """A byte count for people: exact below 10 kB (``1024 B``), else 3 digits (``4 TB``)."""
+    if n < 10_000:
+        return f"{n} B"
+    exponent = min(int(math.log10(n)) // 3, 4)
+    return f"{n / 1000**exponent:.3g} {('kB', 'MB', 'GB', 'TB')[exponent - 1]}"
+
+
+def _check_nifti_size(path: Path) -> None:
+    """Refuse a NIfTI file whose header's shape needs more bytes than the file can hold, before any voxel is read.
+
+    An uncompressed file must hold ``prod(shape) x itemsize`` bytes after ``vox_offset``. A gzip
+    file's own size field counts modulo 4 GiB, so it is bounded instead: deflate expands at most
+    :data:`MAX_DEFLATE_RATIO`-fold. A tiny file then never makes a huge array (a damaged file within
+    the bound is still found truncated when it is read).
+
+    Raises:
+        MrsrError: the header's shape does not match the file's size.
+    """
+    try:
+        voxels = nib.load(str(path)).dataobj  # reads the header only
+        shape, dtype = tuple(int(n) for n in voxels.shape), np.dtype(voxels.dtype)
+        offset = int(voxels.offset)  # where nibabel reads them from (a vox_offset of 0 means after the header)
+    except Exception:  # a header nibabel cannot parse: the reader says what is wrong with it
+        return
+    need = math.prod(shape) * dtype.itemsize
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        compressed = f.read(2) == GZIP_MAGIC
+    have = size * MAX_DEFLATE_RATIO if compressed else max(size - offset, 0)
+    if need > have:
+        holds = f"a {_nbytes(size)} gzip file holds at most" if compressed else "the file holds"
+        raise MrsrError(
+            f"{path}: the header's shape {' x '.join(map(str, shape))} ({dtype.name}) does not match the file's "
+            f"size: it needs {_nbytes(need)} of voxels, {holds} {_nbytes(have)}; the file is truncated or its "
+            "header is wrong."
+        )
 
 
 class LoadVolumed(MapTransform):
@@ -397,23 +485,62 @@ def _as_volume(img: MetaTensor, path: Path) -> MetaTensor:
             f"{path} holds an image of shape {_file_shape(img)}; mrsr needs one 3D volume (extract a single volume "
             "first)."
         )
-    if torch.is_complex(img):
-        raise MrsrError(f"{path} holds complex values; give a magnitude image.")
-    bad = int((~torch.isfinite(img)).sum())
+    bad = int((~torch.isfinite(img)).sum())  # after the readers took the magnitude of complex values
     if bad:
         raise MrsrError(f"{path} has {bad} NaN/Inf voxels; replace them (e.g. with 0) before super-resolving.")
+    check_affine(img.affine, f"{path}: its affine (voxel to world)")
     return img.float()
+
+
+def check_affine(affine: torch.Tensor | np.ndarray, subject: str) -> None:
+    """Refuse an affine that places no volume in the world: NaN/Inf entries, or voxel axes of zero length
+    or in one plane (a singular 3x3 part). ``subject`` begins the message (``"scan.nii: its affine"``).
+
+    Raises:
+        MrsrError: a non-finite or singular affine.
+    """
+    affine = np.asarray(affine, dtype=float)
+    fix = "fix the header's sform/qform (or the DICOM geometry) before super-resolving"
+    if not np.all(np.isfinite(affine)):
+        raise MrsrError(f"{subject} has NaN/Inf entries; {fix}.")
+    linear = affine[:3, :3]
+    if abs(np.linalg.det(linear)) <= SINGULAR_TOLERANCE * np.prod(np.linalg.norm(linear, axis=0)):
+        raise MrsrError(f"{subject} is singular (a voxel axis has zero length or the axes lie in one plane); {fix}.")
+
+
+def shear_degrees(affine: torch.Tensor | np.ndarray) -> float:
+    """How far the voxel axes of ``affine`` are from perpendicular, in degrees.
+
+    0 when its 3x3 part is a rotation (or reflection) times a diagonal scaling: what a NIfTI qform and a
+    DICOM series can hold. Any more is a shear, which only a NIfTI sform can hold.
+
+    >>> round(shear_degrees(np.array([[2.0, 0.5, 0, 0], [0, 2, 0, 0], [0, 0, 3, 0], [0, 0, 0, 1]])), 2)
+    14.04
+    """
+    linear = np.asarray(affine, dtype=float)[:3, :3]
+    axes = linear / np.linalg.norm(linear, axis=0)
+    cosine = float(np.abs(axes.T @ axes - np.eye(3)).max())
+    return math.degrees(math.asin(min(cosine, 1.0)))
 
 
 def check_fits_output(img: torch.Tensor, out: str | os.PathLike) -> None:
     """Refuse, before any work, a volume its output format cannot hold.
 
     Raises:
-        MrsrError: a DICOM series whose slices are not parallel, to be written as NIfTI.
+        MrsrError: a singular or non-finite affine (no format holds it); a DICOM series whose slices
+            are not parallel, to be written as NIfTI; a sheared affine, to be written as DICOM.
     """
-    if is_nifti_path(out) and isinstance(img, MetaTensor) and img.meta.get(SLICE_GEOMETRY_KEY) is not None:
+    if not isinstance(img, MetaTensor):
+        return
+    check_affine(img.affine, f"Cannot write {out}: the volume's affine (voxel to world)")
+    parallel = img.meta.get(SLICE_GEOMETRY_KEY) is None
+    if is_nifti_path(out) and not parallel:
         raise MrsrError("This series' slices are not parallel (a radial or localizer set) and have no "
                         "single affine; write a DICOM folder instead of NIfTI.")  # fmt: skip
+    angle = shear_degrees(img.affine)
+    if not is_nifti_path(out) and parallel and angle > SHEAR_TOLERANCE_DEG:
+        raise MrsrError(f"Cannot write {out}: the affine is sheared ({angle:.2g}° from perpendicular) and DICOM "
+                        "cannot hold it; write NIfTI (.nii.gz) instead.")  # fmt: skip
 
 
 def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = False) -> Path:
@@ -422,10 +549,23 @@ def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = Fal
     Writing is atomic: a temporary file or folder next to ``out`` is renamed into place, so an
     interrupted run leaves nothing half-written and an existing output survives a failure.
 
+    A NIfTI output has the affine in its sform and qform, with the sform and qform codes of the
+    NIfTI input the volume came from (``sform_code``/``qform_code`` in its meta, as MONAI's
+    ``NibabelReader`` leaves them), so that an output of an aligned (2) or template (4) image says
+    so too; other volumes, and inputs with both codes 0, are written scanner-based (1, 1). A sheared
+    affine (axes not perpendicular, :func:`shear_degrees`) is written in the sform only, with qform
+    code 0: a qform cannot hold a shear, and one that drops it would place the volume elsewhere for
+    readers that prefer the qform (ITK-based tools, which then refuse the file instead). A
+    warning says so when the input had a qform code. A sheared volume cannot be written as DICOM.
+
     Args:
         img: the volume; a MetaTensor's affine (and DICOM tags, if it came from DICOM) are used.
         out: output file (NIfTI) or folder (DICOM series).
         overwrite: replace an existing output.
+
+    Raises:
+        MrsrError: an output that exists (without ``overwrite``) or cannot be written, or a volume it
+            cannot hold (:func:`check_fits_output`).
     """
     out = check_output_path(out, overwrite)
     meta = img.meta if isinstance(img, MetaTensor) else {}
@@ -437,7 +577,7 @@ def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = Fal
         check_fits_output(img, out)
         with atomic_path(out, suffix=suffix) as tmp:
             if nifti:
-                _write_nifti(data[0], affine, tmp, meta.get(DESCRIPTION_KEY))
+                _write_nifti(data[0], affine, tmp, meta.get(DESCRIPTION_KEY), _xform_codes(meta), out)
             else:
                 write_dicom_series(data, affine, tmp, meta.get(DICOM_META_KEY), meta.get(SLICE_GEOMETRY_KEY),
                                    derivation=meta.get(DESCRIPTION_KEY))  # fmt: skip
@@ -446,17 +586,44 @@ def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = Fal
     return out
 
 
-def _write_nifti(data: np.ndarray, affine: np.ndarray, path: Path, description: str | None) -> None:
-    """Write (X, Y, Z) float32 data as NIfTI with this affine (sform and qform) and ``descrip``.
+def _xform_codes(meta: Mapping) -> tuple[int, int]:
+    """The (sform, qform) codes to write: the NIfTI input's, else :data:`DEFAULT_XFORM_CODES`.
 
-    MONAI's ``NibabelWriter`` builds the image; its ``write`` is not used because it squeezes
-    trailing singleton axes, which would turn a one-slice volume into a 2D image and lose its
-    slice thickness.
+    Both 0 also gives the default: the input's affine was then nibabel's guess from its voxel sizes,
+    centred on its grid, which an output of another shape would not reproduce.
     """
+    codes = []
+    for key in ("sform_code", "qform_code"):
+        try:
+            codes.append(int(np.asarray(meta.get(key)).ravel()[0]))  # a 0-d array; a batch's meta holds one per item
+        except (TypeError, ValueError, IndexError):
+            return DEFAULT_XFORM_CODES
+    if not all(c in nib.nifti1.xform_codes.value_set() for c in codes) or not any(codes):
+        return DEFAULT_XFORM_CODES
+    return codes[0], codes[1]
+
+
+def _write_nifti(
+    data: np.ndarray, affine: np.ndarray, path: Path, description: str | None, codes: tuple[int, int], out: Path
+) -> None:
+    """Write (X, Y, Z) float32 data as NIfTI with this affine, ``descrip`` and (sform, qform) ``codes``.
+
+    A sheared affine goes in the sform only (see :func:`save_volume`); ``out`` is the name the
+    warning gives (``path`` is the temporary file). MONAI's ``NibabelWriter`` builds the image; its
+    ``write`` is not used because it squeezes trailing singleton axes, which would turn a one-slice
+    volume into a 2D image and lose its slice thickness.
+    """
+    sform_code, qform_code = codes
+    angle = shear_degrees(affine)
+    if angle > SHEAR_TOLERANCE_DEG:
+        if qform_code:  # a qform was due (the input had one, or the default): say why there is none
+            warnings.warn(f"{out}: the affine is sheared ({angle:.2g}° from perpendicular), which a qform cannot hold; "
+                          "written in the sform only (qform code 0), which ITK-based tools cannot read.")  # fmt: skip
+        sform_code, qform_code = sform_code or 2, 0  # the sform must then hold it: aligned, as nibabel writes it
     header = nib.Nifti1Header()
     if description:
         header["descrip"] = description.encode("ascii", "replace")[:79]
     image = NibabelWriter.create_backend_obj(data, affine=affine, dtype=np.float32, header=header)
-    image.set_sform(affine, code=1)
-    image.set_qform(affine, code=1)
+    image.set_sform(affine, code=sform_code)
+    image.set_qform(affine, code=qform_code)  # sets pixdim too, even with code 0
     nib.save(image, str(path))

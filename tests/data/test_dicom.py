@@ -66,8 +66,8 @@ def test_single_file_is_a_one_slice_volume():
 
 
 def test_legacy_multiframe_frames_go_last():
-    with pytest.warns(UserWarning, match="no plane position"):
-        img = load_volume(pydicom_testdata("emri_small.dcm"))
+    with pytest.warns(UserWarning, match="no PixelSpacing"), pytest.warns(UserWarning, match="no plane position"):
+        img = load_volume(pydicom_testdata("emri_small.dcm"))  # a real file with neither
     ref = sitk.GetArrayFromImage(sitk.ReadImage(str(pydicom_testdata("emri_small.dcm"))))  # (frames, rows, cols)
     assert img.shape == (1, 64, 64, 10)
     np.testing.assert_allclose(img[0].numpy(), ref.transpose(2, 1, 0))
@@ -162,3 +162,37 @@ def test_truncated_dicom_file(tmp_path):
     bad.write_bytes(data[: len(data) // 2])
     with pytest.raises(MrsrError):
         load_volume(bad)
+
+
+def _without_pixel_spacing(files, folder):
+    """Copies of real DICOM ``files`` in ``folder`` with their PixelSpacing deleted."""
+    folder.mkdir()
+    for path in files:
+        ds = pydicom.dcmread(path)
+        del ds.PixelSpacing
+        ds.save_as(folder / path.name)
+    return folder
+
+
+def test_series_without_pixel_spacing_warns_and_takes_1_mm(tmp_path):
+    folder = _without_pixel_spacing(sorted(CT5N.iterdir()), tmp_path / "ct")
+    with pytest.warns(UserWarning, match=r"no PixelSpacing; assuming 1 mm pixels.*check the output's geometry") as w:
+        img = load_volume(folder)
+    assert len([m for m in w if "PixelSpacing" in str(m.message)]) == 1 and "\n" not in str(w[0].message)
+    ref = load_volume(CT5N)
+    np.testing.assert_allclose(np.linalg.norm(img.affine[:3, :2].numpy(), axis=0), [1, 1])
+    assert float(np.linalg.norm(ref.affine[:3, 0].numpy())) != 1  # the real spacing is not 1 mm: it was lost
+    np.testing.assert_allclose(img.affine[:, 2:].numpy(), ref.affine[:, 2:].numpy(), atol=1e-6)  # slices kept
+    np.testing.assert_array_equal(img.numpy(), ref.numpy())
+
+
+def test_single_file_without_pixel_spacing_warns(tmp_path):
+    path = _without_pixel_spacing([MR_SMALL], tmp_path / "mr") / MR_SMALL.name
+    with pytest.warns(UserWarning, match="no PixelSpacing; assuming 1 mm"):
+        img = load_volume(path)
+    np.testing.assert_allclose(np.linalg.norm(img.affine[:3, :2].numpy(), axis=0), [1, 1])
+
+
+def test_series_with_pixel_spacing_does_not_warn(recwarn):
+    load_volume(CT5N)
+    assert not [w for w in recwarn if "PixelSpacing" in str(w.message)]

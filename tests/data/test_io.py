@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
 import os
+import re
 from pathlib import Path
 
 import dipy.data
@@ -11,9 +13,11 @@ import matplotlib
 import nibabel as nib
 import numpy as np
 import pytest
+import SimpleITK as sitk
 import torch
 from monai.data import MetaTensor
 
+from mrsr.cli import main
 from mrsr.data import LoadVolumed, load_volume, sample_path, save_volume
 from mrsr.data.io import RawLayout, check_output_path
 from mrsr.errors import MrsrError
@@ -222,3 +226,239 @@ def test_load_volumed_reads_the_entry_layout():
     with pytest.raises(MrsrError, match="unsupported format"):
         LoadVolumed("image")({"image": str(MPL_S1045)})  # the path alone cannot say how to read it
     assert RawLayout.from_dict(S1045_LAYOUT) == RawLayout(shape=(256, 256), dtype=">u2")
+
+
+# ------------------------------------------------------------------------------------------- odd headers and values
+
+
+def _header_nifti(path, data, affine, sform_code=1, qform_code=0):
+    """A NIfTI file whose sform is ``affine`` as given (nibabel will not build a singular one itself), with pixdim
+    its voxel sizes, as a converter writes them; the qform fields stay empty."""
+    header = nib.Nifti1Header()
+    header.set_data_shape(data.shape)
+    header.set_data_dtype(data.dtype)
+    affine = np.asarray(affine, dtype=float)
+    header["srow_x"], header["srow_y"], header["srow_z"] = affine[:3]
+    header["sform_code"], header["qform_code"] = sform_code, qform_code
+    header["pixdim"][1:4] = np.linalg.norm(affine[:3, :3], axis=0)
+    nib.save(nib.Nifti1Image(data, None, header=header), path)
+    return path
+
+
+def _coded_nifti(path, data, affine, sform_code, qform_code):
+    """A NIfTI file with ``affine`` in its sform and qform (nibabel strips any shear from the qform) and these codes."""
+    image = nib.Nifti1Image(data, affine)
+    image.set_sform(affine, code=sform_code)
+    image.set_qform(affine, code=qform_code)
+    nib.save(image, path)
+    return path
+
+
+def _t1():
+    """The bundled real T1 (128x128x62, int16) as float32 voxels and its affine."""
+    image = nib.load(sample_path())
+    return np.asarray(image.dataobj, dtype=np.float32), image.affine
+
+
+def _oblique(affine):
+    """``affine`` turned 20 degrees about z and 10 about x: an oblique acquisition's geometry."""
+    a, b = np.radians(20), np.radians(10)
+    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
+    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
+    out = np.array(affine, dtype=float)
+    out[:3] = rz @ rx @ out[:3]
+    return out
+
+
+def _cli_refuses(capsys, path, tmp_path, message):
+    """``mrsr infer`` on ``path``: exit 2, one stderr line matching ``message``, no output, the input unchanged."""
+    before = path.read_bytes()
+    out = tmp_path / "out" / "sr.nii.gz"
+    code = main(["infer", str(path), "-o", str(out), "--network", "zerofill", "--scale", "2"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.startswith("mrsr: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    assert re.search(message, err), err
+    assert not (out.parent.exists() and any(out.parent.rglob("*")))
+    assert path.read_bytes() == before
+
+
+def _sitk_geometry(path):
+    """Spacing, direction (RAS) and origin (RAS) as SimpleITK, an independent reader, takes them from ``path``."""
+    image = sitk.ReadImage(str(path))
+    flip = np.diag([-1.0, -1.0, 1.0])  # ITK's world is LPS
+    direction = flip @ np.asarray(image.GetDirection()).reshape(3, 3)
+    return np.asarray(image.GetSpacing()), direction, flip @ np.asarray(image.GetOrigin())
+
+
+def _nibabel_geometry(path):
+    affine = nib.load(path).affine
+    spacing = np.linalg.norm(affine[:3, :3], axis=0)
+    return spacing, affine[:3, :3] / spacing, affine[:3, 3]
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.complex128])
+def test_complex_input_is_read_as_its_magnitude_with_one_warning(tmp_path, dtype):
+    t1, affine = _t1()
+    x, y, _ = np.meshgrid(*(np.linspace(0, 1, n) for n in t1.shape), indexing="ij")
+    complex_t1 = (t1 * np.exp(1j * np.pi * (x + 0.5 * y))).astype(dtype)  # a reconstruction with a smooth phase
+    path = tmp_path / "complex.nii.gz"
+    nib.save(nib.Nifti1Image(complex_t1, affine), path)
+    with pytest.warns(UserWarning, match="holds complex values; using their magnitude") as caught:
+        img = load_volume(path)
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)  # no ComplexWarning from a cast to real
+    np.testing.assert_allclose(img[0].numpy(), t1, rtol=1e-5, atol=1e-3)  # the magnitude is the T1 again
+    np.testing.assert_allclose(img.affine.numpy(), affine)
+
+
+def test_complex_npy_is_read_as_its_magnitude(tmp_path):
+    np.save(tmp_path / "c.npy", np.full((4, 5, 3), 3 + 4j, dtype=np.complex64))
+    with pytest.warns(UserWarning, match="complex values; using their magnitude"):
+        img = load_volume(tmp_path / "c.npy")
+    assert torch.equal(img, torch.full((1, 4, 5, 3), 5.0))
+
+
+def test_complex_input_with_nan_is_still_refused(tmp_path):
+    values = np.ones((8, 8, 3), dtype=np.complex64)
+    values[2, 3, 1] = 1 + 1j * np.nan  # finite real part: a cast to real hid it
+    nib.save(nib.Nifti1Image(values, np.eye(4)), tmp_path / "c.nii.gz")
+    with pytest.warns(UserWarning, match="complex"), pytest.raises(MrsrError, match="1 NaN/Inf voxels"):
+        load_volume(tmp_path / "c.nii.gz")
+
+
+SINGULAR = {
+    "zero-length axis": (np.diag([1.0, 1.0, 0.0, 1.0]), "singular"),
+    "parallel axes": (np.array([[1.0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]]), "singular"),
+    "NaN entry": (np.array([[1.0, 0, 0, np.nan], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]]), "NaN/Inf"),
+}
+
+
+@pytest.mark.parametrize("affine, message", SINGULAR.values(), ids=SINGULAR.keys())
+def test_singular_or_non_finite_affine_is_refused(tmp_path, affine, message):
+    path = _header_nifti(tmp_path / "bad.nii.gz", np.ones((8, 8, 4), np.float32), affine)
+    with pytest.raises(MrsrError, match=message) as err:
+        load_volume(path)
+    assert "\n" not in str(err.value) and "sform" in str(err.value)
+    with pytest.raises(MrsrError, match=message):  # nor written, from Python
+        save_volume(MetaTensor(torch.ones(1, 8, 8, 4), affine=torch.as_tensor(affine)), tmp_path / "out.nii.gz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.nii.gz"]
+
+
+def test_cli_refuses_a_singular_affine(tmp_path, capsys):
+    t1, _ = _t1()
+    (tmp_path / "in").mkdir()
+    path = _header_nifti(tmp_path / "in" / "t1.nii.gz", t1, SINGULAR["parallel axes"][0])
+    _cli_refuses(capsys, path, tmp_path, "affine .*is singular")
+
+
+SHEARED = np.array([[2.0, 0.5, 0, 10], [0, 2, 0, 20], [0, 0, 3, 30], [0, 0, 0, 1]])  # y axis 14 degrees off x's normal
+
+
+def test_sheared_affine_is_written_in_the_sform_only(tmp_path):
+    t1, _ = _t1()
+    img = load_volume(_coded_nifti(tmp_path / "sheared.nii.gz", t1, SHEARED, 1, 1))
+    np.testing.assert_allclose(img.affine.numpy(), SHEARED)  # the sform, not the qform nibabel stripped
+    with pytest.warns(UserWarning, match=r"sheared \(14° from perpendicular\).*sform only \(qform code 0\)") as caught:
+        out = save_volume(img, tmp_path / "out.nii.gz")
+    assert len(caught) == 1 and "\n" not in str(caught[0].message)
+    header = nib.load(out).header
+    assert (int(header["sform_code"]), int(header["qform_code"])) == (1, 0)
+    np.testing.assert_allclose(nib.load(out).affine, SHEARED, atol=1e-6)
+    # no qform that says otherwise: ITK, which cannot represent a shear, refuses the file instead of misplacing it
+    with pytest.raises(RuntimeError, match="orthonormal"):
+        sitk.ReadImage(str(out))
+    with pytest.raises(MrsrError, match="sheared.*DICOM cannot hold it; write NIfTI"):
+        save_volume(img, tmp_path / "series")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.nii.gz", "sheared.nii.gz"]
+
+
+@pytest.mark.parametrize("codes", [(1, 2), (2, 0), (0, 1), (1, 1)])
+def test_simpleitk_reads_outputs_as_nibabel_does(tmp_path, codes):
+    t1, affine = _t1()
+    path = _coded_nifti(tmp_path / "oblique.nii.gz", t1, _oblique(affine), *codes)
+    out = save_volume(load_volume(path), tmp_path / "out.nii.gz")
+    header = nib.load(out).header
+    assert (int(header["sform_code"]), int(header["qform_code"])) == codes
+    for ours, theirs in zip(_nibabel_geometry(out), _sitk_geometry(out)):
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    np.testing.assert_allclose(nib.load(out).affine, _oblique(affine), atol=1e-4)
+
+
+@pytest.mark.parametrize("codes", [(2, 0), (1, 2), (0, 1), (3, 4)])
+def test_header_codes_are_kept(tmp_path, codes):
+    path = _coded_nifti(tmp_path / "in.nii.gz", np.ones((8, 8, 4), np.float32), np.diag([2.0, 2, 3, 1]), *codes)
+    out = save_volume(load_volume(path), tmp_path / "out.nii.gz")
+    header = nib.load(out).header
+    assert (int(header["sform_code"]), int(header["qform_code"])) == codes
+
+
+def test_real_t1_keeps_its_codes_through_infer_and_degrade(tmp_path, capsys):
+    sample = nib.load(sample_path()).header
+    assert (int(sample["sform_code"]), int(sample["qform_code"])) == (1, 2)
+    t1, affine = _t1()
+    aligned = _coded_nifti(tmp_path / "aligned.nii.gz", t1, affine, 2, 0)
+    for source, codes in [(sample_path(), (1, 2)), (aligned, (2, 0))]:
+        for argv in (["infer", "--network", "zerofill", "--scale", "2"], ["degrade", "--scale", "2"]):
+            out = tmp_path / f"{argv[0]}_{codes[0]}{codes[1]}.nii.gz"
+            assert main([argv[0], str(source), "-o", str(out), *argv[1:]]) == 0, capsys.readouterr().err
+            header = nib.load(out).header
+            assert (int(header["sform_code"]), int(header["qform_code"])) == codes, argv
+
+
+def test_volume_without_codes_is_written_scanner_based(tmp_path):
+    out = save_volume(MetaTensor(torch.ones(1, 4, 4, 2)), tmp_path / "out.nii.gz")
+    assert (int(nib.load(out).header["sform_code"]), int(nib.load(out).header["qform_code"])) == (1, 1)
+
+
+def _claims(path, shape, dtype=np.int16, compress=False, voxels=b""):
+    """A NIfTI file whose header claims ``shape`` while it holds only ``voxels``."""
+    header = nib.Nifti1Header()
+    header.set_data_shape(shape)
+    header.set_data_dtype(dtype)
+    header.set_sform(np.eye(4), code=1)
+    stream = io.BytesIO()
+    header.write_to(stream)
+    data = stream.getvalue() + voxels  # the header has its 4-byte extension flag
+    path.write_bytes(gzip.compress(data) if compress else data)
+    return path
+
+
+@pytest.mark.parametrize("name", ["huge.nii", "huge.nii.gz"])
+def test_header_shape_beyond_the_file_is_refused_before_reading(tmp_path, name):
+    path = _claims(tmp_path / name, (20000, 20000, 5000), compress=name.endswith(".gz"), voxels=b"\0" * 48)
+    assert path.stat().st_size < 500
+    with pytest.raises(MrsrError, match=r"header's shape 20000 x 20000 x 5000 \(int16\) does not match") as err:
+        load_volume(path)
+    assert "\n" not in str(err.value) and "MemoryError" not in str(err.value)
+
+
+def test_short_uncompressed_nifti_says_its_size(tmp_path):
+    path = _claims(tmp_path / "short.nii", (8, 8, 4), np.float32, voxels=b"\0" * 1000)  # 1024 bytes are needed
+    with pytest.raises(MrsrError, match=r"8 x 8 x 4 \(float32\) does not match the file's size: .*1024 B.* 1000 B"):
+        load_volume(path)
+
+
+def test_cli_refuses_a_header_larger_than_its_file(tmp_path, capsys):
+    (tmp_path / "in").mkdir()
+    path = _claims(tmp_path / "in" / "huge.nii.gz", (20000, 20000, 5000), compress=True, voxels=b"\0" * 48)
+    _cli_refuses(capsys, path, tmp_path, "header's shape 20000 x 20000 x 5000 .*does not match the file's size")
+
+
+def test_selfsr_output_keeps_the_inputs_codes(tmp_path):
+    t1, _ = _t1()
+    thick = t1[40:88, 40:88, :30].reshape(48, 48, 10, 3).mean(-1)  # real T1 voxels in 6 mm box slices
+    path = _coded_nifti(tmp_path / "thick.nii.gz", thick, np.diag([2.0, 2, 6, 1]), 2, 0)
+    args = ["selfsr", str(path), "-o", str(tmp_path / "iso.nii.gz"), "--steps", "3", "--approach", "upsample"]
+    assert main([*args, "--device", "cpu"]) == 0
+    header = nib.load(tmp_path / "iso.nii.gz").header
+    assert (int(header["sform_code"]), int(header["qform_code"])) == (2, 0)
+    assert header.get_data_shape() == (48, 48, 30)
+
+
+def test_out_of_memory_while_reading_is_one_line(monkeypatch):
+    def no_memory(*args, **kwargs):
+        raise MemoryError()
+
+    monkeypatch.setattr(nib.arrayproxy.ArrayProxy, "__array__", no_memory)
+    with pytest.raises(MrsrError, match="its voxels do not fit in memory; crop it first") as err:
+        load_volume(sample_path())
+    assert "\n" not in str(err.value)

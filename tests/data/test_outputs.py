@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import nibabel as nib
+import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
@@ -58,3 +60,12 @@ def test_save_volumed_names_outputs_and_protects_files(tmp_path):
     )
     with pytest.raises(MrsrError, match="output_ext"):
         SaveVolumed("pred", output_dir=tmp_path, output_ext=".png")
+
+
+def test_save_volumed_keeps_the_inputs_header_codes(tmp_path):
+    src = tmp_path / "scan.nii.gz"
+    meta = {"filename_or_obj": str(src), "sform_code": np.array(2, np.int16), "qform_code": np.array(0, np.int16)}
+    vol = MetaTensor(torch.rand(1, 4, 4, 2), meta=meta)
+    SaveVolumed("pred", output_dir=tmp_path / "out")({"image": vol, "pred": vol})
+    header = nib.load(tmp_path / "out" / "scan_sr.nii.gz").header
+    assert (int(header["sform_code"]), int(header["qform_code"])) == (2, 0)
