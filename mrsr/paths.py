@@ -6,6 +6,7 @@ Python API (:func:`mrsr.data.save_volume`) calls them again before writing.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import uuid
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from mrsr.errors import MrsrError
+from mrsr.errors import MrsrError, OutputExistsError
 
 __all__ = [
     "NIFTI_SUFFIXES",
@@ -74,7 +75,7 @@ def check_output_path(
         if out.resolve() == inp.resolve() or (inp.is_file() and inp.resolve().parent == out.resolve()):
             raise MrsrError(f"The output {out} would overwrite the input {inp}; choose another output path.")
     if out.exists() and not overwrite:
-        raise MrsrError(f"{out} exists; {overwrite_hint} to replace it or choose another output path.")
+        raise OutputExistsError(f"{out} exists; {overwrite_hint} to replace it or choose another output path.")
     if volume and out.exists() and out.is_dir() != (not is_nifti_path(out)):
         raise MrsrError(f"{out} exists and is a {'folder' if out.is_dir() else 'file'}; choose another output path.")
     if volume and not is_nifti_path(out) and out.suffix and out.suffix.lower() not in (".dcm",):
@@ -90,17 +91,24 @@ def check_output_path(
 
 
 @contextmanager
-def atomic_path(out: str | os.PathLike, suffix: str = "", directory: bool = False) -> Iterator[Path]:
+def atomic_path(
+    out: str | os.PathLike, suffix: str = "", directory: bool = False, replace: bool = True
+) -> Iterator[Path]:
     """A temporary sibling of ``out`` to write; it replaces ``out`` only if the block succeeds.
 
     A kill or an error never leaves half an output, and an existing ``out`` is kept until the new
     one is complete (an existing folder is set aside, then removed once the new one is in place).
+    With ``replace=False`` the temporary path becomes ``out`` only if no other run wrote ``out``
+    meanwhile, in one atomic step (a hard link for a file, a rename for a folder): two runs that
+    write the same output end with one whole output, the first to finish.
 
     Args:
         out: the final file or folder.
         suffix: appended to the temporary name (writers that choose the format by extension need
             ``.nii.gz``).
         directory: create the temporary path as an empty folder (a DICOM series, a run folder).
+        replace: whether an ``out`` that appeared while the block ran is replaced; if not,
+            :class:`~mrsr.errors.OutputExistsError` is raised and ``out`` is kept.
 
     Yields:
         The temporary path (in ``out``'s folder, so the final rename is atomic).
@@ -118,7 +126,10 @@ def atomic_path(out: str | os.PathLike, suffix: str = "", directory: bool = Fals
         tmp.mkdir()
     try:
         yield tmp
-        _replace(tmp, out)
+        if replace:
+            _replace(tmp, out)
+        else:
+            _publish(tmp, out)
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp)
@@ -131,6 +142,32 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Make ``tmp`` ``out`` only where ``out`` does not exist, atomically (the check and the move are one
+    system call: another run may write ``out`` at any moment)."""
+    try:
+        if tmp.is_dir():
+            if out.exists():  # a rename would replace an empty folder; another run's output is never empty
+                raise FileExistsError(errno.EEXIST, "exists", str(out))
+            os.rename(tmp, out)
+        else:
+            try:
+                os.link(tmp, out)  # fails if out exists; tmp is removed by the caller
+            except FileExistsError:
+                raise
+            except OSError:  # a file system without hard links: check, then move (a narrow race)
+                if out.exists():
+                    raise FileExistsError(errno.EEXIST, "exists", str(out)) from None
+                os.replace(tmp, out)
+    except OSError as err:
+        if err.errno not in (errno.EEXIST, errno.ENOTEMPTY, errno.ENOTDIR, errno.EISDIR):
+            raise
+        raise OutputExistsError(
+            f"{out} was written by another run while this one worked; it was kept and this run's output dropped "
+            "(choose another output path, or replace it with overwrite)."
+        ) from None
 
 
 def _replace(tmp: Path, out: Path) -> None:

@@ -33,7 +33,7 @@ from torch import nn
 
 from mrsr.data import LoadVolumed, load_volume, save_volume
 from mrsr.data.io import check_fits_output
-from mrsr.errors import MrsrError
+from mrsr.errors import MrsrError, OutputExistsError
 from mrsr.inference import (
     BAND_LIMITED_KEY,
     RestoreVolumed,
@@ -499,8 +499,10 @@ def super_resolve_batch(
     """Super-resolve every volume of ``folder`` (its NIfTI files) or of a manifest section into ``output_dir``.
 
     Outputs keep their input's name (:func:`batch_output`). Finished outputs are skipped (a run
-    again goes on where it stopped); under torchrun each rank takes every WORLD_SIZE-th volume. A
-    volume that fails is logged and the others go on. One network serves every volume.
+    again goes on where it stopped), and so is one that another run writes while this one works on
+    it (without ``overwrite`` the first to finish is kept whole); under torchrun each rank takes every
+    WORLD_SIZE-th volume. A volume that fails is logged and the others go on. One network serves every
+    volume.
 
     Raises:
         MrsrError: no inputs, two inputs with one output name, an output folder holding inputs, or
@@ -526,6 +528,10 @@ def super_resolve_batch(
         start = time.perf_counter()
         try:
             lr, sr, predictor = super_resolve_file(path, out, options, predictor, layouts.get(path), overwrite, log)
+        except OutputExistsError:  # another run (a restarted batch, a second process) wrote it meanwhile
+            skipped += 1
+            log(f"[{i}/{len(mine)}] {path.name}: written by another run meanwhile; kept")
+            continue
         except (ValueError, OSError) as err:  # MrsrError is a ValueError
             failed.append(path.name)
             log(f"[{i}/{len(mine)}] {path.name}: error: {err}")

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from mrsr.errors import MrsrError
+from mrsr.errors import MrsrError, OutputExistsError
 from mrsr.paths import CLI_OVERWRITE, atomic_path, check_input_path, check_output_path, is_nifti_path, write_text_atomic
 
 
@@ -61,3 +61,22 @@ def test_atomic_path_replaces_a_folder_whole(tmp_path):
         (tmp / "IM00001.dcm").write_text("new")
     assert sorted(p.name for p in out.iterdir()) == ["IM00001.dcm"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["series"]  # nothing set aside is left
+
+
+@pytest.mark.parametrize("directory", [False, True])
+def test_atomic_path_without_replace_keeps_what_another_run_wrote_meanwhile(tmp_path, directory):
+    """Two runs writing one output without overwrite: the first to finish wins whole, the second is told so."""
+    out = tmp_path / ("series" if directory else "sr.nii.gz")
+    with pytest.raises(OutputExistsError, match="written by another run"):
+        with atomic_path(out, directory=directory, replace=False) as tmp:
+            (tmp / "IM1.dcm" if directory else tmp).write_text("second")
+            if directory:  # the other run finishes first
+                out.mkdir()
+                (out / "IM1.dcm").write_text("first")
+            else:
+                out.write_text("first")
+    assert ((out / "IM1.dcm") if directory else out).read_text() == "first"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # this run's temporary output is gone
+    with atomic_path(tmp_path / "new.txt", replace=False) as tmp:
+        tmp.write_text("alone")
+    assert (tmp_path / "new.txt").read_text() == "alone" and len(list(tmp_path.iterdir())) == 2

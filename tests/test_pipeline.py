@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import inspect
 import json
+import signal
+import subprocess
+import sys
+import time
 
 import nibabel as nib
 import numpy as np
@@ -11,7 +15,7 @@ import pytest
 import torch
 
 from mrsr.bundle import find_bundle
-from mrsr.data import load_volume, sample_path
+from mrsr.data import load_volume, sample_path, save_volume
 from mrsr.errors import MrsrError
 from mrsr.inference import DESCRIPTION_KEY
 from mrsr.pipeline import (
@@ -208,3 +212,57 @@ def test_selfsr_file_dicom_series_in_derived_series_out(tmp_path):
     assert "selfsr x3" in first_out.DerivationDescription
     with pytest.raises(MrsrError, match="exists"):
         selfsr_file(tmp_path / "thick", tmp_path / "iso", steps=10**9, log=lambda line: None)
+
+
+def _mrsr(*args: str) -> list[str]:
+    return [sys.executable, "-m", "mrsr", *args]
+
+
+def _no_temporaries(folder) -> bool:
+    return not [p for p in folder.rglob(".*") if ".tmp" in p.name or p.name.endswith(".old")]
+
+
+def test_two_runs_writing_one_output_leave_it_whole_from_one_run(tmp_path):
+    """Two `mrsr infer` at once onto one output, without --overwrite: one writes it whole, the other says so."""
+    lr = load_volume(sample_path())
+    save_volume(lr, tmp_path / "lr.nii.gz")
+    args = ["infer", str(tmp_path / "lr.nii.gz"), "--network", "zerofill", "--scale", "2", "--device", "cpu"]
+    subprocess.run(_mrsr(*args, "-o", str(tmp_path / "reference.nii.gz")), check=True, capture_output=True)
+    runs = [subprocess.Popen(_mrsr(*args, "-o", str(tmp_path / "sr.nii.gz")), stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]  # fmt: skip
+    results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    refused = next(err for code, err in results if code == 2)
+    lines = [line for line in refused.splitlines() if line.startswith("mrsr:")]
+    assert len(lines) == 1 and ("exists" in lines[0] or "another run" in lines[0]), refused
+    assert "Traceback" not in refused
+    out = nib.load(tmp_path / "sr.nii.gz")
+    assert np.array_equal(np.asarray(out.dataobj), np.asarray(nib.load(tmp_path / "reference.nii.gz").dataobj))
+    assert _no_temporaries(tmp_path)
+
+
+def test_a_batch_killed_and_restarted_beside_another_ends_with_every_output_whole(tmp_path):
+    """A batch stopped (SIGTERM) midway, then restarted while a second batch works the same folder: every
+    output is whole, written once by one of them, and no temporary file is left."""
+    src = load_volume(sample_path())[:, :, :, 20:44]
+    (tmp_path / "in").mkdir()
+    for k in range(6):
+        save_volume(src, tmp_path / "in" / f"scan{k}.nii.gz")
+    args = ["infer", str(tmp_path / "in"), "--network", "bicubic", "--scale", "2", "--device", "cpu"]
+    subprocess.run(_mrsr(*args, "-o", str(tmp_path / "reference")), check=True, capture_output=True)
+    first = subprocess.Popen(_mrsr(*args, "-o", str(tmp_path / "out")), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not list((tmp_path / "out").glob("scan*.nii.gz")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGTERM)
+    assert first.wait(timeout=60) != 0
+    assert _no_temporaries(tmp_path / "out"), sorted(p.name for p in (tmp_path / "out").iterdir())
+    runs = [subprocess.Popen(_mrsr(*args, "-o", str(tmp_path / "out")), stderr=subprocess.PIPE, text=True)
+            for _ in range(2)]  # fmt: skip
+    results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
+    assert [code for code, _ in results] == [0, 0], results
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == [f"scan{k}.nii.gz" for k in range(6)], names
+    for name in names:
+        got = np.asarray(nib.load(tmp_path / "out" / name).dataobj)
+        assert np.array_equal(got, np.asarray(nib.load(tmp_path / "reference" / name).dataobj)), name

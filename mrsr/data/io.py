@@ -561,7 +561,8 @@ def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = Fal
     Args:
         img: the volume; a MetaTensor's affine (and DICOM tags, if it came from DICOM) are used.
         out: output file (NIfTI) or folder (DICOM series).
-        overwrite: replace an existing output.
+        overwrite: replace an existing output. Without it an output that another run wrote while this
+            one worked is kept, and :class:`~mrsr.errors.OutputExistsError` says so.
 
     Raises:
         MrsrError: an output that exists (without ``overwrite``) or cannot be written, or a volume it
@@ -575,7 +576,7 @@ def save_volume(img: torch.Tensor, out: str | os.PathLike, overwrite: bool = Fal
     suffix = (".nii.gz" if out.name.lower().endswith(".gz") else ".nii") if nifti else ""
     try:
         check_fits_output(img, out)
-        with atomic_path(out, suffix=suffix) as tmp:
+        with atomic_path(out, suffix=suffix, replace=overwrite) as tmp:
             if nifti:
                 _write_nifti(data[0], affine, tmp, meta.get(DESCRIPTION_KEY), _xform_codes(meta), out)
             else:
