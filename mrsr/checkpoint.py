@@ -5,14 +5,15 @@ An mrsr weights file is a dict saved with ``torch.save``::
     {"network": "msrn", "network_kwargs": {"scale": 2, "in_channels": 1, ...}, "state_dict": {...}}
 
 :func:`load_network` also accepts a bare ``state_dict`` (then the name and constructor arguments
-come from the caller). Files are always read with ``torch.load(..., weights_only=True)``: a
-weights file cannot run code.
+come from the caller). Files are always read with ``torch.load(..., weights_only=True)``
+(:func:`read_weights`): a weights file cannot run code.
 """
 
 from __future__ import annotations
 
 import os
-import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,10 @@ from torch import nn
 from mrsr.errors import MrsrError
 from mrsr.paths import atomic_path
 
-__all__ = ["save_weights", "load_network"]
+__all__ = ["save_weights", "load_network", "read_weights"]
+
+#: what to do instead of a file that holds Python objects (never ``weights_only=False``: it runs them)
+SAVE_STATE_DICT = "save the state_dict only, e.g. torch.save(model.state_dict(), path)"
 
 
 def save_weights(path: str | os.PathLike, network: nn.Module, name: str, network_kwargs: dict[str, Any]) -> Path:
@@ -41,14 +45,46 @@ def save_weights(path: str | os.PathLike, network: nn.Module, name: str, network
     return path
 
 
+def read_weights(path: str | os.PathLike) -> Any:
+    """``torch.load(path, map_location="cpu", weights_only=True)``, with mrsr's own one-line errors.
+
+    PyTorch's own messages advise ``weights_only=False`` (which runs whatever code the file holds),
+    carry terminal escape codes and span several lines; these say what the file is instead.
+
+    Raises:
+        MrsrError: a file that is not PyTorch weights, or one that holds Python objects.
+    """
+    path = Path(path)
+    try:
+        with warnings.catch_warnings():  # "Detected pickle protocol 4": the error below says it plainly
+            warnings.filterwarnings("ignore", message=".*pickle protocol", category=UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
+    except OSError as err:
+        raise MrsrError(f"Cannot read weights {path}: {err.strerror or err}.") from None
+    except Exception as err:  # arbitrary bytes make the unpickler raise anything, KeyError to RuntimeError
+        raise MrsrError(f"Cannot read weights: {_what_it_is(path, err)}") from None
+
+
+def _what_it_is(path: Path, err: Exception) -> str:
+    """Why ``path`` is no weights file, from the weights-only unpickler's refusal and the file's first byte."""
+    found = re.search(r"GLOBAL (\S+) was not an allowed global", str(err))
+    if found:  # torch.save of a whole module, or of a dict with a config object beside the state_dict
+        objects = f"holds Python objects ({found.group(1)}) that mrsr does not unpickle, for safety"
+        return f"{path} {objects}; {SAVE_STATE_DICT}."
+    with open(path, "rb") as f:
+        pickled = f.read(1) == b"\x80"  # pickle's PROTO opcode: pickle.dump's format, not torch.save's zip
+    if pickled:
+        refusal = "is a Python pickle that is not PyTorch weights; mrsr does not unpickle it, for safety"
+        return f"{path} {refusal}; {SAVE_STATE_DICT}."
+    return f"{path} is not a PyTorch weights file (a state_dict or an mrsr weights file saved with torch.save)."
+
+
 def _read(path: Path) -> dict:
     if not path.is_file():
         raise MrsrError(f"No such weights file: {path}")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise MrsrError(f"Cannot read weights {path}: not a (safe) PyTorch weights file ({first}).") from None
+    content = read_weights(path)
     if not isinstance(content, dict):
         raise MrsrError(f"{path} holds a {type(content).__name__}, not weights (a state_dict or an mrsr weights file).")
     return content

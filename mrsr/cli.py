@@ -16,11 +16,16 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
+import re
+import signal
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from mrsr.paths import write_text_atomic
 from mrsr.progress import say
@@ -42,11 +47,19 @@ class _HelpFormatter(argparse.HelpFormatter):
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse's own errors already exit 2 with one line; keep that, and make --help show defaults once."""
+    """An argument error is one line and exit 2, as every other bad input; --help shows defaults once."""
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """``PROG: error: MESSAGE (see PROG --help)`` on stderr, exit 2.
+
+        argparse prints the whole usage block first (13 lines for ``mrsr infer``), which buries the
+        one line that says what is wrong; ``--help`` still shows it.
+        """
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def _factor(purpose: str):
@@ -77,14 +90,65 @@ def _slice_axis(text: str) -> int | str:
 SLICE_AXIS_HELP = "axis across slices: auto (the thickest axis, else the last), 0, 1 or 2"
 
 
-def _non_negative_int(text: str) -> int:
+def _whole_number(lowest: int):
+    """An argparse type: a whole number >= ``lowest`` (one message for every value below it)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < lowest:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {lowest}, got {text}")
+        return value
+
+    return parse
+
+
+_non_negative_int = _whole_number(0)
+_positive_int = _whole_number(1)
+
+
+def _tile_side(text: str) -> int:
+    """``--roi``: a tile side in LR pixels; any side from 1 runs (one longer than the slice is one tile)."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a tile side in LR pixels >= 1, e.g. --roi 64 64 (leave --roi out for whole slices), got {text}"
+        )
     return value
+
+
+def _overlap(text: str) -> float:
+    """``--overlap``: a fraction of the tile below 1 (near 1 the tiles advance a pixel at a time)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction of the tile from 0 up to (not including) 1, got "
+                                         f"{text}; useful: 0 to 0.5 (default 0.25)")  # fmt: skip
+    return value
+
+
+def _device_type(auto: bool):
+    """An argparse type: ``cpu``, ``cuda``, ``cuda:N`` and, with ``auto``, ``auto`` (whether the GPU is
+    there is :func:`check_devices`'s question: it needs torch)."""
+    names = "cpu, cuda, cuda:N (N: a GPU index) or auto" if auto else "cpu, cuda or cuda:N (N: a GPU index)"
+
+    def parse(text: str) -> str:
+        if text in ("cpu", "cuda") or (auto and text == "auto") or re.fullmatch(r"cuda:\d+", text):
+            return text
+        raise argparse.ArgumentTypeError(f"expected {names}, got {text!r}")
+
+    return parse
+
+
+_device = _device_type(auto=True)
+DEVICE_HELP = "cpu, cuda, cuda:N or auto (CUDA when available)"
 
 
 def _unit_interval(text: str) -> float:
@@ -94,13 +158,6 @@ def _unit_interval(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a number >= 1, got {text}")
     return value
 
 
@@ -230,7 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--slab-consistency", action="store_true",
         help="make each output slab's mean equal its input slice (box profile one spacing wide only)",
     )  # fmt: skip
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16 training)")
     p.add_argument("--seed", type=int, default=0, help="seed of the weights and the patches")
     _add_common(p)
@@ -278,19 +335,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--roi",
-        type=int,
+        type=_tile_side,
         nargs=2,
         metavar=("H", "W"),
         help="tile size for sliding-window inference (default: whole slices)",
     )
-    p.add_argument("--overlap", type=float, default=0.25, help="tile overlap, a fraction of the tile (half is context)")
+    p.add_argument(
+        "--overlap",
+        type=_overlap,
+        default=0.25,
+        help="tile overlap, a fraction of the tile from 0 to below 1 (half is context); useful: 0 to 0.5",
+    )
     p.add_argument("--sw-batch-size", type=int, default=8, help="tiles per forward pass")
     p.add_argument(
         "--slice-batch",
         type=int,
         help="slices per forward pass (default: 8 on a GPU, the network's pixel budget on a CPU)",
     )
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
     p.add_argument("--amp", action="store_true", help="mixed precision (fp16 on CUDA, bf16 on CPU)")
     p.add_argument(
         "--no-data-consistency",
@@ -362,7 +424,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="best",
         help="bundle to run beside the baselines: a name, 'best' (highest stored test PSNR at this scale) or 'none'",
     )
-    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
     _add_common(p)
 
     p = sub.add_parser(
@@ -396,7 +458,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder the manifest's relative paths start from")
     p.add_argument("--scales", type=int, nargs="+", default=[2, 4], help="SR factors")
     p.add_argument("--bundles", nargs="+", help="bundles to include (default: every bundle with weights)")
-    p.add_argument("--devices", nargs="+", help="devices to time (default: cpu, and cuda when available)")
+    p.add_argument(
+        "--devices",
+        type=_device_type(auto=False),
+        nargs="+",
+        help="devices to time: cpu, cuda, cuda:N (default: cpu, and cuda when available)",
+    )
     p.add_argument("--no-amp", action="store_true", help="time float32 only")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     p.add_argument("--repeats", type=int, default=5, help="timed runs (median reported)")
@@ -469,7 +536,7 @@ TRAIN_OPTIONS = (
         },
     ),
     ("--seed", "seed", {"type": int, "help": "seed of the initialisation and of every sample"}),
-    ("--device", "device", {"help": "cpu, cuda, cuda:N or auto"}),
+    ("--device", "device", {"type": _device, "help": DEVICE_HELP}),
     ("--num-workers", "num_workers", {"type": int, "help": "DataLoader workers"}),
 )
 TRAIN_FLAGS = (
@@ -723,6 +790,31 @@ def check_paths(args: argparse.Namespace) -> None:
         check_input_path(args.manifest)
 
 
+def check_devices(args: argparse.Namespace) -> None:
+    """A GPU asked for that is not there, said in one line before any work (torch loads only for a
+    ``cuda`` device); under ``torchrun`` each rank takes its ``LOCAL_RANK``'s GPU, whatever the index."""
+    asked = [(flag, d) for flag in ("device", "devices") for d in _as_list(getattr(args, flag, None))]
+    asked = [(flag, d) for flag, d in asked if d.startswith("cuda")]
+    if not asked:
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    distributed = args.command == "train" and int(os.environ.get("WORLD_SIZE", "1")) > 1
+    for flag, device in asked:
+        index = int(device.partition(":")[2] or 0)
+        if count == 0:
+            raise ValueError(f"--{flag} {device}: CUDA is not available to PyTorch on this machine; use --{flag} "
+                             f"cpu{' (or auto)' if flag == 'device' else ''}.")  # fmt: skip
+        if index >= count and not distributed:
+            gpus = "1 GPU (cuda:0)" if count == 1 else f"{count} GPUs (cuda:0 to cuda:{count - 1})"
+            raise ValueError(f"--{flag} {device}: this machine has {gpus}.")
+
+
+def _as_list(value: str | list[str] | None) -> list[str]:
+    return [] if value is None else [value] if isinstance(value, str) else list(value)
+
+
 COMMANDS = {
     "degrade": cmd_degrade,
     "selfsr": cmd_selfsr,
@@ -737,12 +829,27 @@ COMMANDS = {
 }
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
+    """``warnings.showwarning`` for the command line: the message alone, on one line (not the source line)."""
+    say(f"mrsr: warning: {' '.join(str(message).split())}")
+
+
+def _interrupt_on_sigterm(signum: int, frame) -> None:  # noqa: ARG001
+    """``kill`` (SIGTERM) ends a run as Ctrl-C does: temporary outputs are removed on the way out."""
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.getLogger("monai").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
+    if not args.traceback:
+        warnings.showwarning = _one_line_warning
+    if threading.current_thread() is threading.main_thread():  # signals can only be set there
+        signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
         check_paths(args)
+        check_devices(args)
         return COMMANDS[args.command](args)
     except (ValueError, OSError) as err:  # MrsrError is a ValueError
         if args.traceback:
@@ -750,7 +857,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         say(f"mrsr: error: {err}")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        say("mrsr: interrupted; nothing was written")
+        say("mrsr: interrupted; nothing of the unfinished output was written")
         return 130
     except Exception as err:  # an internal error: still one line unless asked
         if args.traceback:

@@ -664,6 +664,9 @@ def _degrade_slices(
     if thickness is not None and gap is not None and abs(thickness + gap - scale * step) > 1e-3 * step:
         raise MrsrError(f"--thickness {thickness:g} + --gap {gap:g} mm must equal the slice spacing, {scale:g} x "
                         f"{step:g} = {scale * step:g} mm; give one of them.")  # fmt: skip
+    if thickness is None and gap is not None and gap >= scale * step:  # said in mm, as given, not in HR voxels
+        raise MrsrError(f"--gap {gap:g} mm leaves no slice: the slice spacing is {scale:g} x {step:g} = "
+                        f"{scale * step:g} mm; give a gap below it.")  # fmt: skip
     if str(profile) == "kspace":
         if thickness is not None or gap is not None:
             raise MrsrError("--slice-profile kspace is one slice spacing wide: drop --thickness and --gap.")

@@ -425,6 +425,8 @@ def fit_selfsr(
         MrsrError: a 2D or nearly isotropic input, or one with too few samples to make pairs from.
     """
     start = time.perf_counter()
+    if steps is not None and steps < 1:  # 0 would keep the untrained network: it is never validated
+        raise MrsrError(f"steps must be a whole number >= 1, got {steps}.")
     if steps is None and time_limit is None:
         steps = DEFAULT_STEPS
     if volume.ndim != 4 or volume.shape[0] != 1:

@@ -58,6 +58,39 @@ def test_pickled_code_is_refused(tmp_path):
         load_network(evil, "msrn")
 
 
+class Config:
+    """Python state saved beside the weights: loading it needs weights_only=False."""
+
+
+def _refusal(path) -> str:
+    with pytest.raises(MrsrError) as refused:
+        load_network(path, "msrn")
+    message = str(refused.value)
+    assert len(message.splitlines()) == 1 and "weights_only" not in message and "\x1b" not in message
+    return message
+
+
+def test_a_text_file_is_not_weights(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello, these are not weights\n")
+    assert "notes.txt is not a PyTorch weights file" in _refusal(tmp_path / "notes.txt")
+    (tmp_path / "config.json").write_text('{"features": 16}')
+    assert "config.json is not a PyTorch weights file" in _refusal(tmp_path / "config.json")
+
+
+def test_a_checkpoint_with_python_objects_is_refused_with_mrsrs_own_advice(tmp_path, msrn_file):
+    _, net = msrn_file
+    torch.save({"model": net.state_dict(), "cfg": Config()}, tmp_path / "full.pt")
+    torch.save(net, tmp_path / "module.pt")
+    advice = (
+        "that mrsr does not unpickle, for safety; save the state_dict only, e.g. torch.save(model.state_dict(), path)"
+    )
+    assert f"holds Python objects (tests.test_checkpoint.Config) {advice}" in _refusal(tmp_path / "full.pt")
+    assert f"holds Python objects (mrsr.networks.msrn.MSRN) {advice}" in _refusal(tmp_path / "module.pt")
+    with open(tmp_path / "plain.pkl", "wb") as f:
+        pickle.dump({"state_dict": net.state_dict()}, f)  # pickle's own format (protocol 4), not torch.save's
+    assert "plain.pkl is a Python pickle that is not PyTorch weights" in _refusal(tmp_path / "plain.pkl")
+
+
 def test_missing_and_non_dict_files(tmp_path):
     with pytest.raises(MrsrError, match="No such weights"):
         load_network(tmp_path / "none.pt", "msrn")

@@ -377,7 +377,7 @@ BAD = [
     (
         "negative adaptation steps",
         lambda t: ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), "--bundle", "msrn", "--adapt", "-3"],
-        "expected a number >= 0",
+        "expected a whole number >= 0",
     ),
     (
         "detail out of range",
@@ -418,7 +418,8 @@ def test_every_bad_input(tmp_path, capsys, name, argv, message):
     err = capsys.readouterr().err.strip()
     assert code == 2, err
     assert message in err and "Traceback" not in err
-    assert len(err.splitlines()) == 1 or err.splitlines()[0].startswith("usage:")
+    assert len(err.splitlines()) == 1, err  # argparse's own errors too: no usage block
+    assert "weights_only" not in err and "\x1b" not in err  # not PyTorch's unsafe advice or terminal codes
     assert sorted(p.name for p in tmp_path.rglob("*")) == made  # nothing partial left behind
     assert before == [] or before == made
     assert sample_path().exists()
@@ -598,12 +599,150 @@ BAD_THICK_SLICES = [
         "drop --thickness and --gap",
     ),
     ("k-space option", lambda t: _degrade(t, "--slice-profile", "box", "--window", "hamming"), "--window belongs"),
+    (
+        "gap beyond the slice spacing",
+        lambda t: _degrade(t, "--slice-profile", "box", "--gap", "100"),
+        "--gap 100 mm leaves no slice: the slice spacing is 2 x 3 = 6 mm",
+    ),
 ]
 
 
 @pytest.mark.parametrize("name, argv, message", BAD_THICK_SLICES, ids=[b[0] for b in BAD_THICK_SLICES])
 def test_degrade_refuses_each_bad_thick_slice_option(tmp_path, capsys, name, argv, message):
     test_every_bad_input(tmp_path, capsys, name, argv, message)
+
+
+def _infer(t, *options):
+    return ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), *options]
+
+
+def _single_voxel(tmp_path):
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.ones((1, 1, 1), np.float32), np.eye(4)), tmp_path / "voxel.nii.gz")
+    return tmp_path / "voxel.nii.gz"
+
+
+def _text_weights(tmp_path):
+    (tmp_path / "weights.txt").write_text("hello, these are not weights\n")
+    return tmp_path / "weights.txt"
+
+
+class _Config:
+    """A training configuration pickled beside the weights (a checkpoint that needs weights_only=False)."""
+
+
+def _full_pickle(tmp_path):
+    from mrsr.networks import get_network
+
+    net = get_network("msrn", preset="small", scale=2)
+    torch.save({"model": net.state_dict(), "cfg": _Config()}, tmp_path / "full.pt")
+    return tmp_path / "full.pt"
+
+
+def _pickled_module(tmp_path):
+    from mrsr.networks import get_network
+
+    torch.save(get_network("msrn", preset="small", scale=2), tmp_path / "module.pt")
+    return tmp_path / "module.pt"
+
+
+TILE = "argument --roi: expected a tile side in LR pixels >= 1"
+DEVICE = "argument --device: expected cpu, cuda, cuda:N (N: a GPU index) or auto, got 'tpu'"
+STEPS = "argument --steps: expected a whole number >= 1, got"
+SELFSR = ["selfsr", str(sample_path()), "-o"]
+
+BAD_ARGUMENTS = [
+    ("tile of zero", lambda t: _infer(t, "--roi", "0", "0"), f"{TILE}, e.g. --roi 64 64"),
+    ("negative tile", lambda t: _infer(t, "--roi", "-8", "16"), f"{TILE}, e.g. --roi 64 64"),
+    ("tile not a number", lambda t: _infer(t, "--roi", "a", "b"), f"{TILE}, e.g. --roi 64 64"),
+    ("unknown device", lambda t: _infer(t, "--device", "tpu"), DEVICE),
+    ("selfsr on an unknown device", lambda t: SELFSR + [str(t / "o.nii.gz"), "--device", "tpu"], DEVICE),
+    ("demo on an unknown device", lambda t: ["demo", "-o", str(t / "d"), "--device", "tpu"], DEVICE),
+    (
+        "train on an unknown device",
+        lambda t: ["train", "--network", "msrn", "--manifest", "m.json", "--out", str(t / "r"), "--device", "tpu"],
+        DEVICE,
+    ),
+    (
+        "benchmark on an automatic device",
+        lambda t: ["benchmark", "-o", str(t / "b"), "--devices", "cpu", "auto"],
+        "argument --devices: expected cpu, cuda or cuda:N (N: a GPU index), got 'auto'",
+    ),
+    ("overlap of a whole tile", lambda t: _infer(t, "--roi", "32", "32", "--overlap", "1"), "useful: 0 to 0.5"),
+    ("negative overlap", lambda t: _infer(t, "--overlap", "-0.1"), "from 0 up to (not including) 1, got -0.1"),
+    (
+        "weights in a text file",
+        lambda t: _infer(t, "--network", "msrn", "--weights", str(_text_weights(t))),
+        "is not a PyTorch weights file",
+    ),
+    (
+        "weights beside Python objects",
+        lambda t: _infer(t, "--network", "msrn", "--weights", str(_full_pickle(t))),
+        "holds Python objects (tests.test_cli._Config) that mrsr does not unpickle, for safety; save the "
+        "state_dict only, e.g. torch.save(model.state_dict(), path)",
+    ),
+    (
+        "a whole pickled network",
+        lambda t: _infer(t, "--network", "msrn", "--weights", str(_pickled_module(t))),
+        "holds Python objects (mrsr.networks.msrn.MSRN)",
+    ),
+    (
+        "a single voxel to degrade",
+        lambda t: ["degrade", str(_single_voxel(t)), "-o", str(t / "o.nii.gz")],
+        "Axis 0 has 1 sample: too small to degrade",
+    ),
+    (
+        "a single slice to thicken",
+        lambda t: ["degrade", str(_single_voxel(t)), "-o", str(t / "o.nii.gz"), "--slice-profile", "box"],
+        "Axis 2 has 1 slice: too small to degrade",
+    ),
+    ("zero selfsr steps", lambda t: SELFSR + [str(t / "o.nii.gz"), "--steps", "0"], f"{STEPS} 0"),
+    ("negative selfsr steps", lambda t: SELFSR + [str(t / "o.nii.gz"), "--steps", "-3"], f"{STEPS} -3"),
+    ("unknown command", lambda t: ["frobnicate"], "mrsr: error: argument COMMAND: invalid choice: 'frobnicate'"),
+    ("no output", lambda t: ["infer", str(sample_path())], "required: -o/--output (see mrsr infer --help)"),
+]
+
+
+@pytest.mark.parametrize("name, argv, message", BAD_ARGUMENTS, ids=[b[0] for b in BAD_ARGUMENTS])
+def test_refuses_each_bad_argument_in_one_line(tmp_path, capsys, name, argv, message):
+    test_every_bad_input(tmp_path, capsys, name, argv, message)
+
+
+def test_an_argument_error_is_one_line_that_points_to_the_help(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(_infer(tmp_path, "--roi", "0", "64"))
+    assert stop.value.code == 2
+    assert capsys.readouterr().err == (
+        "mrsr infer: error: argument --roi: expected a tile side in LR pixels >= 1, e.g. --roi 64 64 (leave --roi "
+        "out for whole slices), got 0 (see mrsr infer --help)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        lambda t: _infer(t, "--device", "cuda"),
+        lambda t: _infer(t, "--device", "cuda:3"),
+        lambda t: SELFSR + [str(t / "o.nii.gz"), "--device", "cuda"],
+        lambda t: ["demo", "-o", str(t / "d"), "--device", "cuda:1"],
+        lambda t: ["benchmark", "-o", str(t / "b"), "--devices", "cpu", "cuda"],
+    ],
+    ids=["infer", "infer-index", "selfsr", "demo", "benchmark"],
+)
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_a_gpu_that_is_not_there_is_one_line_before_any_work(tmp_path, capsys, monkeypatch, argv, gpus):
+    args = argv(tmp_path)
+    asked = next(a for a in args if a.startswith("cuda"))
+    if gpus and asked in ("cuda", "cuda:0"):
+        pytest.skip("that GPU is there")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: gpus > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith("mrsr: error: --device") and asked in err
+    assert ("CUDA is not available" if not gpus else "this machine has 1 GPU (cuda:0)") in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_selfsr_writes_the_thick_axis_on_its_hr_grid(tmp_path, capsys):
@@ -651,3 +790,20 @@ def test_synth_writes_images_and_a_panel_and_keeps_them(tmp_path, capsys):
     assert main(args) == 2  # exists: one line, nothing replaced
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "--overwrite" in err
+
+
+def test_a_warning_is_one_line(tmp_path, capsys):
+    """What failed: a warning (here: complex input, read as its magnitude) printed as two lines, the second
+    being the source line of the warning call."""
+    import nibabel as nib
+
+    block = load_volume(sample_path())[0, 40:72, 40:72, 25:28].numpy()
+    nib.save(nib.Nifti1Image((block * np.exp(0.3j)).astype(np.complex64), np.diag([4.0, 4.0, 3.0, 1.0])),
+             tmp_path / "complex.nii.gz")  # fmt: skip
+    code = main(["infer", str(tmp_path / "complex.nii.gz"), "-o", str(tmp_path / "sr.nii.gz"),
+                 "--network", "zerofill", "--scale", "2"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 0, err
+    warned = [line for line in err.splitlines() if "complex values" in line]
+    assert len(warned) == 1 and warned[0].startswith("mrsr: warning:") and "magnitude" in warned[0], err
+    assert "warnings.warn" not in err and "UserWarning" not in err

@@ -184,6 +184,14 @@ def test_degrade_then_evaluate_files(tmp_path):
         evaluate_files(lr_path, tmp_path / "crop.nii.gz")
 
 
+def test_a_gap_that_leaves_no_slice_is_said_in_mm(tmp_path):
+    """The user gave millimetres: the message says them, and the slice spacing they must stay below."""
+    crop = _crop(tmp_path)  # 4 x 4 x 3 mm: the slices are 2 x 3 = 6 mm apart at x2
+    with pytest.raises(MrsrError, match=r"--gap 7 mm leaves no slice: the slice spacing is 2 x 3 = 6 mm"):
+        degrade_file(crop, tmp_path / "lr.nii.gz", 2, slice_profile="gaussian", gap=7)
+    assert not (tmp_path / "lr.nii.gz").exists()
+
+
 def test_selfsr_file_dicom_series_in_derived_series_out(tmp_path):
     """A thick-slice DICOM series (real T1 crop at 1.5 mm in-plane, 4.5 mm box slices) in, a derived series out:
     same study, new series, DERIVED, the HR grid's geometry and SliceThickness, the provenance line; an existing

@@ -157,6 +157,13 @@ def test_selfsr_bundle_config_runs_with_monai_bundle(tmp_path, capsys, monkeypat
     assert "No input given" in str(err.value) or "No input given" in str(err.value.__cause__)
 
 
+@pytest.mark.parametrize("steps", [0, -3])
+def test_steps_below_one_are_refused(steps):
+    vol = MetaTensor(torch.rand(1, 16, 16, 6), affine=torch.diag(torch.tensor([1.0, 1.0, 4.0, 1.0])))
+    with pytest.raises(MrsrError, match=f"steps must be a whole number >= 1, got {steps}"):
+        fit_selfsr(vol, steps=steps, progress=False)
+
+
 def test_selfsrd_replaces_each_key():
     lr = SliceProfileDegrade(4, axis=2)(_blob(shape=(20, 20, 24)))
     transform = SelfSRd(keys="image", steps=2, summary=False, progress=False)

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import inspect
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
-import torch
 from monai.bundle import ConfigParser
 from torch import nn
 
 from mrsr.bundle.discovery import bundle_scales, find_bundle, weights_path
+from mrsr.checkpoint import read_weights
 from mrsr.errors import MrsrError
 
 __all__ = ["bundle_detail", "install_weights", "load_bundle_network", "shipped_weights"]
@@ -74,10 +73,10 @@ def load_bundle_network(
         )
     parser = _inference_parser(path, scale)
     network = parser.get_parsed_content("network_def", instantiate=True)
+    state = read_weights(file)  # weights_only=True, and mrsr's own message for a file it will not read
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
         network.load_state_dict(state)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, AttributeError) as err:
+    except (RuntimeError, AttributeError, TypeError) as err:  # other tensors, or not a state_dict at all
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise MrsrError(f"Cannot load {file} into the {path.name} network: {first}") from None
     return network.eval(), int(parser["network_def"]["in_channels"])

@@ -309,6 +309,8 @@ class KSpaceTruncate(InvertibleTransform):
             if a >= len(shape):
                 raise ValueError(f"Axis {a} does not exist in an image with {len(shape)} spatial axes.")
             n = truncated_size(shape[a], f)
+            if n < 2 and shape[a] < 2:  # no factor leaves 2 samples: "at most 0.5" would be no advice
+                raise ValueError(f"Axis {a} has {shape[a]} sample: too small to degrade (it must keep at least 2).")
             if n < 2:
                 raise ValueError(
                     f"Axis {a} has {shape[a]} samples: a factor of {f:g} would leave {n}; "

@@ -330,7 +330,8 @@ class SliceProfileDegrade(InvertibleTransform):
                     "(all in HR samples)."
                 )
             if not thickness > 0:
-                left = "" if gap is None else f": a gap of {gap:g} leaves nothing of the spacing {self.scale}"
+                left = f": a gap of {gap:g} HR samples leaves nothing of the slice spacing, {self.scale} HR samples"
+                left = "" if gap is None else left
                 raise ValueError(f"The slice thickness must be positive, got {thickness:g}{left}.")
         self.profile = profile if named or kspace else _load_profile(profile)  # type: ignore[arg-type]
         self.thickness = float(self.scale) if kspace else None if not named else float(thickness)  # type: ignore
@@ -344,6 +345,8 @@ class SliceProfileDegrade(InvertibleTransform):
     def lr_size(self, size: int) -> int:
         """The number of LR slices of an axis of ``size`` HR samples: ``size // scale``, at least 2."""
         n = size // self.scale
+        if n < 2 and size < 2:  # no factor leaves 2 slices: "at most 0" would be no advice
+            raise ValueError(f"Axis {self.axis} has {size} slice: too small to degrade (it must keep at least 2).")
         if n < 2:
             raise ValueError(
                 f"Axis {self.axis} has {size} samples: a factor of {self.scale} would leave {n} slice(s); "

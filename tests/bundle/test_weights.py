@@ -49,6 +49,22 @@ def test_install_weights_checks_the_fit(tmp_path, monkeypatch):
     assert out.read_bytes() == before  # the bundle keeps its weights
 
 
+class Config:
+    """Python state saved beside the weights: loading it needs weights_only=False."""
+
+
+def test_unreadable_weights_are_explained_in_one_line(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello, these are not weights\n")
+    network, _ = load_bundle_network("msrn", 2)
+    torch.save({"model": network.state_dict(), "cfg": Config()}, tmp_path / "full.pt")
+    for name, message in (("notes.txt", "is not a PyTorch weights file"), ("full.pt", "holds Python objects")):
+        with pytest.raises(MrsrError) as refused:
+            load_bundle_network("msrn", 2, weights=tmp_path / name)
+        text = str(refused.value)
+        assert message in text and len(text.splitlines()) == 1, text
+        assert "weights_only" not in text and "\x1b" not in text
+
+
 def test_bundle_detail_is_the_inference_configs_per_scale(tmp_path, monkeypatch):
     from mrsr.bundle import bundle_detail
     from mrsr.bundle.discovery import bundle_scales

@@ -187,6 +187,8 @@ def test_matrix_too_small_for_the_factor():
         KSpaceTruncate(factor=4, axes=(2,))(torch.rand(1, 8, 8, 5))
     with pytest.raises(ValueError, match="does not exist"):
         KSpaceTruncate(factor=2, axes=(3,))(torch.rand(1, 8, 8, 5))
+    with pytest.raises(ValueError, match="Axis 0 has 1 sample: too small to degrade"):  # no factor would do
+        KSpaceTruncate(factor=2, axes=(0, 1))(torch.rand(1, 1, 1, 1))
 
 
 # --- MONAI transform history and inversion -------------------------------------------------------

@@ -188,6 +188,13 @@ def test_kspace_profile_samples_the_band_limited_signal_at_the_slab_centres(n, s
 def test_too_large_a_factor_is_refused():
     with pytest.raises(ValueError, match="would leave 1 slice"):
         SliceProfileDegrade(5, 2)(torch.zeros(1, 4, 4, 9))
+    with pytest.raises(ValueError, match="Axis 2 has 1 slice: too small to degrade"):  # no factor would do
+        SliceProfileDegrade(2, 2)(torch.zeros(1, 4, 4, 1))
+
+
+def test_a_gap_wider_than_the_spacing_is_explained_in_hr_samples():
+    with pytest.raises(ValueError, match="a gap of 5 HR samples leaves nothing of the slice spacing, 4 HR samples"):
+        SliceProfileDegrade(4, 2, gap=5)
 
 
 @pytest.mark.parametrize("device", DEVICES)
