@@ -70,8 +70,8 @@ def _factor(purpose: str):
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not value >= 1:
-            raise argparse.ArgumentTypeError(f"the factor must be >= 1 (got {text}): {purpose}")
+        if not 1 <= value < float("inf"):
+            raise argparse.ArgumentTypeError(f"the factor must be a finite number >= 1 (got {text}): {purpose}")
         return value
 
     return parse

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -406,11 +407,13 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("name, argv, message", BAD, ids=[b[0] for b in BAD])
-def test_every_bad_input(tmp_path, capsys, name, argv, message):
+def _check_bad_input(tmp_path, capsys, name, argv, message):
+    """Exit 2, one stderr line that says what is wrong, no traceback, nothing written, every input unchanged."""
     before = sorted(p.name for p in tmp_path.rglob("*"))
+    sample = _checksum(sample_path())
     args = argv(tmp_path)
     made = sorted(p.name for p in tmp_path.rglob("*"))
+    inputs = {p: _checksum(p) for p in tmp_path.rglob("*") if p.is_file()}
     try:
         code = main(args)
     except SystemExit as stop:  # argparse's own usage errors
@@ -422,7 +425,11 @@ def test_every_bad_input(tmp_path, capsys, name, argv, message):
     assert "weights_only" not in err and "\x1b" not in err  # not PyTorch's unsafe advice or terminal codes
     assert sorted(p.name for p in tmp_path.rglob("*")) == made  # nothing partial left behind
     assert before == [] or before == made
-    assert sample_path().exists()
+    assert {p: _checksum(p) for p in inputs} == inputs and _checksum(sample_path()) == sample  # inputs untouched
+
+
+def _checksum(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def test_batch_infer_over_a_folder_is_resumable_and_shardable(tmp_path, monkeypatch):
@@ -607,11 +614,6 @@ BAD_THICK_SLICES = [
 ]
 
 
-@pytest.mark.parametrize("name, argv, message", BAD_THICK_SLICES, ids=[b[0] for b in BAD_THICK_SLICES])
-def test_degrade_refuses_each_bad_thick_slice_option(tmp_path, capsys, name, argv, message):
-    test_every_bad_input(tmp_path, capsys, name, argv, message)
-
-
 def _infer(t, *options):
     return ["infer", str(sample_path()), "-o", str(t / "o.nii.gz"), *options]
 
@@ -704,9 +706,82 @@ BAD_ARGUMENTS = [
 ]
 
 
-@pytest.mark.parametrize("name, argv, message", BAD_ARGUMENTS, ids=[b[0] for b in BAD_ARGUMENTS])
-def test_refuses_each_bad_argument_in_one_line(tmp_path, capsys, name, argv, message):
-    test_every_bad_input(tmp_path, capsys, name, argv, message)
+def _nifti(tmp_path, name: str, data, affine=None, sform=None):
+    import nibabel as nib
+
+    img = nib.Nifti1Image(np.asarray(data), np.eye(4) if affine is None else affine)
+    if sform is not None:  # an affine nibabel would not take whole: the sform alone
+        img.set_sform(sform, 1)
+        img.set_qform(None, 0)
+    nib.save(img, tmp_path / name)
+    return str(tmp_path / name)
+
+
+def _noise(*shape):
+    return np.random.default_rng(0).random(shape).astype(np.float32)
+
+
+def _singular(t):
+    sform = np.eye(4)
+    sform[:3, 0] = 0.0  # the first voxel axis has no length
+    return _nifti(t, "singular.nii.gz", _noise(16, 16, 4), sform=sform)
+
+
+def _sheared(t):
+    affine = np.eye(4)
+    affine[0, 1] = 0.25
+    return _nifti(t, "sheared.nii.gz", _noise(16, 16, 4), affine)
+
+
+def _with_inf(t):
+    data = _noise(16, 16, 4)
+    data[2, 2, 2] = np.inf
+    return _nifti(t, "inf.nii.gz", data)
+
+
+def _header_beyond_file(t):
+    import gzip
+
+    import nibabel as nib
+
+    header = nib.Nifti1Header()
+    header.set_data_shape((20000, 20000, 5000))
+    header.set_data_dtype(np.int16)
+    with gzip.open(t / "huge.nii.gz", "wb") as f:
+        f.write(header.binaryblock + b"\0" * 4)
+    return str(t / "huge.nii.gz")
+
+
+BAD_FILES = [
+    ("singular affine", lambda t: ["infer", _singular(t), "-o", str(t / "o.nii.gz")], "affine (voxel to world) is"),
+    ("sheared affine as DICOM", lambda t: ["infer", _sheared(t), "-o", str(t / "o_dicom")], "DICOM cannot hold it"),
+    ("infinite voxel", lambda t: ["infer", _with_inf(t), "-o", str(t / "o.nii.gz")], "1 NaN/Inf voxels"),
+    (
+        "constant volume",
+        lambda t: ["infer", _nifti(t, "c.nii.gz", np.full((16, 16, 4), 3, np.float32)), "-o", str(t / "o.nii.gz")],
+        "The image is constant",
+    ),
+    (
+        "4D volume",
+        lambda t: ["infer", _nifti(t, "4d.nii.gz", _noise(16, 16, 4, 3)), "-o", str(t / "o.nii.gz")],
+        "mrsr needs one 3D volume",
+    ),
+    (
+        "header beyond its file",
+        lambda t: ["infer", _header_beyond_file(t), "-o", str(t / "o.nii.gz")],
+        "the header's shape 20000 x 20000 x 5000 (int16) does not match the file's size",
+    ),
+    ("infinite scale", lambda t: ["degrade", str(sample_path()), "-o", str(t / "o.nii"), "--scale", "inf"], "finite"),
+    ("unknown output format", lambda t: _infer(t)[:3] + [str(t / "o.txt")], "unknown output format"),
+]
+
+EVERY_BAD_INPUT = BAD + BAD_THICK_SLICES + BAD_ARGUMENTS + BAD_FILES
+
+
+@pytest.mark.parametrize("name, argv, message", EVERY_BAD_INPUT, ids=[b[0] for b in EVERY_BAD_INPUT])
+def test_refuses_every_bad_input_in_one_line(tmp_path, capsys, name, argv, message):
+    assert len(EVERY_BAD_INPUT) >= 40
+    _check_bad_input(tmp_path, capsys, name, argv, message)
 
 
 def test_an_argument_error_is_one_line_that_points_to_the_help(tmp_path, capsys):
