@@ -45,11 +45,10 @@ def _user_error(err: BaseException | None) -> BaseException | None:
 
 def _weights_scale(ckpt: Path, bundle: Path, config: Path | None, skip: int, key: str = "") -> int | None:
     """The scale at which the bundle's ``network_def`` takes the weights in ``ckpt`` (``None``: none does)."""
-    import torch
-
     from mrsr.bundle.weights import _inference_parser
+    from mrsr.checkpoint import read_weights
 
-    state = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = read_weights(ckpt)
     state = state.get(key, state) if key else state
     state = state.get("state_dict", state)  # an mrsr weights file
     for scale in (2, 3, 4, 8):

@@ -25,7 +25,7 @@ from monai.utils import set_determinism
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 
-from mrsr.checkpoint import save_weights
+from mrsr.checkpoint import read_weights, save_weights
 from mrsr.engines.config import TrainConfig
 from mrsr.engines.data import (
     Degradation,
@@ -159,10 +159,7 @@ def load_checkpoint(path: Path) -> dict:
     """Read a run checkpoint (tensors and plain data only: ``weights_only=True``)."""
     if not path.is_file():
         raise MrsrError(f"No checkpoint at {path}; start without --resume, or give the run folder with --out.")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:
-        raise MrsrError(f"Cannot read the checkpoint {path}: {type(err).__name__}: {err}") from None
+    return read_weights(path)  # weights_only=True, with mrsr's one-line errors
 
 
 def _prepare_run_dir(

@@ -330,8 +330,8 @@ class SliceProfileDegrade(InvertibleTransform):
                     "(all in HR samples)."
                 )
             if not thickness > 0:
-                left = f": a gap of {gap:g} HR samples leaves nothing of the slice spacing, {self.scale} HR samples"
-                left = "" if gap is None else left
+                nothing = f"leaves nothing of the slice spacing, {self.scale} HR samples"
+                left = "" if gap is None else f": a gap of {gap:g} HR samples {nothing}"
                 raise ValueError(f"The slice thickness must be positive, got {thickness:g}{left}.")
         self.profile = profile if named or kspace else _load_profile(profile)  # type: ignore[arg-type]
         self.thickness = float(self.scale) if kspace else None if not named else float(thickness)  # type: ignore

@@ -10,7 +10,7 @@ import torch
 from mrsr.checkpoint import load_network
 from mrsr.engines import TrainConfig, train
 from mrsr.engines.handlers import RunRecorder
-from mrsr.engines.trainer import CosineSchedule
+from mrsr.engines.trainer import CosineSchedule, load_checkpoint
 from mrsr.errors import MrsrError
 
 SMALLEST = {  # each network at its narrowest that still is the network, so every one trains in seconds
@@ -178,3 +178,10 @@ def test_training_on_a_synthetic_mix(make_config, tmp_path):
     assert TrainConfig.from_dict(json.loads((tmp_path / "run" / "config.json").read_text())).synthetic == 0.5
     with pytest.raises(MrsrError, match="fraction"):
         make_config(tmp_path / "bad", synthetic=1.5)
+
+
+def test_an_unreadable_checkpoint_is_one_line_without_unsafe_advice(tmp_path):
+    (tmp_path / "last.pt").write_text("not a checkpoint\n")
+    with pytest.raises(MrsrError, match="is not a PyTorch weights file") as err:
+        load_checkpoint(tmp_path / "last.pt")
+    assert "weights_only" not in str(err.value) and len(str(err.value).splitlines()) == 1
