@@ -50,7 +50,7 @@ from mrsr.data.dicom import CARRIED_TAGS, DICOM_META_KEY, LPS_TO_RAS
 from mrsr.errors import MrsrError
 from mrsr.inference import DESCRIPTION_KEY, resolve_device, resolve_slice_axis
 from mrsr.paths import check_output_path, is_nifti_path
-from mrsr.pipeline import InferOptions, build_predictor, inference_chain
+from mrsr.pipeline import InferOptions, build_predictor, options_chain
 
 LOG = logging.getLogger("mrsr.deploy")
 BUNDLE_SUFFIX = "_mr_sr"
@@ -262,7 +262,7 @@ class SuperResolveOperator(Operator):
     """Super-resolve a volume with an mrsr bundle, as ``mrsr infer IN -o OUT --bundle BUNDLE`` does.
 
     The bundle's own network and weights (:func:`mrsr.pipeline.build_predictor`, its ``network_def`` and
-    ``models/model*.pt``) run in the chain of :func:`mrsr.pipeline.inference_chain`: RobustNormalized,
+    ``models/model*.pt``) run in the chain of :func:`mrsr.pipeline.options_chain`: RobustNormalized,
     :class:`mrsr.inference.VolumeInferer` (slice by slice, data consistency on, the bundle's share of
     detail) and RestoreVolumed (the input's intensities, the SR grid's affine). Saving is left to
     :class:`VolumeWriterOperator`.
@@ -289,13 +289,7 @@ class SuperResolveOperator(Operator):
     def super_resolve(self, volume: MetaTensor) -> MetaTensor:
         """The SR volume of ``volume``, the steps of :func:`mrsr.pipeline.super_resolve_file` less its file I/O."""
         options, predictor = self.options, self.predictor
-        chain = inference_chain(
-            predictor.scale, predictor.in_channels, options.slice_axis, roi_size=options.roi, overlap=options.overlap,
-            sw_batch_size=options.sw_batch_size, slice_batch=options.slice_batch, amp=options.amp,
-            channels_last=options.channels_last, out_size=options.size, data_consistency=options.data_consistency,
-            detail=predictor.detail, adapt=options.adapt, adapt_time=options.adapt_time, seed=options.seed,
-            method=predictor.method, progress=False,
-        )  # fmt: skip
+        chain = options_chain(options, predictor, progress=False)
         normalise = Compose(chain.preprocessing.transforms[1:])  # LoadVolumed is the loader operators' work
         restore = Compose(chain.postprocessing.transforms[:1])  # RestoreVolumed; VolumeWriterOperator saves
         d = normalise({"image": volume})

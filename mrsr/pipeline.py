@@ -57,6 +57,7 @@ __all__ = [
     "SaveOutputd",
     "InferenceChain",
     "inference_chain",
+    "options_chain",
     "super_resolve_file",
     "batch_inputs",
     "batch_output",
@@ -364,6 +365,24 @@ def _stage_line(predictor: Predictor, name: str, image: MetaTensor, axis: int, a
             f"across axis {axis}{why}, x{predictor.scale:g} in-plane")  # fmt: skip
 
 
+def options_chain(
+    options: InferOptions, predictor: Predictor, overwrite: bool = False, progress: bool = True
+) -> InferenceChain:
+    """The :func:`inference_chain` that ``options`` and ``predictor`` ask for: what :func:`super_resolve_file`
+    runs, and what an application that reads and writes volumes itself (deploy/app.py) runs between.
+
+    Data consistency applies to networks only; the predictor brings its scale, channels, detail and name.
+    """
+    return inference_chain(
+        predictor.scale, predictor.in_channels, options.slice_axis, roi_size=options.roi, overlap=options.overlap,
+        sw_batch_size=options.sw_batch_size, slice_batch=options.slice_batch, amp=options.amp,
+        channels_last=options.channels_last, out_size=options.size,
+        data_consistency=options.data_consistency and not predictor.is_baseline, detail=predictor.detail,
+        adapt=options.adapt, adapt_time=options.adapt_time, seed=options.seed, method=predictor.method,
+        overwrite=overwrite, progress=progress,
+    )  # fmt: skip
+
+
 def super_resolve_file(
     path: str | os.PathLike,
     output: str | os.PathLike,
@@ -401,14 +420,7 @@ def super_resolve_file(
                         "--bundle or --network with --weights.")  # fmt: skip
     device = resolve_device(options.device)
     predictor = predictor or build_predictor(options)
-    chain = inference_chain(
-        predictor.scale, predictor.in_channels, options.slice_axis, roi_size=options.roi, overlap=options.overlap,
-        sw_batch_size=options.sw_batch_size, slice_batch=options.slice_batch, amp=options.amp,
-        channels_last=options.channels_last, out_size=options.size,
-        data_consistency=options.data_consistency and not predictor.is_baseline, detail=predictor.detail,
-        adapt=options.adapt, adapt_time=options.adapt_time, seed=options.seed, method=predictor.method,
-        overwrite=overwrite,
-    )  # fmt: skip
+    chain = options_chain(options, predictor, overwrite=overwrite)
     item = {"image": str(path), "output": str(output), **({"image_layout": layout} if layout else {})}
     d = chain.preprocess(item)
     image, name = d["image"], Path(path).name
