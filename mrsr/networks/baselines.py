@@ -49,7 +49,16 @@ class _Interpolation(nn.Module):
 
 
 class ZeroFill(_Interpolation):
-    """Sinc interpolation by zero-padding k-space: the exact inverse grid of the degradation.
+    """Sinc interpolation by zero-padding k-space: the pseudo-inverse of the degradation.
+
+    Degrading the output again (:class:`~mrsr.transforms.KSpaceTruncate` by ``scale``) returns the
+    input exactly, at odd and even sizes, as a data-consistent network's output does: zero-filling is
+    data consistency (:func:`~mrsr.transforms.kspace_consistency`) applied to an image of zeros. On an
+    even LR grid the degradation kept the mean of the HR bins ``±n/2`` as the LR's Nyquist bin;
+    zero-filling gives both that value, the projection onto the kept band that the degradation
+    implies. So at an even LR size the output does not pass exactly through the LR samples: at HR
+    position ``m * scale`` it is the LR sample plus its Nyquist component again (half of that
+    component would pass through them, but degrade back to half of it).
 
     Args:
         spatial_dims: must be 2.

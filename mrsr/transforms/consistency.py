@@ -10,9 +10,9 @@ output only outside it (the part that was never measured)::
 where ``T`` is the truncation (``fourier_resize`` from the SR to the LR grid) and ``T⁺`` its
 pseudo-inverse. ``T T⁺ = I``, so truncating ``out`` again gives back ``lr`` exactly: the output is
 consistent with the measurement, whatever the network did. ``T⁺`` is zero-filling (the ``zerofill``
-baseline) with one difference on even-sized LR grids: the truncation keeps the Nyquist pair at
-``±n/2`` half each (so real images stay real), so the lift restores it at full weight; zero-filling
-alone keeps half of it and is therefore not itself consistent there.
+baseline): on an even LR grid the truncation keeps the mean of the HR bins ``±n/2`` as the LR's
+Nyquist bin (so real images stay real), and zero-filling puts that value back on both at full
+weight. The ``zerofill`` baseline is therefore this consistency applied to an image of zeros.
 
 Windowed degradations (``window="hamming"``/``"tukey"``) multiply the kept band by a taper ``w``.
 The consistent output then carries ``lr / w`` in the band: the unweighted k-space that the taper
@@ -35,7 +35,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
-from .kspace import MATMUL_MAX_SIZE, WINDOWS, _resize_last, fourier_resize, kspace_window, matmul_dim
+from .kspace import MATMUL_MAX_SIZE, WINDOWS, fourier_resize, kspace_window, matmul_dim
 
 __all__ = [
     "kspace_consistency",
@@ -48,17 +48,28 @@ __all__ = [
 
 
 def _lift_last(x: torch.Tensor, n_out: int, window: str, alpha: float) -> torch.Tensor:
-    """Pseudo-inverse of the truncation from ``n_out`` samples to ``x.shape[-1]``, along the last axis."""
+    """Pseudo-inverse of the truncation to ``x.shape[-1]`` samples: back to ``n_out``, along the last axis.
+
+    Without a window this is zero-padding (:func:`~mrsr.transforms.kspace.fourier_resize` growing an
+    axis, the ``zerofill`` baseline); with one, the band is divided by the window first. An even LR
+    grid's Nyquist value is doubled before the round trip through the LR grid and halved after it:
+    the identity in exact arithmetic, kept in this order so that data-consistent outputs stay bit for
+    bit what they were when zero-padding itself halved that bin (the bundles' published scores).
+    """
     n = x.shape[-1]
     spec = torch.fft.rfft(x, dim=-1)
     weight = torch.ones(spec.shape[-1], dtype=torch.float64, device=x.device)
-    if n % 2 == 0 and n < n_out:
-        weight[-1] = 2.0  # the truncation kept the ±n/2 pair half each; zero-filling halves it again
+    split = n % 2 == 0 and n < n_out
+    if split:
+        weight[-1] = 2.0
     if window not in ("none", None):
         w = kspace_window(n, window, alpha, device=x.device, dtype=torch.float64)
         weight = torch.where(w > 1e-12, weight / w.clamp_min(1e-12), torch.zeros_like(w))
     spec = spec * weight.to(spec.real.dtype)
-    return _resize_last(torch.fft.irfft(spec, n=n, dim=-1), n_out, None)
+    band = torch.fft.rfft(torch.fft.irfft(spec, n=n, dim=-1), dim=-1)
+    if split:
+        band[..., -1] *= 0.5
+    return torch.fft.irfft(band, n=n_out, dim=-1) * (n_out / n)
 
 
 @functools.lru_cache(maxsize=64)

@@ -6,10 +6,11 @@ inverse transforms on the new grid and rescales by ``n / N`` so intensities are 
 sample ``m`` then lies at HR position ``m * N / n`` (``m * s`` when ``s`` divides ``N``): the LR
 affine keeps the origin and multiplies the spacing by ``N / n``.
 
-The truncation is Hermitian-symmetric: an even-length grid's Nyquist bin is split half and half
-between ``+n/2`` and ``-n/2``. A real image therefore stays real on every grid, each axis is a
-real-to-real ``rfft``/``irfft`` pair, and zero-filling (the inverse grid) of a truncated image is
-exactly the low-passed original.
+The truncation is Hermitian-symmetric: an even-length LR grid's Nyquist bin holds the mean of the
+HR bins ``+n/2`` and ``-n/2``. A real image therefore stays real on every grid and each axis is a
+real-to-real ``rfft``/``irfft`` pair. Zero-filling is the truncation's pseudo-inverse: it puts that
+Nyquist value on both ``±n/2`` at full weight, so truncating a zero-filled image gives it back
+exactly, and zero-filling a truncated image is the original projected onto the kept band.
 
 The transforms are MONAI invertible transforms: they keep the input's ``applied_operations`` and
 push their own record, so ``Compose.inverse`` and ``Invertd`` undo the transforms before them too.
@@ -89,15 +90,18 @@ def kspace_window(n: int, kind: str = "none", alpha: float = 0.5, device=None, d
 
 
 def _resize_last(x: torch.Tensor, n_out: int, window: torch.Tensor | None) -> torch.Tensor:
-    """Fourier-resize the last axis of a real tensor from N to ``n_out`` samples."""
+    """Fourier-resize the last axis of a real tensor from N to ``n_out`` samples.
+
+    Shrinking to an even ``n_out`` keeps the real part of bin ``+n_out/2``, the mean of the pair
+    ``±n_out/2`` (what ``n_out`` real samples can hold). Growing zero-pads and is the pseudo-inverse
+    of shrinking: an even input's Nyquist value goes to both ``+N/2`` and ``-N/2`` at full weight
+    (``irfft`` adds the conjugate of a bin below the new Nyquist), so shrinking the result gives the
+    input back exactly.
+    """
     n_in = x.shape[-1]
     spec = torch.fft.rfft(x, dim=-1)
     keep = min(n_in, n_out) // 2 + 1
     spec = spec[..., :keep]
-    if n_out > n_in and n_in % 2 == 0:
-        # the input's Nyquist bin stood for +N/2 and -N/2 at once: split it between them
-        spec = spec.clone()
-        spec[..., -1] *= 0.5
     if window is not None:
         spec = spec * window[:keep].to(spec.real.dtype)
     return torch.fft.irfft(spec, n=n_out, dim=-1) * (n_out / n_in)
@@ -149,8 +153,10 @@ def fourier_resize(
     """Resize a real tensor along ``dims`` by cropping (or zero-padding) centred k-space.
 
     Cropping is the k-space degradation, zero-padding is sinc interpolation (the ``zerofill``
-    baseline); both put output sample ``j`` at input coordinate ``j * N / n``. Axes of up to
-    ``MATMUL_MAX_SIZE`` samples use the equivalent real matrix, longer ones the FFT.
+    baseline) and the exact right inverse of cropping: an axis of ``n`` samples zero-padded to any
+    ``N >= n`` and cropped back is unchanged. Both put output sample ``j`` at input coordinate
+    ``j * N / n``. Axes of up to ``MATMUL_MAX_SIZE`` samples use the equivalent real matrix, longer
+    ones the FFT.
 
     Args:
         x: real tensor of any shape (float32 or float64; other dtypes are computed in float32).
@@ -393,12 +399,12 @@ class KSpaceTruncate(InvertibleTransform):
 
         The most recent ``KSpaceTruncate`` record of ``data`` (a MetaTensor) is popped; the degraded
         axes are Fourier-resized (:func:`fourier_resize`, no window) to the input's sizes, and the
-        input's affine and ``spatial_shape`` meta are restored. This is the adjoint of the truncation
-        up to scale and its exact inverse on the kept band: for ``magnitude=False``, no window and no
-        noise, ``inverse(t(x))`` is the low-passed ``x`` (what ``grid="same"`` gives). The window, the
-        noise and the magnitude are not undone. An image already on the input grid (an SR output given
-        the LR input's history, e.g. by ``Invertd``) keeps its values and only gets the input's
-        geometry back; ``grid="same"`` outputs likewise.
+        input's affine and ``spatial_shape`` meta are restored. This is the pseudo-inverse of the
+        truncation: truncating its output again gives ``data`` back, and for ``magnitude=False``, no
+        window and no noise, ``inverse(t(x))`` is ``x`` projected onto the kept band (what
+        ``grid="same"`` gives). The window, the noise and the magnitude are not undone. An image
+        already on the input grid (an SR output given the LR input's history, e.g. by ``Invertd``)
+        keeps its values and only gets the input's geometry back; ``grid="same"`` outputs likewise.
 
         Args:
             data: (C, *spatial) MetaTensor carrying this transform's record.

@@ -24,24 +24,36 @@ def _keys_cubic(x: torch.Tensor, a: float = -0.5) -> torch.Tensor:
     return torch.where(x <= 1.0, near, torch.where(x < 2.0, far, torch.zeros_like(x)))
 
 
-def _periodic_sinc(t: torch.Tensor, n: int) -> torch.Tensor:
+def _periodic_sinc(t: torch.Tensor, n: int, split_nyquist: bool = False) -> torch.Tensor:
     """Kernel of band-limited interpolation of ``n`` periodic samples, at offsets ``t`` in (-n, n).
 
-    Odd n: ``sin(pi t) / (n sin(pi t / n))``; even n, with the Nyquist bin split evenly between
-    +n/2 and -n/2 (as :func:`mrsr.transforms.kspace.fourier_resize` does): ``sin(pi t) cot(pi t / n) / n``.
+    Odd n: ``sin(pi t) / (n sin(pi t / n))``. An even n has a Nyquist bin, and two kernels:
+
+    - ``split_nyquist=False``: the bin's value at full weight on both +n/2 and -n/2, which is
+      zero-filling k-space (:func:`mrsr.transforms.kspace.fourier_resize`), the pseudo-inverse of the
+      k-space truncation: ``(sin(pi t) cot(pi t / n) + cos(pi t)) / n``. Truncating its output gives
+      the samples back; its value at the samples themselves carries the Nyquist component twice.
+    - ``split_nyquist=True``: half of it on each, which passes through the samples:
+      ``sin(pi t) cot(pi t / n) / n`` (the ``sinc_reflect`` global residual of the trained networks and
+      the thick-slice ``zerofill``, which keep it).
     """
     zero = t.abs() < 1e-9
     safe = torch.where(zero, torch.ones_like(t), t)
     num = torch.sin(torch.pi * safe)
     den = float(n) * torch.sin(torch.pi * safe / float(n))
-    kernel = num / den if n % 2 == 1 else num * torch.cos(torch.pi * safe / float(n)) / den
-    return torch.where(zero, torch.ones_like(t), kernel)
+    if n % 2 == 1:
+        return torch.where(zero, torch.ones_like(t), num / den)
+    kernel = num * torch.cos(torch.pi * safe / float(n)) / den
+    if split_nyquist:
+        return torch.where(zero, torch.ones_like(t), kernel)
+    kernel = kernel + torch.cos(torch.pi * safe) / float(n)
+    return torch.where(zero, torch.full_like(t, 1.0 + 1.0 / float(n)), kernel)
 
 
-def _sinc_matrix(coord: torch.Tensor, n: int) -> torch.Tensor:
+def _sinc_matrix(coord: torch.Tensor, n: int, split_nyquist: bool = False) -> torch.Tensor:
     """(len(coord), n) float64: band-limited interpolation of ``n`` periodic samples at ``coord``."""
     taps = torch.arange(n, device=coord.device, dtype=torch.float64)
-    return _periodic_sinc(coord[:, None] - taps[None], n)
+    return _periodic_sinc(coord[:, None] - taps[None], n, split_nyquist)
 
 
 def _reflected_sinc(n_in: int, n_out: int, device: torch.device | None) -> torch.Tensor:
@@ -49,12 +61,13 @@ def _reflected_sinc(n_in: int, n_out: int, device: torch.device | None) -> torch
 
     The mirror removes the jump between the two ends that the periodic sinc would ring across: on
     a patch or a slice whose edges differ this stays local, on a whole slice it is as good as
-    zero-filling k-space.
+    zero-filling k-space. An even padded length's Nyquist bin is split half and half (the kernel the
+    trained networks' global residual was trained with: unchanged, so is their output).
     """
     pad = min(n_in - 1, 16)
     n_pad = n_in + 2 * pad
     coord = torch.arange(n_out, device=device, dtype=torch.float64) * (float(n_in) / float(n_out)) + float(pad)
-    padded = _sinc_matrix(coord, n_pad)
+    padded = _sinc_matrix(coord, n_pad, True)
     # fold the mirrored taps back onto the samples they copy: index -k -> k, n-1+k -> n-1-k
     src = torch.arange(n_pad, device=device) - pad
     src = torch.where(src < 0, -src, src)
@@ -74,9 +87,12 @@ def interp_matrix(
         n_in: number of input samples.
         n_out: number of output samples.
         mode: ``"cubic"`` (Keys, a=-0.5), ``"linear"``, ``"nearest"`` or ``"sinc"``: the periodic sinc
-            of zero-filling k-space (the ``zerofill`` baseline, the exact inverse grid of the
-            degradation; an even axis's Nyquist bin split evenly between both edges) or ``"sinc_reflect"``,
-            the same on the signal mirrored at both ends (no ringing across the jump between the ends).
+            of zero-filling k-space (the ``zerofill`` baseline, the pseudo-inverse of the degradation:
+            an even axis's Nyquist value goes to both ``±n/2``, so truncating the output returns the
+            input; for ``n_out <= n_in`` the interpolant through the samples, the identity at equal
+            sizes) or ``"sinc_reflect"``, the periodic sinc on the signal mirrored at both ends (no
+            ringing across the jump between the ends; its Nyquist bin is split half and half, which
+            passes through the samples, as the trained networks' global residual was trained).
         device: device of the matrix.
         dtype: dtype of the matrix.
 
@@ -86,8 +102,8 @@ def interp_matrix(
     if n_in < 1 or n_out < 1:
         raise ValueError("interp_matrix needs positive sizes, got n_in=" + str(n_in) + ", n_out=" + str(n_out))
     coord = torch.arange(n_out, device=device, dtype=torch.float64) * (float(n_in) / float(n_out))
-    if mode == "sinc":
-        return _sinc_matrix(coord, n_in).to(dtype)
+    if mode == "sinc":  # n_out <= n_in has one bin at ±n_in/2: the kernel through the samples
+        return _sinc_matrix(coord, n_in, n_out <= n_in).to(dtype)
     if mode == "sinc_reflect":
         return _reflected_sinc(n_in, n_out, device).to(dtype)
     base = torch.floor(coord)
@@ -186,7 +202,8 @@ def thick_interp_matrix(
         scale: integer factor.
         mode: ``"cubic"`` (Keys, a=-0.5), ``"linear"``, ``"bspline"`` (cubic B-spline interpolation: the
             samples are prefiltered to spline coefficients, mirrored at both ends as scipy's ``mode="mirror"``)
-            or ``"zerofill"`` (the periodic sinc of zero-filling the axis's k-space, on the same shifted grid).
+            or ``"zerofill"`` (the periodic sinc of zero-filling the axis's k-space, on the same shifted grid;
+            an even ``n``'s Nyquist bin is split half and half, so the slab centres keep the LR samples).
         device: device of the matrix.
         dtype: dtype of the matrix.
 
@@ -195,7 +212,7 @@ def thick_interp_matrix(
     """
     coord = (torch.arange(scale * n, device=device, dtype=torch.float64) - (scale - 1) / 2) / scale
     if mode == "zerofill":
-        return _sinc_matrix(coord, n).to(dtype)
+        return _sinc_matrix(coord, n, True).to(dtype)
     if mode == "bspline":
         at_samples = _bspline_matrix(torch.arange(n, device=device, dtype=torch.float64), n)
         return torch.linalg.solve(at_samples, _bspline_matrix(coord, n), left=False).to(dtype)

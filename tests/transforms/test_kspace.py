@@ -15,10 +15,12 @@ from mrsr.transforms import (
     fourier_resize,
     truncated_size,
 )
+from mrsr.transforms.kspace import _resize_matrix_cpu
 
 
 def numpy_lowpass(x: np.ndarray, kept: dict[int, int]) -> np.ndarray:
-    """Independent reference: full complex FFT, keep |k| < n/2, split the aliased Nyquist pair evenly."""
+    """Independent reference: full complex FFT, keep |k| < n/2 and give both of the aliased Nyquist pair
+    ±n/2 their mean (what n samples can hold): the orthogonal projection onto the kept band."""
     spec = np.fft.fftn(x)
     for axis, n in kept.items():
         size = x.shape[axis]
@@ -31,7 +33,7 @@ def numpy_lowpass(x: np.ndarray, kept: dict[int, int]) -> np.ndarray:
             spec = spec * weight
             for idx in (plus, minus):
                 if idx.size:
-                    spec[..., idx[0]] = nyquist / 2
+                    spec[..., idx[0]] = nyquist
         else:
             spec = spec * weight
         spec = np.moveaxis(spec, -1, axis)
@@ -68,16 +70,59 @@ def test_same_grid_equals_zerofill_of_reduced_grid_float32(t1_volume):
 
 @pytest.mark.parametrize("factor", [2, 4])
 def test_lr_sample_m_lies_at_hr_position_m_times_s(t1_volume, factor):
-    """Numerically: the LR samples are the band-limited HR image sampled at HR positions m*s."""
+    """Numerically: the LR samples are the band-limited HR image sampled at HR positions m*s. On odd LR sizes
+    (63 and 31): at an even one the band-limited (zero-filled) image adds the LR's Nyquist component there
+    (docs/CONVENTIONS.md; tests/networks/test_baselines.py checks that)."""
     signed = dict(factor=factor, axes=(0, 1), magnitude=False)
-    lr = KSpaceTruncate(**signed)(t1_volume)
-    bandlimited_hr = KSpaceTruncate(grid="same", **signed)(t1_volume)
+    hr = t1_volume[:, : 128 - factor, : 128 - factor]  # cropped at the far edges: same affine
+    lr = KSpaceTruncate(**signed)(hr)
+    assert lr.shape[1] % 2 == 1 and lr.shape[2] % 2 == 1
+    bandlimited_hr = KSpaceTruncate(grid="same", **signed)(hr)
     np.testing.assert_allclose(lr[0].numpy(), bandlimited_hr[0, ::factor, ::factor].numpy(), atol=1e-4)
     # the LR affine says the same thing in world coordinates: origin kept, spacing x s
     m = torch.tensor([5.0, 7.0, 11.0, 1.0], dtype=torch.float64)
     hr_index = m.clone()
     hr_index[:2] *= factor
     np.testing.assert_allclose((lr.affine @ m).numpy(), (t1_volume.affine @ hr_index).numpy(), atol=1e-9)
+
+
+# (factor, HR in-plane size): every case has an even LR axis (with a Nyquist bin) and an odd one; the HR
+# sizes are even in the first case of each factor and odd in the second
+ROUND_TRIP_CASES = [
+    (2, (128, 126)),  # LR 64 x 63
+    (2, (127, 125)),  # LR 64 x 63
+    (3, (126, 128)),  # LR 42 x 43
+    (3, (121, 123)),  # LR 40 x 41
+    (4, (128, 124)),  # LR 32 x 31
+    (4, (127, 125)),  # LR 32 x 31
+    (2.5, (126, 128)),  # LR 50 x 51
+    (2.5, (125, 127)),  # LR 50 x 51
+]
+
+
+@pytest.mark.parametrize("factor, hr_size", ROUND_TRIP_CASES)
+def test_truncating_a_zero_filled_image_returns_it(t1_volume, factor, hr_size):
+    """Zero-filling is a right inverse of the degradation (issue 29): degrade(zerofill(lr)) == lr to float64
+    precision, on the real T1's LR image, whose Nyquist row and column carry signal."""
+    hr = MetaTensor(t1_volume.as_tensor()[:, : hr_size[0], : hr_size[1], 27:35].double(), affine=t1_volume.affine)
+    truncate = KSpaceTruncate(factor, axes=(0, 1))  # the magnitude, as a scanner's LR image
+    lr = truncate(hr)
+    assert {lr.shape[1] % 2, lr.shape[2] % 2} == {0, 1}
+    signed = KSpaceTruncate(factor, axes=(0, 1), magnitude=False)
+    for zero_filled in (fourier_resize(lr.as_tensor(), hr_size, (1, 2)), truncate.inverse(lr)):
+        assert zero_filled.shape == hr.shape
+        back = signed(zero_filled)
+        assert float((back - lr).abs().max() / lr.abs().max()) < 1e-12
+
+
+@pytest.mark.parametrize("n_lr, n_hr", [(64, 128), (64, 127), (42, 128), (50, 125), (16, 62)])
+def test_zero_padding_is_the_pseudo_inverse_of_cropping(n_lr, n_hr):
+    """On an even LR grid, zero-padding gives the LR's Nyquist value to both HR bins ±n/2 (the minimum-norm
+    solution of keeping their mean): exactly the Moore-Penrose pseudo-inverse of the crop."""
+    crop = _resize_matrix_cpu(n_hr, n_lr, "none", 0.5)
+    pad = _resize_matrix_cpu(n_lr, n_hr, "none", 0.5)
+    torch.testing.assert_close(pad, torch.linalg.pinv(crop), atol=1e-12, rtol=0)
+    torch.testing.assert_close(crop @ pad, torch.eye(n_lr, dtype=torch.float64), atol=1e-12, rtol=0)
 
 
 def test_non_dividing_factor_and_odd_sizes():
@@ -220,9 +265,14 @@ def test_compose_inverse_after_orientation_and_truncation():
     lowpassed_ras = KSpaceTruncate(factor=2, axes=(0, 1), grid="same", magnitude=False)(ras)
     expected = Orientation("LSA", labels=None)(lowpassed_ras)
     np.testing.assert_allclose(inverted.numpy(), expected.numpy(), atol=1e-4 * float(original.max()))
-    # ... which is the low-passed original up to the Nyquist bin (a flip moves the half-and-half split)
+    # ... which is the low-passed original but for the Nyquist pair ±32 of the 128-sample axis (the flip moves the
+    # grid by one HR sample, which turns the one direction of that pair the LR image keeps; 62 -> 31 has none)
     lowpassed = KSpaceTruncate(factor=2, axes=(0, 2), grid="same", magnitude=False)(original)
-    assert float((inverted - lowpassed).norm() / lowpassed.norm()) < 0.03
+    spectrum = torch.fft.fftn((inverted - lowpassed).as_tensor().double(), dim=(1, 3), norm="ortho")
+    nyquist = (torch.fft.fftfreq(128) * 128).round().abs() == 32
+    scale = float(lowpassed.as_tensor().double().norm())
+    assert float(spectrum[:, ~nyquist].norm()) < 1e-5 * scale
+    assert 1e-3 * scale < float(spectrum[:, nyquist].norm()) < 0.05 * scale
 
 
 def test_truncation_keeps_history_and_inverse_is_zero_filling(t1_volume):

@@ -51,9 +51,26 @@ def test_bad_mode():
         interp_matrix(4, 8, "lanczos")
 
 
+def numpy_zero_fill(x: np.ndarray, n_out: int, split_nyquist: bool) -> np.ndarray:
+    """Independent reference: pad the full complex spectrum of ``x`` (last axis, n samples) to ``n_out > n``.
+
+    An even n's Nyquist bin goes to both +n/2 and -n/2, at full weight (the pseudo-inverse of the k-space
+    truncation) or, with ``split_nyquist``, half on each (which passes through the samples)."""
+    n = x.shape[-1]
+    spec, k = np.fft.fft(x, axis=-1), np.rint(np.fft.fftfreq(n) * n)
+    out, k_out = np.zeros(x.shape[:-1] + (n_out,), complex), np.rint(np.fft.fftfreq(n_out) * n_out)
+    for i, freq in enumerate(k):
+        if n % 2 == 0 and freq == -n / 2:
+            for target in (n / 2, -n / 2):
+                out[..., k_out == target] += spec[..., i : i + 1] * (0.5 if split_nyquist else 1.0)
+        else:
+            out[..., k_out == freq] += spec[..., i : i + 1]
+    return np.fft.ifft(out, axis=-1).real * n_out / n
+
+
 @pytest.mark.parametrize("n_in,n_out", [(8, 16), (7, 14), (9, 27), (10, 40), (6, 6)])
 def test_sinc_is_the_zero_filled_kspace_interpolation(n_in, n_out):
-    """The "sinc" matrix equals zero-padding k-space (the zerofill baseline, Nyquist bin split evenly)."""
+    """The "sinc" matrix equals zero-padding k-space (the zerofill baseline, the truncation's pseudo-inverse)."""
     from mrsr.transforms import fourier_resize
 
     x = torch.rand(3, n_in, dtype=torch.float64)
@@ -61,16 +78,53 @@ def test_sinc_is_the_zero_filled_kspace_interpolation(n_in, n_out):
     torch.testing.assert_close(x @ interp_matrix(n_in, n_out, "sinc", dtype=torch.float64).t(), expected)
 
 
-def test_sinc_reflect_equals_sinc_of_the_mirrored_signal():
-    """``sinc_reflect`` is the zero-filled interpolation of the signal mirrored by 16 samples, cropped:
-    exact on a slice, and free of the ringing a periodic sinc makes across a patch's two ends."""
-    from mrsr.transforms import fourier_resize
+@pytest.mark.parametrize("n_in, n_out", [(8, 16), (6, 7), (10, 25), (64, 256)])
+def test_sinc_matches_an_independent_zero_fill_with_the_full_nyquist_pair(n_in, n_out):
+    x = torch.rand(3, n_in, dtype=torch.float64)
+    got = x @ interp_matrix(n_in, n_out, "sinc", dtype=torch.float64).t()
+    np.testing.assert_allclose(got.numpy(), numpy_zero_fill(x.numpy(), n_out, split_nyquist=False), atol=1e-12)
 
-    x = torch.linspace(0, 1, 40, dtype=torch.float64)[None]  # a ramp: its ends jump by 1 periodically
+
+# (factor, LR in-plane size of the real T1's degraded crop): one even (Nyquist) and one odd axis each
+SINC_CASES = [(2, (128, 126)), (3, (126, 128)), (4, (128, 124)), (2.5, (126, 128)), (2.5, (125, 127))]
+
+
+@pytest.mark.parametrize("factor, hr_size", SINC_CASES)
+def test_sinc_upsampling_is_a_right_inverse_of_the_degradation(t1_volume, factor, hr_size):
+    """``upsample_aligned``/``interp_matrix`` in "sinc" mode, then the degradation: the LR image back to
+    float64 precision (issue 29), at odd and even LR sizes, integer and non-integer factors."""
+    from mrsr.transforms import KSpaceTruncate, fourier_resize
+
+    hr = t1_volume.as_tensor()[:, : hr_size[0], : hr_size[1], 27:35].double()
+    lr = KSpaceTruncate(factor, axes=(0, 1))(hr).movedim(-1, 0)  # (8, 1, h, w), the magnitude
+    h, w = lr.shape[-2:]
+    assert {h % 2, w % 2} == {0, 1}
+    if factor == int(factor):
+        up = upsample_aligned(lr, int(factor), "sinc")
+    else:
+        up = resize_axis(resize_axis(lr, hr_size[0], 2, "sinc"), hr_size[1], 3, "sinc")
+    back = fourier_resize(up, [h, w], (2, 3))
+    assert float((back - lr).abs().max() / lr.abs().max()) < 1e-12
+
+
+@pytest.mark.parametrize("n", [40, 41])
+def test_sinc_reflect_equals_the_split_nyquist_sinc_of_the_mirrored_signal(n):
+    """``sinc_reflect`` (the trained networks' global residual) is the zero-filled interpolation of the signal
+    mirrored by 16 samples, cropped, with an even padded length's Nyquist bin split half and half (so it passes
+    through the samples): exact on a slice, and free of the ringing a periodic sinc makes across a patch's
+    two ends. It keeps that kernel; "sinc" gives the Nyquist bin full weight."""
+    x = torch.linspace(0, 1, n, dtype=torch.float64)[None]  # a ramp: its ends jump by 1 periodically
     mirrored = torch.cat([x[:, 1:17].flip(1), x, x[:, -17:-1].flip(1)], dim=1)
-    expected = fourier_resize(mirrored, [144], [1])[:, 32 : 32 + 80]
+    expected = numpy_zero_fill(mirrored.numpy(), 2 * (n + 32), split_nyquist=True)[:, 32 : 32 + 2 * n]
+    w = interp_matrix(n, 2 * n, "sinc_reflect", dtype=torch.float64)
+    got = x @ w.t()
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
+    torch.testing.assert_close(w[::2], torch.eye(n, dtype=torch.float64))  # it interpolates the samples
+
+
+def test_sinc_reflect_removes_the_ringing_across_the_ends():
+    x = torch.linspace(0, 1, 40, dtype=torch.float64)[None]
     got = x @ interp_matrix(40, 80, "sinc_reflect", dtype=torch.float64).t()
-    torch.testing.assert_close(got, expected)
     periodic = x @ interp_matrix(40, 80, "sinc", dtype=torch.float64).t()
     assert (got - torch.arange(80, dtype=torch.float64)[None] / 78).abs()[:, 4:-4].max() < 0.01  # samples j/2 of m/39
     assert (periodic[:, :4] - got[:, :4]).abs().max() > 0.05  # the periodic one rings at the ends
