@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import MapTransform, Randomizable, Transform
-from monai.utils import convert_to_tensor
+from monai.utils import TransformBackends, convert_to_tensor
 from torch.utils.data import Dataset
 
 from mrsr.errors import MrsrError
@@ -390,7 +390,7 @@ class RandSynthMR(Randomizable, Transform):
     torch.Size([1, 16, 16, 3])
     """
 
-    backend = [torch.Tensor, np.ndarray]
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(
         self,

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import Transform
-from monai.utils import convert_to_dst_type, convert_to_tensor
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
 from .consistency import WithReferenced, lift, upsampled_axes
 from .kspace import fourier_resize, truncated_size
@@ -228,7 +228,7 @@ class BandLimitGuard(Transform):
     (True, False)
     """
 
-    backend = [torch.Tensor, np.ndarray]
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(self, axes: Sequence[int] | None = None, ratio: float = BAND_EDGE_RATIO) -> None:
         self.axes = None if axes is None else tuple(int(a) for a in axes)

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
-from monai.utils import convert_to_dst_type, convert_to_tensor
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
 from .kspace import MATMUL_MAX_SIZE, WINDOWS, fourier_resize, kspace_window, matmul_dim
 
@@ -182,7 +182,7 @@ class KSpaceConsistency(Transform):
     torch.Size([1, 8, 8, 3])
     """
 
-    backend = [torch.Tensor, np.ndarray]
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(self, axes: Sequence[int] | None = None, window: str = "none", alpha: float = 0.5) -> None:
         if window not in WINDOWS:

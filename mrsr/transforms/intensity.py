@@ -9,7 +9,7 @@ from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import InvertibleTransform, MapTransform
 from monai.transforms.utils_pytorch_numpy_unification import percentile
-from monai.utils import TraceKeys, convert_to_tensor
+from monai.utils import TraceKeys, TransformBackends, convert_to_tensor
 
 __all__ = ["RobustNormalize", "RobustNormalized", "RobustNormalizeD", "RobustNormalizeDict", "INTENSITY_KEY"]
 
@@ -36,7 +36,7 @@ class RobustNormalize(InvertibleTransform):
     ([[0.0, 0.5, 1.0]], [[2.0, 4.0, 6.0]])
     """
 
-    backend = [torch.Tensor]
+    backend = [TransformBackends.TORCH]
 
     def __init__(self, lower: float = 0.5, upper: float = 99.5) -> None:
         if not 0 <= lower < upper <= 100:

@@ -29,7 +29,7 @@ import torch
 from monai.config import KeysCollection
 from monai.data import MetaTensor
 from monai.transforms import InvertibleTransform, MapTransform, RandomizableTransform
-from monai.utils import TraceKeys, convert_to_dst_type, convert_to_numpy, convert_to_tensor
+from monai.utils import TraceKeys, TransformBackends, convert_to_dst_type, convert_to_numpy, convert_to_tensor
 
 __all__ = [
     "fourier_resize",
@@ -263,7 +263,7 @@ class KSpaceTruncate(InvertibleTransform):
     torch.Size([1, 16, 16, 8])
     """
 
-    backend = [torch.Tensor, np.ndarray]
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(
         self,

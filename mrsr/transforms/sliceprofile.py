@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from monai.data import MetaTensor
 from monai.transforms import InvertibleTransform
-from monai.utils import TraceKeys, convert_to_dst_type, convert_to_numpy, convert_to_tensor
+from monai.utils import TraceKeys, TransformBackends, convert_to_dst_type, convert_to_numpy, convert_to_tensor
 
 from mrsr.errors import MrsrError
 
@@ -294,7 +294,7 @@ class SliceProfileDegrade(InvertibleTransform):
     [1.5, 5.5]
     """
 
-    backend = [torch.Tensor, np.ndarray]
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(
         self,

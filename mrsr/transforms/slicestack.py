@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from monai.config import KeysCollection
 from monai.transforms import MapTransform, Transform
-from monai.utils import convert_to_dst_type, convert_to_tensor
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
 __all__ = ["stack_neighbours", "SliceStack", "SliceStackd", "SliceStackD", "SliceStackDict"]
 
@@ -72,7 +72,7 @@ class SliceStack(Transform):
     [[0.0, 0.0, 1.0], [0.0, 1.0, 2.0], [1.0, 2.0, 2.0]]
     """
 
-    backend = [torch.Tensor, np.ndarray]
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
 
     def __init__(self, k: int = 1, axis: int = 2) -> None:
         if k < 0:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 
+import monai.transforms
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 from monai.data import DataLoader, MetaTensor
+from monai.transforms.utils import get_transform_backends
+from monai.utils import TransformBackends
 
 from mrsr.data import load_volume
 from mrsr.data.synth import (
@@ -217,3 +220,18 @@ def test_write_examples_writes_nifti_and_panel_and_refuses_to_overwrite(tmp_path
     assert write_examples(out, 3, seed=1, spatial_size=(20, 20, 1), maps=[maps], overwrite=True) == paths
     with pytest.raises(MrsrError):
         write_examples(tmp_path / "none", 0, maps=[maps])
+
+
+def test_backends_are_monai_transform_backends(monkeypatch):
+    """RandSynthMR(d) declare TORCH and NUMPY as ``TransformBackends`` members, MONAI's
+    ``get_transform_backends()`` reports both, and numpy tissue maps give the very slab the same maps
+    as a tensor give."""
+    for cls in (RandSynthMR, RandSynthMRd):
+        assert all(isinstance(b, TransformBackends) for b in cls.backend), cls
+        assert cls.backend == [TransformBackends.TORCH, TransformBackends.NUMPY]
+    monkeypatch.setattr(monai.transforms, "RandSynthMR", RandSynthMR, raising=False)
+    assert get_transform_backends()["RandSynthMR"] == [True, True]
+    maps = np.random.default_rng(0).random((3, 16, 16, 16), dtype=np.float32) / 3
+    out = RandSynthMR(spatial_size=(8, 8, 1)).set_random_state(0)(maps)
+    assert isinstance(out, MetaTensor) and out.shape == (1, 8, 8, 1)
+    assert torch.equal(out, RandSynthMR(spatial_size=(8, 8, 1)).set_random_state(0)(torch.from_numpy(maps)))

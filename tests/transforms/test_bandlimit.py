@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import math
 
+import monai.transforms
 import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
+from monai.transforms.utils import get_transform_backends
+from monai.utils import TransformBackends
 
 from mrsr.transforms import (
     BandLimitGuard,
@@ -149,3 +152,19 @@ def test_summed_power_in_chunks_equals_the_whole(t1):
     torch.testing.assert_close(
         summed_power(x[:, 3, 4], 0), torch.fft.rfft(x[:, 3, 4].double() - x[:, 3, 4].double().mean()).abs().square()
     )
+
+
+def test_backends_are_monai_transform_backends(monkeypatch):
+    """BandLimitGuard(d) declare TORCH and NUMPY as ``TransformBackends`` members, MONAI's
+    ``get_transform_backends()`` reports both, and numpy SR/LR images give a numpy image equal to the
+    tensor result."""
+    for cls in (BandLimitGuard, BandLimitGuardd):
+        assert all(isinstance(b, TransformBackends) for b in cls.backend), cls
+        assert cls.backend == [TransformBackends.TORCH, TransformBackends.NUMPY]
+    monkeypatch.setattr(monai.transforms, "BandLimitGuard", BandLimitGuard, raising=False)
+    assert get_transform_backends()["BandLimitGuard"] == [True, True]
+    rng = np.random.default_rng(0)
+    sr, lr = rng.random((1, 16, 16)).astype(np.float32), rng.random((1, 8, 8)).astype(np.float32)
+    out = BandLimitGuard()(sr, lr)
+    assert isinstance(out, np.ndarray) and out.shape == (1, 16, 16)
+    np.testing.assert_allclose(out, BandLimitGuard()(torch.from_numpy(sr), torch.from_numpy(lr)).numpy(), atol=1e-6)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import monai.transforms
+import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose, Orientationd
+from monai.transforms.utils import get_transform_backends
+from monai.utils import TransformBackends
 
 from mrsr.data import LoadVolumed, sample_path
 from mrsr.transforms import (
@@ -101,3 +105,20 @@ def test_bad_shapes_and_windows_are_refused():
         kspace_consistency(torch.rand(1, 1, 4, 4), torch.rand(1, 1, 8, 8), (2, 3))
     with pytest.raises(ValueError, match="Unknown k-space window"):
         KSpaceConsistency(window="hann")
+
+
+def test_backends_are_monai_transform_backends(monkeypatch):
+    """KSpaceConsistency(d) declare TORCH and NUMPY as ``TransformBackends`` members, MONAI's
+    ``get_transform_backends()`` reports both, and numpy SR/LR images give a numpy image equal to the
+    tensor result."""
+    for cls in (KSpaceConsistency, KSpaceConsistencyd):
+        assert all(isinstance(b, TransformBackends) for b in cls.backend), cls
+        assert cls.backend == [TransformBackends.TORCH, TransformBackends.NUMPY]
+    monkeypatch.setattr(monai.transforms, "KSpaceConsistency", KSpaceConsistency, raising=False)
+    assert get_transform_backends()["KSpaceConsistency"] == [True, True]
+    rng = np.random.default_rng(0)
+    sr, lr = rng.random((1, 8, 8, 3)).astype(np.float32), rng.random((1, 4, 4, 3)).astype(np.float32)
+    out = KSpaceConsistency()(sr, lr)
+    assert isinstance(out, np.ndarray) and out.shape == (1, 8, 8, 3)
+    expected = KSpaceConsistency()(torch.from_numpy(sr), torch.from_numpy(lr)).numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)

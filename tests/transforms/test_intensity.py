@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import monai.transforms
 import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
+from monai.transforms.utils import get_transform_backends
+from monai.utils import TransformBackends
 
 from mrsr.transforms import RobustNormalize, RobustNormalized
 from mrsr.transforms.intensity import INTENSITY_KEY
@@ -67,3 +70,16 @@ def test_invertd_after_spacing_brings_sr_intensities_back():
     assert out.shape == original.shape  # Spacingd undone: every second sample lies on an original one
     torch.testing.assert_close(out.affine, original.affine.to(torch.float64))
     np.testing.assert_allclose(out.numpy(), original.numpy(), atol=1e-3 * float(original.max()))
+
+
+def test_backends_are_monai_transform_backends(monkeypatch):
+    """RobustNormalize(d) declare TORCH only, as a ``TransformBackends`` member, and MONAI's
+    ``get_transform_backends()`` reports exactly that: a numpy input is accepted but comes back as a
+    MetaTensor (the range is kept in its meta), not as a numpy array."""
+    for cls in (RobustNormalize, RobustNormalized):
+        assert all(isinstance(b, TransformBackends) for b in cls.backend), cls
+        assert cls.backend == [TransformBackends.TORCH]
+    monkeypatch.setattr(monai.transforms, "RobustNormalize", RobustNormalize, raising=False)
+    assert get_transform_backends()["RobustNormalize"] == [True, False]
+    out = RobustNormalize(0, 100)(np.array([[2.0, 4.0, 6.0]]))
+    assert isinstance(out, MetaTensor) and out.tolist() == [[0.0, 0.5, 1.0]]

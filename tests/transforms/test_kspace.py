@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import monai.transforms
 import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
+from monai.transforms.utils import get_transform_backends
+from monai.utils import TransformBackends
 
 from mrsr.transforms import (
     KSpaceTruncate,
@@ -389,3 +392,18 @@ def test_making_a_transform_leaves_the_global_rng_alone():
     torch.manual_seed(0)
     KSpaceTruncate(2, snr=10.0)  # its own random seed, not a re-seeded global generator
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_backends_are_monai_transform_backends(monkeypatch):
+    """All four k-space transforms declare TORCH and NUMPY as ``TransformBackends`` members, MONAI's
+    ``get_transform_backends()`` reports both for ``KSpaceTruncate``, and a numpy image really is
+    degraded into a numpy image equal to the tensor result."""
+    for cls in (KSpaceTruncate, KSpaceTruncated, RandKSpaceTruncate, RandKSpaceTruncated):
+        assert all(isinstance(b, TransformBackends) for b in cls.backend), cls
+        assert cls.backend == [TransformBackends.TORCH, TransformBackends.NUMPY]
+    monkeypatch.setattr(monai.transforms, "KSpaceTruncate", KSpaceTruncate, raising=False)
+    assert get_transform_backends()["KSpaceTruncate"] == [True, True]
+    x = np.random.default_rng(0).random((1, 8, 6, 2))
+    out = KSpaceTruncate(factor=2, axes=(0, 1))(x)
+    assert isinstance(out, np.ndarray) and out.shape == (1, 4, 3, 2)
+    np.testing.assert_allclose(out, KSpaceTruncate(factor=2, axes=(0, 1))(torch.as_tensor(x)).numpy())

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import monai.transforms
 import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from monai.data import MetaTensor
 from monai.transforms import Compose
+from monai.transforms.utils import get_transform_backends
+from monai.utils import TransformBackends
 
 from mrsr.data import load_volume, write_dicom_series
 from mrsr.errors import MrsrError
@@ -309,3 +312,16 @@ def test_2d_input_is_refused(tmp_path, given, shape):
     with pytest.raises(MrsrError, match="2D") as err:
         through_plane_factor(given, shape)
     assert "\n" not in str(err.value)
+
+
+def test_backends_are_monai_transform_backends(monkeypatch):
+    """SliceProfileDegrade(d) declare TORCH and NUMPY as ``TransformBackends`` members, MONAI's
+    ``get_transform_backends()`` reports both, and a numpy image is degraded into a numpy image."""
+    for cls in (SliceProfileDegrade, SliceProfileDegraded):
+        assert all(isinstance(b, TransformBackends) for b in cls.backend), cls
+        assert cls.backend == [TransformBackends.TORCH, TransformBackends.NUMPY]
+    monkeypatch.setattr(monai.transforms, "SliceProfileDegrade", SliceProfileDegrade, raising=False)
+    assert get_transform_backends()["SliceProfileDegrade"] == [True, True]
+    out = SliceProfileDegrade(scale=4, axis=2)(np.arange(8.0).reshape(1, 1, 1, 8))
+    assert isinstance(out, np.ndarray)
+    assert out.flatten().tolist() == [1.5, 5.5]  # the means of [0, 1, 2, 3] and [4, 5, 6, 7]

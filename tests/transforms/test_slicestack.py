@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import monai.transforms
 import numpy as np
 import pytest
 import torch
+from monai.transforms.utils import get_transform_backends
+from monai.utils import TransformBackends
 
 from mrsr.transforms import SliceStack, SliceStackd
 from mrsr.transforms.slicestack import stack_neighbours
@@ -57,3 +60,16 @@ def test_slice_stack_is_stack_neighbours_of_the_whole_volume(t1_volume):
     out = SliceStack(k=2, axis=1)(t1_volume)
     expected = stack_neighbours(t1_volume[0].movedim(1, 0), 2).movedim(0, 2)
     assert torch.equal(out, expected) and out.is_contiguous()
+
+
+def test_backends_are_monai_transform_backends(monkeypatch):
+    """SliceStack(d) declare TORCH and NUMPY as ``TransformBackends`` members, MONAI's
+    ``get_transform_backends()`` reports both, and a numpy volume is stacked into a numpy array."""
+    for cls in (SliceStack, SliceStackd):
+        assert all(isinstance(b, TransformBackends) for b in cls.backend), cls
+        assert cls.backend == [TransformBackends.TORCH, TransformBackends.NUMPY]
+    monkeypatch.setattr(monai.transforms, "SliceStack", SliceStack, raising=False)
+    assert get_transform_backends()["SliceStack"] == [True, True]
+    out = SliceStack(k=1, axis=0)(np.arange(3.0).reshape(1, 3, 1))
+    assert isinstance(out, np.ndarray)
+    assert out[:, :, 0].tolist() == [[0.0, 0.0, 1.0], [0.0, 1.0, 2.0], [1.0, 2.0, 2.0]]
