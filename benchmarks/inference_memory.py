@@ -20,12 +20,12 @@ CHILD = r"""
 import json, resource, sys, torch
 from monai.data import MetaTensor
 from mrsr.inference import super_resolve
-from mrsr.pipeline import get_predictor
+from mrsr.networks import get_baseline
 name, h, w, d, scale = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 roi = None if sys.argv[6] == 'none' else (int(sys.argv[6]),) * 2
 vol = MetaTensor(torch.rand(1, h, w, d))
 from mrsr.networks import SR_NETWORKS, get_network
-predictor = get_network(name, preset="small", scale=scale) if name in SR_NETWORKS else get_predictor(name, scale)
+predictor = get_network(name, preset="small", scale=scale) if name in SR_NETWORKS else get_baseline(name, scale)
 super_resolve(MetaTensor(torch.rand(1, h, w, 2)), predictor, scale)  # warm-up: libraries, caches
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 """

@@ -33,6 +33,7 @@ from mrsr.data import load_volume
 from mrsr.data.manifest import resolve_path
 from mrsr.metrics import evaluate
 from mrsr.selfsr import fit_selfsr
+from mrsr.settings import SelfSRSettings
 from mrsr.transforms import SliceProfileDegrade, thick_interp
 
 MNI = "pkg:nilearn/datasets/data/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
@@ -63,8 +64,17 @@ def run_case(hr: MetaTensor, mm: float, profile: str, args: argparse.Namespace) 
         rows.append({"method": name, "seconds": time.perf_counter() - start, **scores(sr, t)})
         volumes[name] = sr
     start = time.perf_counter()
-    model = fit_selfsr(thick, args.network, args.preset, steps=10**9, time_limit=args.time, profile=profile,
-                       seed=args.seed, approach=args.approach, progress=args.progress)  # fmt: skip
+    settings = SelfSRSettings(
+        network=args.network,
+        preset=args.preset,
+        steps=10**9,
+        time_budget=args.time,
+        profile=profile,
+        seed=args.seed,
+        approach=args.approach,
+        progress=args.progress,
+    )
+    model = fit_selfsr(thick, settings)
     fit_seconds = time.perf_counter() - start
     report = model.report
     combos = [("average", False), ("fba", False)] + ([("average", True)] if model.box_profile else [])

@@ -45,7 +45,7 @@ from pathlib import Path
 
 from model_card import data_license, model_card, package_of  # this script's folder is the first entry of sys.path
 
-from mrsr.networks import get_network_class, specs
+from mrsr.networks import BASELINES, get_network_class, specs
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -55,7 +55,7 @@ SCHEMA = "https://github.com/Project-MONAI/MONAI-extra-test-data/releases/downlo
 VERSION = "0.1.0"
 MANIFEST = "data_manifests/real_data.json"  # the datalist every bundle trains, validates and is scored on
 DATALIST = "configs/datalist.json"  # the bundle's copy of it
-BASELINES = ("zerofill", "bicubic")
+
 
 def bundle_table() -> dict[str, dict]:
     """Bundle name -> what the bundle is, from its network's spec (``mrsr.networks.specs()``, ``bundle=``)
@@ -72,6 +72,7 @@ def bundle_table() -> dict[str, dict]:
                 "options": recipe(spec.bundle)["scales"]["x2"]["settings"]["network_kwargs"],
             }
     return table
+
 
 # what the configs need besides MONAI, PyTorch and NumPy (pip names); their installed versions are written into
 # the metadata, with the packages the datalist's pkg: paths read from
@@ -235,7 +236,13 @@ def metadata(name: str, old: dict) -> dict:
 
 def inference_config(name: str) -> dict:
     return {
-        "imports": ["$import torch", "$import mrsr", "$import mrsr.bundle", "$import mrsr.data"],
+        "imports": [
+            "$import torch",
+            "$import mrsr",
+            "$import mrsr.bundle",
+            "$import mrsr.data",
+            "$import mrsr.settings",
+        ],
         "bundle_root": ".",
         "scale": 2,
         "ckpt_path": "$mrsr.bundle.shipped_weights(@bundle_root, @scale)",
@@ -282,8 +289,9 @@ def inference_config(name: str) -> dict:
             "shuffle": False,
             "num_workers": 0,
         },
-        "inferer": {
-            "_target_": "mrsr.inference.VolumeInferer",
+        # the run's settings, built once from the options above and passed to the inferer unchanged
+        "settings": {
+            "_target_": "mrsr.settings.InferSettings",
             "scale": "@scale",
             "in_channels": "@network_def#in_channels",
             "slice_axis": "@slice_axis",
@@ -294,11 +302,11 @@ def inference_config(name: str) -> dict:
             "channels_last": "@channels_last",
             "data_consistency": "@data_consistency",
             "detail": "@detail",
-            "adapt": "@adapt",
-            "adapt_time": "@adapt_time",
-            "seed": "@seed",
+            "adapt": "$None if @adapt is None else mrsr.settings.AdaptSettings(steps=@adapt, time_budget=@adapt_time, "
+            "seed=@seed)",
             "progress": True,  # a bar on a terminal, a line every 10 s in a log
         },
+        "inferer": {"_target_": "mrsr.inference.VolumeInferer", "settings": "@settings"},
         "postprocessing": {
             "_target_": "Compose",
             "transforms": [

@@ -51,6 +51,7 @@ from mrsr.errors import MrsrError
 from mrsr.inference import DESCRIPTION_KEY, resolve_device, resolve_slice_axis
 from mrsr.paths import check_output_path, is_nifti_path
 from mrsr.pipeline import InferOptions, build_predictor, options_chain
+from mrsr.settings import InferSettings
 
 LOG = logging.getLogger("mrsr.deploy")
 BUNDLE_SUFFIX = "_mr_sr"
@@ -275,7 +276,7 @@ class SuperResolveOperator(Operator):
     """
 
     def __init__(self, fragment: Fragment, *args, bundle: Path, scale: int = 2, device: str = "auto", **kwargs):
-        self.options = InferOptions(bundle=str(bundle), scale=float(scale), device=device)
+        self.options = InferOptions(bundle=str(bundle), settings=InferSettings(scale=float(scale), device=device))
         self.device = resolve_device(device)
         self.predictor = build_predictor(self.options)
         name = Path(bundle).name
@@ -293,11 +294,11 @@ class SuperResolveOperator(Operator):
         normalise = Compose(chain.preprocessing.transforms[1:])  # LoadVolumed is the loader operators' work
         restore = Compose(chain.postprocessing.transforms[:1])  # RestoreVolumed; VolumeWriterOperator saves
         d = normalise({"image": volume})
-        axis = resolve_slice_axis(d["image"], options.slice_axis)
+        axis = resolve_slice_axis(d["image"], options.settings.slice_axis)
         spacing = ", ".join(f"{v:g}" for v in d["image"].pixdim.tolist())
         LOG.info(f"{predictor.method}: {tuple(volume.shape[1:])} at {spacing} mm, slices across axis {axis}, "
                  f"x{predictor.scale:g} in-plane on {self.device}")  # fmt: skip
-        d = chain.infer(d, predictor.module(volume.shape[1:], axis, options.size), self.device)
+        d = chain.infer(d, predictor.module(volume.shape[1:], axis, options.settings.out_size), self.device)
         return restore(d)["pred"]
 
     def compute(self, op_input, op_output, context) -> None:

@@ -50,11 +50,10 @@ import torch
 
 from mrsr.bundle import TOO_SMALL
 from mrsr.errors import MrsrError
-from mrsr.networks.baselines import is_trained_network
+from mrsr.networks.baselines import BASELINES, get_baseline, is_trained_network
 
 __all__ = ["BenchmarkConfig", "run_benchmark", "conv_peak_gflops", "quality_rows", "speed_row"]
 
-BASELINES = ("zerofill", "bicubic")
 MEMORY_HR_SHAPE = (256, 256, 108)
 
 
@@ -83,9 +82,8 @@ class BenchmarkConfig:
 def _methods(scale: int, bundles: Sequence[str] | None) -> dict[str, tuple[Any, int]]:
     """Baselines and bundle networks at ``scale``: name -> (predictor, in_channels)."""
     from mrsr.bundle import SUFFIX, bundle_scales, list_bundles, load_bundle_network
-    from mrsr.networks.baselines import Bicubic, ZeroFill
 
-    methods: dict[str, tuple[Any, int]] = {"zerofill": (ZeroFill(scale=scale), 1), "bicubic": (Bicubic(scale=scale), 1)}
+    methods: dict[str, tuple[Any, int]] = {n: (get_baseline(n, scale), 1) for n in BASELINES}
     chosen = [b.name[: -len(SUFFIX)] for b in list_bundles()] if bundles is None else list(bundles)
     for name in chosen:
         if scale in bundle_scales(name):

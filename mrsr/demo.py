@@ -1,6 +1,6 @@
 """``mrsr demo``: degrade the bundled real T1 scan, super-resolve it, score it, draw a panel.
 
-The baselines (:data:`mrsr.pipeline.BASELINES`) and, beside them, a bundle: one named, or the best
+The baselines (:data:`mrsr.networks.BASELINES`) and, beside them, a bundle: one named, or the best
 one that does no harm on any test image at this scale (:func:`demo_bundle`).
 """
 
@@ -19,8 +19,8 @@ from mrsr.data import load_volume, sample_path, save_volume
 from mrsr.errors import MrsrError
 from mrsr.inference import super_resolve
 from mrsr.metrics import EvaluationResult, evaluate
+from mrsr.networks.baselines import BASELINES, get_baseline
 from mrsr.paths import atomic_path, check_output_path, write_text_atomic
-from mrsr.pipeline import BASELINES, get_predictor
 from mrsr.progress import say
 from mrsr.report import save_panel
 from mrsr.transforms import KSpaceTruncate, RobustNormalize
@@ -106,7 +106,7 @@ def run_demo(
     log(f"[2/4] degrading in-plane by k-space truncation, factor {scale:g}")
     lr = KSpaceTruncate(scale, axes=(0, 1))(hr)
     exact = (hr.shape[1] / lr.shape[1], hr.shape[2] / lr.shape[2])  # lands on the HR matrix for any factor
-    methods = {n: (get_predictor(n, exact), 1) for n in BASELINES}
+    methods = {n: (get_baseline(n, exact), 1) for n in BASELINES}
     if name is not None:
         methods[name] = (network, in_channels)
     results, volumes = {}, {}

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import sys
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
@@ -31,7 +30,9 @@ from monai.transforms import MapTransform
 
 from mrsr.data.io import DESCRIPTION_KEY
 from mrsr.errors import MrsrError
-from mrsr.progress import progress_iter
+from mrsr.progress import progress_iter, say
+from mrsr.runtime import autocast_context, resolve_device, resolve_slice_axis
+from mrsr.settings import InferSettings
 from mrsr.transforms.bandlimit import band_limited_dims, keep_band, scale_detail
 from mrsr.transforms.consistency import kspace_consistency
 from mrsr.transforms.intensity import RobustNormalize
@@ -56,9 +57,11 @@ __all__ = [
     "RestoreVolumed",
     "ProgressLines",
     "PROVENANCE_KEYS",
+    "SliceSR",
 ]
 
-Predictor = Callable[[torch.Tensor], torch.Tensor]
+#: what super-resolves slices: (B, in_channels, h, w) -> (B, 1, H, W), a network or a baseline
+SliceSR = Callable[[torch.Tensor], torch.Tensor]
 DATA_CONSISTENCY_KEY = "mrsr_data_consistency"
 BAND_LIMITED_KEY = "mrsr_band_limited_axes"
 DETAIL_KEY = "mrsr_detail"
@@ -102,56 +105,7 @@ def upsampled_affine(affine: torch.Tensor, old_shape: Sequence[int], new_shape: 
     return out
 
 
-def autocast_context(device: torch.device, amp: bool):
-    """Mixed precision for inference when ``amp``: float16 on CUDA, bfloat16 on the CPU; else a no-op."""
-    if not amp:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)
-
-
-def resolve_slice_axis(volume: torch.Tensor, slice_axis: int | str = "auto") -> int:
-    """The axis across slices: ``slice_axis`` itself, or for ``"auto"`` the axis of the largest spacing.
-
-    ``"auto"`` is the default of every mrsr entry point (``mrsr infer``, the bundles, the Python API).
-    A volume with exactly one single-slice axis is sliced across it (a 2D image is one slice, whatever
-    its header says about the thickness). Otherwise the spacing is read from a MetaTensor's affine
-    (column norms): the thickest axis is the acquisition's slice direction, wherever a reorientation
-    put it. With no single thickest axis (isotropic voxels, a plain tensor) it is 2, where DICOM series
-    and most NIfTI files keep slices. A volume degraded in-plane by a large factor can have in-plane
-    voxels thicker than its slices (1 x 1 x 3 mm at x4 is 4 x 4 x 3 mm, and an unequal pair of
-    in-plane spacings then picks one of them): give the axis in such cases.
-
-    >>> v = MetaTensor(torch.zeros(1, 4, 5, 6), affine=torch.diag(torch.tensor([2.0, 5.0, 2.0, 1.0])))
-    >>> resolve_slice_axis(v, "auto"), resolve_slice_axis(v, 0)
-    (1, 0)
-    """
-    if slice_axis != "auto":
-        if str(slice_axis) not in ("0", "1", "2"):
-            raise MrsrError(f"slice_axis must be 0, 1, 2 or 'auto', got {slice_axis!r}.")
-        return int(slice_axis)
-    single = [a for a, n in enumerate(volume.shape[-3:]) if n == 1]
-    if len(single) == 1:
-        return single[0]
-    if not isinstance(volume, MetaTensor):
-        return 2
-    affine = torch.as_tensor(volume.affine, dtype=torch.float64)
-    affine = affine[-1] if affine.ndim == 3 else affine  # a batch of one
-    spacing = affine[:3, :3].norm(dim=0)
-    thickest = int(spacing.argmax())
-    return thickest if int((spacing >= spacing[thickest] * (1 - 1e-3)).sum()) == 1 else 2
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"``/None -> CUDA when available else CPU; a clear error if CUDA is asked for but absent."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MrsrError("CUDA was requested but no GPU is available to PyTorch; use --device cpu.")
-    return device
-
-
-def prefers_channels_last(predictor: Predictor) -> bool:
+def prefers_channels_last(predictor: SliceSR) -> bool:
     """Whether a predictor runs faster in channels_last: its ``prefers_channels_last`` attribute, else False.
 
     The networks set it from ``mrsr benchmark``'s measurements (DURN, ICONet and MSRN gain on a CPU;
@@ -160,7 +114,7 @@ def prefers_channels_last(predictor: Predictor) -> bool:
     return bool(getattr(predictor, "prefers_channels_last", False))
 
 
-def _memory_format(predictor: Predictor, channels_last: bool | None) -> torch.memory_format | None:
+def _memory_format(predictor: SliceSR, channels_last: bool | None) -> torch.memory_format | None:
     """The format to run in: channels_last or contiguous when asked, else the network's preference or as it is."""
     if channels_last is None:
         return torch.channels_last if prefers_channels_last(predictor) else None
@@ -168,7 +122,7 @@ def _memory_format(predictor: Predictor, channels_last: bool | None) -> torch.me
 
 
 @contextlib.contextmanager
-def _in_memory_format(predictor: Predictor, fmt: torch.memory_format | None):
+def _in_memory_format(predictor: SliceSR, fmt: torch.memory_format | None):
     """Run a module's 4D weights in ``fmt``, and give them back in the format they had (training goes on in it)."""
     weights = [w for w in predictor.parameters() if w.ndim == 4] if isinstance(predictor, torch.nn.Module) else []
     if fmt is None or all(w.is_contiguous(memory_format=fmt) for w in weights):  # (a 1-channel conv is both)
@@ -186,7 +140,7 @@ def _in_memory_format(predictor: Predictor, fmt: torch.memory_format | None):
 CPU_BATCH_PIXELS = 32768  # LR pixels per forward pass on a CPU unless the network measured its own
 
 
-def resolve_slice_batch(predictor: Predictor, slice_size: Sequence[int], device: torch.device, slice_batch=None) -> int:
+def resolve_slice_batch(predictor: SliceSR, slice_size: Sequence[int], device: torch.device, slice_batch=None) -> int:
     """Slices per forward pass: ``slice_batch``, or by default 8 on a GPU and on a CPU as many as fit
     the network's ``batch_pixels`` (LR pixels; :data:`CPU_BATCH_PIXELS` if it has none), at least 1.
 
@@ -261,7 +215,7 @@ def core_weight_map(tiles: Sequence[int], fractions: Sequence[float], halo_weigh
 
 def super_resolve(
     volume: torch.Tensor,
-    predictor: Predictor,
+    predictor: SliceSR,
     scale: float,
     slice_axis: int | str = "auto",
     in_channels: int = 1,
@@ -389,9 +343,7 @@ def super_resolve(
     meta[DATA_CONSISTENCY_KEY] = bool(data_consistency)
     meta[BAND_LIMITED_KEY] = [in_plane[d - 1] for d in limited]
     meta[DETAIL_KEY] = detail
-    meta[DESCRIPTION_KEY] = describe(
-        type(predictor).__name__, scale, data_consistency, meta[BAND_LIMITED_KEY], detail
-    )
+    meta[DESCRIPTION_KEY] = describe(type(predictor).__name__, scale, data_consistency, meta[BAND_LIMITED_KEY], detail)
     return MetaTensor(out, meta=meta)
 
 
@@ -401,32 +353,17 @@ class VolumeInferer(Inferer):
     Drop it into your own MONAI code where ``SliceInferer`` or ``sliding_window_inference`` would go:
     unlike those, its output is a MetaTensor on the SR grid (the upsampled affine and
     ``spatial_shape`` of each volume), so ``SaveImage``, ``Invertd`` and world-coordinate overlays
-    stay right. It is what ``mrsr infer`` (:func:`mrsr.pipeline.inference_chain`), the bundles and
-    validation during training run: batched slices, 2.5D neighbours, optional tiles, data
-    consistency and test-time adaptation.
+    stay right. It is what ``mrsr infer`` (:func:`mrsr.pipeline.inference_chain`), the bundles, their
+    model cards' scores and validation during training run: batched slices, 2.5D neighbours, optional
+    tiles, data consistency and test-time adaptation.
 
     Args:
-        scale: in-plane SR factor.
-        in_channels: network input channels (2k+1).
-        slice_axis: the axis across which slices are taken, or ``"auto"`` (each volume's thickest axis,
-            :func:`resolve_slice_axis`).
-        roi_size: largest tile (h, w) for sliding-window inference, or ``None`` for whole slices.
-        overlap: tile overlap, a fraction of ``roi_size``.
-        sw_batch_size: tiles per forward pass.
-        slice_batch: slices per forward pass; ``None``: 8 on a GPU, the network's pixel budget on a CPU.
-        amp: autocast (float16 on CUDA, bfloat16 on CPU).
-        channels_last: channels_last memory format; ``None`` follows the network's preference.
-        out_size: in-plane output size (H, W); ``None``: ``round(scale * (h, w))``.
-        data_consistency: give each output slice its input's k-space band (:mod:`mrsr.transforms.consistency`).
-        detail: the share of the detail beyond the input's band that is kept (:func:`super_resolve`).
-        adapt: test-time adaptation steps per volume (:func:`mrsr.adapt.adapt`); ``None``: none, 0: only
-            check the network against zerofill on the volume's own pairs.
-        adapt_time: time budget of the adaptation per volume, in seconds.
-        seed: seed of the adaptation.
-        progress: a progress bar on a terminal, a line every few seconds otherwise.
-        method: what runs, named in the output's provenance line (:func:`describe`: ``mrsr METHOD x2;
-            data consistency on``, ``METHOD (CHOICE)`` after adaptation) and before the adaptation's
-            summary line on stderr; ``None``: the predictor's class name, and ``mrsr`` before the line.
+        settings: how to super-resolve (:class:`~mrsr.settings.InferSettings`: scale, input channels,
+            slice axis, tiles, batches, precision, data consistency, detail, adaptation, progress and
+            the method named in the provenance line); ``None``: its defaults. Its ``device`` is not
+            used: the inferer runs where its inputs are.
+        changes: fields of ``settings`` to change, e.g. ``VolumeInferer(scale=4)`` (a bundle config
+            gives its settings object, or these).
 
     Shapes:
         inputs (B, 1, x, y, z) LR volumes (a MetaTensor batch from MONAI's DataLoader, or a plain
@@ -434,67 +371,47 @@ class VolumeInferer(Inferer):
 
     Example::
 
-        inferer = VolumeInferer(scale=2)
+        inferer = VolumeInferer(InferSettings(scale=2, data_consistency=True))
         sr = inferer(batch["image"], network)  # sr.affine: (B, 4, 4) SR affines
     """
 
-    def __init__(
-        self,
-        scale: float,
-        in_channels: int = 1,
-        slice_axis: int | str = "auto",
-        roi_size: Sequence[int] | None = None,
-        overlap: float = 0.25,
-        sw_batch_size: int = 8,
-        slice_batch: int | None = None,
-        amp: bool = False,
-        channels_last: bool | None = None,
-        out_size: Sequence[int] | None = None,
-        data_consistency: bool = False,
-        detail: float = 1.0,
-        adapt: int | None = None,
-        adapt_time: float | None = None,
-        seed: int = 0,
-        progress: bool = False,
-        method: str | None = None,
-    ) -> None:
+    def __init__(self, settings: InferSettings | None = None, **changes: Any) -> None:
         super().__init__()
-        self.scale, self.in_channels, self.slice_axis = scale, in_channels, slice_axis
-        self.roi_size, self.overlap, self.sw_batch_size = roi_size, overlap, sw_batch_size
-        self.slice_batch, self.amp, self.channels_last, self.out_size = slice_batch, amp, channels_last, out_size
-        self.data_consistency, self.adapt, self.adapt_time, self.seed = data_consistency, adapt, adapt_time, seed
-        self.progress, self.method, self.detail = progress, method, check_detail(detail)
+        settings = settings or InferSettings()
+        self.settings = settings.replace(**changes) if changes else settings
+        self.detail = check_detail(1.0 if self.settings.detail is None else self.settings.detail)
+        self.adaptations: list[Any] = []  # the last call's AdaptResult per volume (None: not adapted)
 
-    def _predictor(self, vol: torch.Tensor, network: Predictor) -> tuple[Predictor, bool, str | None]:
+    def _predictor(self, vol: torch.Tensor, network: SliceSR) -> tuple[SliceSR, bool, str | None]:
         """The predictor to run on ``vol`` (adapted when asked), whether data consistency applies, and
         the method named in the provenance line (``None``: :func:`super_resolve`'s own)."""
-        if self.adapt is None:
-            return network, self.data_consistency, self.method
+        s = self.settings
+        if s.adapt is None:
+            self.adaptations.append(None)
+            return network, s.data_consistency, s.method
         from mrsr.adapt import adapt
 
-        result = adapt(
-            network, vol, int(self.scale), steps=self.adapt, time_budget=self.adapt_time, slice_axis=self.slice_axis,
-            in_channels=self.in_channels, data_consistency=self.data_consistency, device=vol.device, seed=self.seed,
-            progress=self.progress,
-        )  # fmt: skip
-        print(f"{self.method or 'mrsr'}: {result.summary()}", file=sys.stderr, flush=True)
-        method = None if self.method is None else f"{self.method} ({result.choice})"
-        return result.predictor, self.data_consistency and result.data_consistency_applies, method
+        result = adapt(network, vol, int(s.scale), s.adapt, s.slice_axis, s.in_channels, s.data_consistency,
+                       vol.device, s.progress)  # fmt: skip
+        self.adaptations.append(result)
+        if s.progress:
+            say(f"{s.method or 'mrsr'}: {result.summary()}")
+        method = None if s.method is None else f"{s.method} ({result.choice})"
+        return result.predictor, s.data_consistency and result.data_consistency_applies, method
 
-    def __call__(self, inputs: torch.Tensor, network: Predictor, *args: Any, **kwargs: Any) -> MetaTensor:
-        outs = []
+    def __call__(self, inputs: torch.Tensor, network: SliceSR, *args: Any, **kwargs: Any) -> MetaTensor:
+        s = self.settings
+        outs, self.adaptations = [], []
         for vol in inputs:  # a batched MetaTensor gives each volume its own meta
             predictor, consistent, method = self._predictor(vol, network)
             sr = super_resolve(
-                vol, predictor, self.scale, slice_axis=self.slice_axis, in_channels=self.in_channels,
-                roi_size=self.roi_size, overlap=self.overlap, sw_batch_size=self.sw_batch_size,
-                slice_batch=self.slice_batch, device=inputs.device, amp=self.amp, channels_last=self.channels_last,
-                out_size=self.out_size, progress=self.progress, data_consistency=consistent, detail=self.detail,
+                vol, predictor, s.scale, slice_axis=s.slice_axis, in_channels=s.in_channels, roi_size=s.roi_size,
+                overlap=s.overlap, sw_batch_size=s.sw_batch_size, slice_batch=s.slice_batch, device=inputs.device,
+                amp=s.amp, channels_last=s.channels_last, out_size=s.out_size, progress=s.progress,
+                data_consistency=consistent, detail=self.detail,
             )  # fmt: skip
             if method is not None:
-                sr.meta[DESCRIPTION_KEY] = describe(
-                    method, self.scale, consistent, sr.meta[BAND_LIMITED_KEY], self.detail
-                )
+                sr.meta[DESCRIPTION_KEY] = describe(method, s.scale, consistent, sr.meta[BAND_LIMITED_KEY], self.detail)
             outs.append(sr.to(inputs.device))
         return list_data_collate(outs)
 
@@ -565,4 +482,4 @@ class ProgressLines:
             total = engine.state.epoch_length
         for name in names:
             self.done += 1
-            print(f"mrsr: super-resolving {name} ({self.done}/{total})", file=sys.stderr, flush=True)
+            say(f"mrsr: super-resolving {name} ({self.done}/{total})")

@@ -9,14 +9,13 @@ line)::
 :func:`super_resolve_file` runs it on one file with ``mrsr infer``'s checks and progress lines, and
 :func:`super_resolve_batch` on a folder of NIfTI files or a manifest section (resumable, sharded
 under torchrun). :func:`build_predictor` loads what runs: a bundle's network, a network from its
-weights file, or an interpolation baseline (:func:`get_predictor`).
+weights file, or an interpolation baseline (:func:`mrsr.networks.get_baseline`).
 
 This module sits above :mod:`mrsr.bundle` and below :mod:`mrsr.cli`.
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
@@ -43,14 +42,14 @@ from mrsr.inference import (
     resolve_slice_axis,
 )
 from mrsr.metrics import EvaluationResult, evaluate
+from mrsr.networks.baselines import get_baseline, is_baseline
 from mrsr.paths import check_output_path, is_nifti_path
 from mrsr.progress import say
-from mrsr.selfsr import SelfSRReport, fit_selfsr, selfsr
+from mrsr.selfsr import SelfSRReport, selfsr
+from mrsr.settings import InferSettings, SelfSRSettings
 from mrsr.transforms import KSpaceTruncate, RobustNormalized, SliceProfileDegrade
 
 __all__ = [
-    "BASELINES",
-    "get_predictor",
     "Predictor",
     "build_predictor",
     "InferOptions",
@@ -58,6 +57,7 @@ __all__ = [
     "InferenceChain",
     "inference_chain",
     "options_chain",
+    "run_settings",
     "super_resolve_file",
     "batch_inputs",
     "batch_output",
@@ -67,52 +67,22 @@ __all__ = [
     "evaluate_files",
 ]
 
-#: the interpolation baselines by name: they need no weights and have nothing to adapt
-BASELINES = ("zerofill", "bicubic")
 Log = Callable[[str], None]
 
 
-def get_predictor(name: str, scale: float | tuple[float, float]) -> nn.Module:
-    """An interpolation baseline by name (one of :data:`BASELINES`).
-
-    >>> get_predictor("zerofill", 2)(torch.rand(1, 1, 4, 5)).shape
-    torch.Size([1, 1, 8, 10])
-    """
-    from mrsr.networks.baselines import Bicubic, ZeroFill
-
-    table = {"zerofill": ZeroFill, "bicubic": Bicubic}
-    if name not in table:
-        raise MrsrError(f"Unknown baseline {name!r}; choose one of {', '.join(table)}.")
-    return table[name](scale=scale)
-
-
-@dataclass
+@dataclass(frozen=True)
 class InferOptions:
-    """What ``mrsr infer`` runs and how; each field is the command's option of that name (``--help``).
+    """What ``mrsr infer`` runs (a bundle, a network and its weights, or a baseline) and how (``settings``).
 
     Attributes:
         bundle: a bundle name or folder (exclusive with ``network``/``weights``).
-        network: a baseline (:data:`BASELINES`) or a registered network; default bicubic without ``bundle``.
+        network: a baseline (:data:`mrsr.networks.BASELINES`) or a registered network; default bicubic
+            without ``bundle``.
         weights: the network's weights file (an mrsr weights file or a bare state_dict).
         preset: network preset of a bare state_dict.
-        in_channels: network input channels of a bare state_dict.
-        scale: in-plane SR factor (networks and bundles: an integer).
-        slice_axis: the axis across slices, or ``"auto"`` (:func:`~mrsr.inference.resolve_slice_axis`).
-        size: in-plane output size (H, W); default ``scale`` times the input's.
-        roi: tile size (h, w) of sliding-window inference; ``None``: whole slices.
-        overlap: tile overlap, a fraction of the tile.
-        sw_batch_size: tiles per forward pass.
-        slice_batch: slices per forward pass (``None``: :func:`~mrsr.inference.resolve_slice_batch`).
-        device: ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"``.
-        amp: mixed precision.
-        channels_last: channels_last memory format; ``None``: the network's preference.
-        data_consistency: data consistency for networks and bundles (the baselines run as they are).
-        detail: the share of the detail beyond the input's band that a network keeps
-            (:func:`~mrsr.inference.super_resolve`); ``None``: the bundle's own (its model card says
-            why), 1 for a network.
-        adapt: test-time adaptation steps (:func:`mrsr.adapt.adapt`); ``None``: no adaptation.
-        adapt_time: time budget of the adaptation per volume, in seconds.
-        seed: seed of the adaptation.
+        in_channels: network input channels of a bare state_dict (``None``: as the file says, else 1).
+        settings: how it runs (:class:`~mrsr.settings.InferSettings`); its ``scale`` is the SR factor
+            asked for, its ``in_channels`` and ``method`` are set from what loads (:func:`options_chain`).
     """
 
     bundle: str | None = None
@@ -120,21 +90,7 @@ class InferOptions:
     weights: str | None = None
     preset: str | None = None
     in_channels: int | None = None
-    scale: float = 2.0
-    slice_axis: int | str = "auto"
-    size: Sequence[int] | None = None
-    roi: Sequence[int] | None = None
-    overlap: float = 0.25
-    sw_batch_size: int = 8
-    slice_batch: int | None = None
-    device: str = "auto"
-    amp: bool = False
-    channels_last: bool | None = None
-    data_consistency: bool = True
-    detail: float | None = None
-    adapt: int | None = None
-    adapt_time: float | None = None
-    seed: int = 0
+    settings: InferSettings = field(default_factory=InferSettings)
 
     @property
     def method(self) -> str:
@@ -148,7 +104,7 @@ class InferOptions:
     @property
     def is_baseline(self) -> bool:
         """An interpolation baseline runs (nothing to adapt, no data consistency)."""
-        return self.method in BASELINES
+        return not self.bundle and is_baseline(self.method)
 
 
 @dataclass
@@ -183,7 +139,7 @@ class Predictor:
         if size:
             in_plane = [n for a, n in enumerate(shape) if a != slice_axis]
             scale = (size[0] / in_plane[0], size[1] / in_plane[1])
-        return get_predictor(self.method, scale)
+        return get_baseline(self.method, scale)
 
 
 def build_predictor(options: InferOptions) -> Predictor:
@@ -194,13 +150,13 @@ def build_predictor(options: InferOptions) -> Predictor:
             fractional scale for a network, or weights that do not load.
     """
     from mrsr.checkpoint import load_network
-    from mrsr.networks import available
+    from mrsr.networks import BASELINES, available
 
-    scale = options.scale
-    if options.detail is not None and options.is_baseline:
+    scale, detail = options.settings.scale, options.settings.detail
+    if detail is not None and options.is_baseline:
         raise MrsrError(f"--detail scales what a network adds; {options.method} adds nothing: drop --detail or give "
                         "--bundle or --network with --weights.")  # fmt: skip
-    detail = check_detail(1.0 if options.detail is None else options.detail)
+    detail = check_detail(1.0 if detail is None else detail)
     if options.bundle:
         from mrsr.bundle import bundle_detail, load_bundle_network
 
@@ -209,10 +165,10 @@ def build_predictor(options: InferOptions) -> Predictor:
         if scale != int(scale):
             raise MrsrError(f"Bundles upsample by an integer factor; got --scale {scale:g}.")
         network, in_channels = load_bundle_network(options.bundle, int(scale))
-        detail = bundle_detail(options.bundle, int(scale)) if options.detail is None else detail
+        detail = bundle_detail(options.bundle, int(scale)) if options.settings.detail is None else detail
         return Predictor(options.method, float(scale), in_channels, network, detail)
     name = options.method
-    if name in BASELINES:
+    if is_baseline(name):
         return Predictor(name, scale)
     if name not in available():
         raise MrsrError(f"Unknown network {options.network!r}; choose one of {', '.join((*BASELINES, *available()))}.")
@@ -304,33 +260,11 @@ class InferenceChain:
         return self.postprocess(self.infer(self.preprocess(data), network, device))
 
 
-def inference_chain(
-    scale: float,
-    in_channels: int = 1,
-    slice_axis: int | str = "auto",
-    roi_size: Sequence[int] | None = None,
-    overlap: float = 0.25,
-    sw_batch_size: int = 8,
-    slice_batch: int | None = None,
-    amp: bool = False,
-    channels_last: bool | None = None,
-    out_size: Sequence[int] | None = None,
-    data_consistency: bool = True,
-    detail: float = 1.0,
-    adapt: int | None = None,
-    adapt_time: float | None = None,
-    seed: int = 0,
-    method: str | None = None,
-    orientation: str | None = None,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> InferenceChain:
+def inference_chain(settings: InferSettings, orientation: str | None = None, overwrite: bool = False) -> InferenceChain:
     """The MONAI chain of the bundles' ``configs/inference.json``, with an explicit output path per item.
 
     Args:
-        scale, in_channels, slice_axis, roi_size, overlap, sw_batch_size, slice_batch, amp,
-            channels_last, out_size, data_consistency, detail, adapt, adapt_time, seed, progress, method:
-            the :class:`~mrsr.inference.VolumeInferer`'s (data consistency on by default, as in the bundles).
+        settings: the :class:`~mrsr.inference.VolumeInferer`'s (:class:`~mrsr.settings.InferSettings`).
         orientation: axis codes to reorient inputs to (``LoadVolumed``); ``None``: as stored.
         overwrite: replace existing outputs.
 
@@ -338,22 +272,16 @@ def inference_chain(
         The :class:`InferenceChain`; call it on ``{"image": path, "output": path}`` and the network.
 
     >>> from mrsr.data import sample_path
-    >>> chain = inference_chain(scale=2, data_consistency=False, method="bicubic", progress=False)
+    >>> chain = inference_chain(InferSettings(scale=2, data_consistency=False, method="bicubic"))
     >>> [type(t).__name__ for t in chain.preprocessing.transforms + chain.postprocessing.transforms]
     ['LoadVolumed', 'RobustNormalized', 'RestoreVolumed', 'SaveOutputd']
-    >>> sr = chain({"image": sample_path()}, get_predictor("bicubic", 2))["pred"]  # (1, 128, 128, 62) in
+    >>> sr = chain({"image": sample_path()}, get_baseline("bicubic", 2))["pred"]  # (1, 128, 128, 62) in
     >>> tuple(sr.shape), sr.pixdim.tolist(), sr.meta["mrsr_description"]
     ((1, 256, 256, 62), [1.0, 1.0, 3.0], 'mrsr bicubic x2; data consistency off')
     """
-    inferer = VolumeInferer(
-        scale, in_channels, slice_axis, roi_size=roi_size, overlap=overlap, sw_batch_size=sw_batch_size,
-        slice_batch=slice_batch, amp=amp, channels_last=channels_last, out_size=out_size,
-        data_consistency=data_consistency, detail=detail, adapt=adapt, adapt_time=adapt_time, seed=seed,
-        progress=progress, method=method,
-    )  # fmt: skip
     return InferenceChain(
         Compose([LoadVolumed("image", orientation), RobustNormalized("image")]),
-        inferer,
+        VolumeInferer(settings),
         Compose([RestoreVolumed("pred", ref_key="image"), SaveOutputd("pred", "output", overwrite)]),
     )
 
@@ -373,13 +301,16 @@ def options_chain(
 
     Data consistency applies to networks only; the predictor brings its scale, channels, detail and name.
     """
-    return inference_chain(
-        predictor.scale, predictor.in_channels, options.slice_axis, roi_size=options.roi, overlap=options.overlap,
-        sw_batch_size=options.sw_batch_size, slice_batch=options.slice_batch, amp=options.amp,
-        channels_last=options.channels_last, out_size=options.size,
-        data_consistency=options.data_consistency and not predictor.is_baseline, detail=predictor.detail,
-        adapt=options.adapt, adapt_time=options.adapt_time, seed=options.seed, method=predictor.method,
-        overwrite=overwrite, progress=progress,
+    return inference_chain(run_settings(options, predictor, progress), overwrite=overwrite)
+
+
+def run_settings(options: InferOptions, predictor: Predictor, progress: bool = True) -> InferSettings:
+    """``options.settings`` completed by what loaded: the predictor's scale, channels, detail and name;
+    data consistency for networks only."""
+    s = options.settings
+    return s.replace(
+        scale=predictor.scale, in_channels=predictor.in_channels, method=predictor.method, detail=predictor.detail,
+        data_consistency=s.data_consistency and not predictor.is_baseline, progress=progress,
     )  # fmt: skip
 
 
@@ -415,26 +346,27 @@ def super_resolve_file(
         MrsrError: bad options or input (see :func:`build_predictor`, :func:`mrsr.data.load_volume`).
     """
     options = options or InferOptions()
-    if options.adapt is not None and options.is_baseline:
+    settings = options.settings
+    if settings.adapt is not None and options.is_baseline:
         raise MrsrError(f"--adapt fine-tunes a network; {options.method} has nothing to adapt: drop --adapt or give "
                         "--bundle or --network with --weights.")  # fmt: skip
-    device = resolve_device(options.device)
+    device = resolve_device(settings.device)
     predictor = predictor or build_predictor(options)
     chain = options_chain(options, predictor, overwrite=overwrite)
     item = {"image": str(path), "output": str(output), **({"image_layout": layout} if layout else {})}
     d = chain.preprocess(item)
     image, name = d["image"], Path(path).name
     check_fits_output(image, output)
-    axis = resolve_slice_axis(image, options.slice_axis)
-    if options.adapt is not None:
+    axis = resolve_slice_axis(image, settings.slice_axis)
+    if settings.adapt is not None:
         from mrsr.adapt import adaptable_slices
 
         adaptable_slices(image, int(predictor.scale), axis)  # a one-line error before any work
-    log(_stage_line(predictor, name, image, axis, options.slice_axis == "auto"))
-    if options.adapt is not None:
-        budget = f", at most {options.adapt_time:g} s" if options.adapt_time else ""
-        log(f"{predictor.method}: adapting to {name} ({options.adapt} steps{budget})")
-    d = chain.infer(d, predictor.module(image.shape[1:], axis, options.size), device)
+    log(_stage_line(predictor, name, image, axis, settings.slice_axis == "auto"))
+    if settings.adapt is not None:
+        budget = f", at most {settings.adapt.time_budget:g} s" if settings.adapt.time_budget else ""
+        log(f"{predictor.method}: adapting to {name} ({settings.adapt.steps} steps{budget})")
+    d = chain.infer(d, predictor.module(image.shape[1:], axis, settings.out_size), device)
     d = chain.postprocess(d)
     limited = getattr(d["pred"], "meta", {}).get(BAND_LIMITED_KEY)
     if limited:
@@ -561,9 +493,9 @@ def super_resolve_batch(
 def selfsr_file(
     path: str | os.PathLike,
     output: str | os.PathLike,
+    settings: SelfSRSettings | None = None,
     overwrite: bool = False,
     log: Log = say,
-    **options: Any,
 ) -> tuple[MetaTensor, SelfSRReport]:
     """Self-supervised through-plane SR of the thick-slice scan at ``path`` into ``output``, as ``mrsr selfsr``.
 
@@ -573,9 +505,9 @@ def selfsr_file(
     Args:
         path: a NIfTI file, DICOM file or series folder with one thick axis.
         output: a ``.nii``/``.nii.gz`` file or a DICOM folder (a derived series of a DICOM input).
+        settings: what trains and how (:class:`~mrsr.settings.SelfSRSettings`; ``None``: its defaults).
         overwrite: replace an existing ``output``.
         log: where the lines go (default: stderr).
-        options: :func:`mrsr.selfsr.selfsr`'s (``network``, ``steps``, ``time_limit``, ``profile``, ...).
 
     Returns:
         ``(sr, report)`` as :func:`mrsr.selfsr.selfsr`.
@@ -583,13 +515,13 @@ def selfsr_file(
     Raises:
         MrsrError: bad input or options, or an output that exists or cannot hold the volume.
     """
+    settings = settings or SelfSRSettings()
     check_output_path(output, overwrite, inputs=(path,))
     volume = load_volume(path)
     check_fits_output(volume, output)
-    defaults = inspect.signature(fit_selfsr).parameters  # the log names what will run, defaults included
-    network, preset = (options.get(k, defaults[k].default) for k in ("network", "preset"))
-    log(f"selfsr: {Path(path).name} {tuple(volume.shape[1:])}, training {network} ({preset}) on its in-plane slices")
-    sr, report = selfsr(volume, **options)
+    log(f"selfsr: {Path(path).name} {tuple(volume.shape[1:])}, training {settings.network} ({settings.preset}) on "
+        "its in-plane slices")  # fmt: skip
+    sr, report = selfsr(volume, settings)
     save_volume(sr, output, overwrite)
     log(f"{report.summary()}; wrote {output} {tuple(sr.shape[1:])}")
     return sr, report

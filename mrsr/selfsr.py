@@ -55,14 +55,15 @@ from monai.transforms import MapTransform, Transform
 from monai.utils import convert_to_tensor
 from torch import nn
 
-from mrsr.adapt import fit_on_pairs
 from mrsr.data.dicom import DICOM_META_KEY, SLICE_GEOMETRY_KEY
 from mrsr.data.io import DESCRIPTION_KEY
 from mrsr.errors import MrsrError
-from mrsr.inference import autocast_context, resolve_device
+from mrsr.fitting import fit
 from mrsr.metrics import range_psnr
 from mrsr.networks import get_network
 from mrsr.progress import say
+from mrsr.runtime import autocast_context, resolve_device
+from mrsr.settings import SelfSRSettings
 from mrsr.transforms.resample import thick_interp
 from mrsr.transforms.sliceprofile import (
     PROFILES,
@@ -79,6 +80,7 @@ __all__ = [
     "SelfSRModel",
     "SelfSRReport",
     "SelfSRd",
+    "ThickSlicePairs",
     "fit_selfsr",
     "fourier_burst",
     "selfsr",
@@ -171,54 +173,73 @@ def _build(network: str, preset: str | None, scale: int, approach: str) -> _Thic
     return _ThickSR(net, scale, approach)
 
 
-@dataclass
-class _Pairs:
-    """Training and held-out pairs: LR (N, 1, H/s, W) thick along H, HR (N, 1, H, W); one list per orientation."""
+class ThickSlicePairs:
+    """Pairs from a scan's own in-plane slices (a :class:`~mrsr.fitting.PairSource`): each, degraded along one of
+    its axes by the slice profile, is an input whose target is the slice itself.
 
-    lr: list[torch.Tensor]
-    hr: list[torch.Tensor]
-    val_lr: list[torch.Tensor]
-    val_hr: list[torch.Tensor]
-    holdout: str
+    Every fifth in-plane slice is held out; the score is the PSNR over both orientations.
 
+    Args:
+        vol: (A, B, L) normalised volume, thick axis last.
+        scale: the through-plane factor.
+        degrade: the slice-profile degradation, along axis 1 of (L, 1, H, W).
+        device: where candidates are scored.
+        amp: mixed precision when scoring.
+        slice_batch: slices per forward pass when scoring.
+        flip_h: flips along the thick axis make pairs too (a symmetric profile).
+    """
 
-def _make_pairs(vol: torch.Tensor, scale: int, degrade: SliceProfileDegrade) -> _Pairs:
-    """Pairs from the in-plane slices of ``vol`` (A, B, L) (thick axis last), degraded along A and along B."""
-    n_slices = vol.shape[-1]
-    val = list(range(HOLDOUT_EVERY // 2, n_slices, HOLDOUT_EVERY)) if n_slices >= 4 else []
-    train = [k for k in range(n_slices) if k not in val] or list(range(n_slices))
-    pairs = _Pairs([], [], [], [], f"{len(val)} of {n_slices} in-plane slices, both axes")
-    for hr in (vol, vol.transpose(0, 1)):  # degrade A, then B: the degraded axis first
-        n = hr.shape[0] // scale * scale
-        hr = hr[:n].permute(2, 0, 1).unsqueeze(1).contiguous()  # (L, 1, H, W)
-        lr = degrade(hr)  # its axis 1 is H of (L, 1, H, W): channels L, spatial (1, H, W)
-        pairs.lr.append(lr[train])
-        pairs.hr.append(hr[train])
-        if val:
-            pairs.val_lr.append(lr[val])
-            pairs.val_hr.append(hr[val])
-    return pairs
+    def __init__(
+        self, vol: torch.Tensor, scale: int, degrade: SliceProfileDegrade, device: torch.device | None = None,
+        amp: bool = False, slice_batch: int = 8, flip_h: bool = True,
+    ) -> None:  # fmt: skip
+        self.scale, self.device, self.amp, self.slice_batch, self.flip_h = scale, device, amp, slice_batch, flip_h
+        n_slices = vol.shape[-1]
+        val = list(range(HOLDOUT_EVERY // 2, n_slices, HOLDOUT_EVERY)) if n_slices >= 4 else []
+        train = [k for k in range(n_slices) if k not in val] or list(range(n_slices))
+        self.holdout = f"{len(val)} of {n_slices} in-plane slices, both axes"
+        self.lr: list[torch.Tensor] = []  # per orientation: (N, 1, H/s, W), thick along H
+        self.hr: list[torch.Tensor] = []  # (N, 1, H, W)
+        self.val_lr: list[torch.Tensor] = []
+        self.val_hr: list[torch.Tensor] = []
+        for hr in (vol, vol.transpose(0, 1)):  # degrade A, then B: the degraded axis first
+            n = hr.shape[0] // scale * scale
+            hr = hr[:n].permute(2, 0, 1).unsqueeze(1).contiguous()  # (L, 1, H, W)
+            lr = degrade(hr)  # its axis 1 is H of (L, 1, H, W): channels L, spatial (1, H, W)
+            self.lr.append(lr[train])
+            self.hr.append(hr[train])
+            if val:
+                self.val_lr.append(lr[val])
+                self.val_hr.append(hr[val])
 
+    def batch(self, size: int, patch: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """``size`` random patch pairs: LR (B, 1, p/s, p) and HR (B, 1, p, p), flipped (after degrading: the
+        flips commute with a symmetric profile on slabs aligned with the slice)."""
+        s = self.scale
+        inputs, targets = [], []
+        ph = min([patch // s] + [lr.shape[-2] for lr in self.lr])  # one patch size for both orientations
+        pw = min([patch] + [lr.shape[-1] for lr in self.lr])
+        for _ in range(size):
+            o = int(rng.integers(len(self.lr)))
+            lr, hr = self.lr[o], self.hr[o]
+            i = int(rng.integers(lr.shape[0]))
+            y0, x0 = int(rng.integers(lr.shape[-2] - ph + 1)), int(rng.integers(lr.shape[-1] - pw + 1))
+            a = lr[i, :, y0 : y0 + ph, x0 : x0 + pw]
+            b = hr[i, :, s * y0 : s * (y0 + ph), x0 : x0 + pw]
+            flips = [d for d, on in ((-1, rng.random() < 0.5), (-2, self.flip_h and rng.random() < 0.5)) if on]
+            if flips:
+                a, b = a.flip(flips), b.flip(flips)
+            inputs.append(a)
+            targets.append(b)
+        return torch.stack(inputs), torch.stack(targets)
 
-def _batch(pairs: _Pairs, scale: int, size: int, patch: int, flip_h: bool, rng: np.random.Generator):
-    """``size`` random patch pairs: LR (B, 1, p/s, p) and HR (B, 1, p, p), flipped (after degrading: the
-    flips commute with a symmetric profile on slabs aligned with the slice)."""
-    inputs, targets = [], []
-    ph = min([patch // scale] + [lr.shape[-2] for lr in pairs.lr])  # one patch size for both orientations
-    pw = min([patch] + [lr.shape[-1] for lr in pairs.lr])
-    for _ in range(size):
-        o = int(rng.integers(len(pairs.lr)))
-        lr, hr = pairs.lr[o], pairs.hr[o]
-        i = int(rng.integers(lr.shape[0]))
-        y0, x0 = int(rng.integers(lr.shape[-2] - ph + 1)), int(rng.integers(lr.shape[-1] - pw + 1))
-        a = lr[i, :, y0 : y0 + ph, x0 : x0 + pw]
-        b = hr[i, :, scale * y0 : scale * (y0 + ph), x0 : x0 + pw]
-        flips = [d for d, on in ((-1, rng.random() < 0.5), (-2, flip_h and rng.random() < 0.5)) if on]
-        if flips:
-            a, b = a.flip(flips), b.flip(flips)
-        inputs.append(a)
-        targets.append(b)
-    return torch.stack(inputs), torch.stack(targets)
+    def score(self, model, amp: bool | None = None) -> float | None:
+        """PSNR of ``model`` on the held-out pairs, both orientations; ``None`` with nothing held out."""
+        if not self.val_lr:
+            return None
+        amp = self.amp if amp is None else amp
+        preds = [_predict(model, lr, self.device, amp, self.slice_batch) for lr in self.val_lr]
+        return range_psnr(torch.cat([p.flatten() for p in preds]), torch.cat([t.flatten() for t in self.val_hr]))
 
 
 @torch.no_grad()
@@ -229,11 +250,6 @@ def _predict(predictor, lr: torch.Tensor, dev: torch.device, amp: bool, batch: i
         with autocast_context(dev, amp):
             outs.append(predictor(lr[start : start + batch].to(dev)).float().cpu())
     return torch.cat(outs)
-
-
-def _score(predictor, pairs: _Pairs, dev: torch.device, amp: bool, batch: int) -> float:
-    preds = [_predict(predictor, lr, dev, amp, batch) for lr in pairs.val_lr]
-    return range_psnr(torch.cat([p.flatten() for p in preds]), torch.cat([t.flatten() for t in pairs.val_hr]))
 
 
 def _cubic(mode: str, scale: int):
@@ -375,48 +391,14 @@ class SelfSRModel:
         return meta
 
 
-def fit_selfsr(
-    volume: MetaTensor,
-    network: str = "msrn",
-    preset: str | None = "small",
-    steps: int | None = None,
-    time_limit: float | None = None,
-    profile: str = "box",
-    thickness: float | None = None,
-    device: str | torch.device | None = "cpu",
-    seed: int = 0,
-    progress: bool = True,
-    approach: str = "refine",
-    batch_size: int = 16,
-    patch_size: int = 64,
-    lr: float = 1e-3,
-    validate_every: int = 50,
-    slice_batch: int = 8,
-    amp: bool = False,
-    fallback: bool = True,
-) -> SelfSRModel:
+def fit_selfsr(volume: MetaTensor, settings: SelfSRSettings | None = None) -> SelfSRModel:
     """Train a network on ``volume``'s own in-plane slices to super-resolve its thick axis.
 
     Args:
         volume: (1, X, Y, Z) MetaTensor with one thick axis (its affine says which and by how much).
-        network: registry name of the 2D network (:func:`mrsr.networks.get_network`).
-        preset: its preset (``"small"``: CPU-trainable).
-        steps: optimiser steps (at most); ``None``: :data:`DEFAULT_STEPS` without a ``time_limit``, as many
-            as fit in it with one.
-        time_limit: stop training after this many seconds (``None``: no limit).
-        profile: the slice profile of the scan: ``"box"``, ``"gaussian"``, ``"kspace"`` or a 1D array on the HR grid.
-        thickness: the slice thickness in mm (default: the header's SliceThickness, else the spacing).
-        device: where to train and infer (``"auto"``: CUDA when available).
-        seed: seed of the weights and of every random choice.
-        progress: report training progress on stderr.
-        approach: ``"refine"`` (cubic + refinement network) or ``"upsample"`` (one-axis upsampler).
-        batch_size: patches per step.
-        patch_size: HR patch side (the LR patch is ``patch_size / s`` along the thick axis).
-        lr: Adam learning rate.
-        validate_every: steps between internal validations (the best state is kept).
-        slice_batch: slices per forward pass at validation and inference.
-        amp: mixed precision (bfloat16 training; float16 inference on CUDA, bfloat16 on the CPU).
-        fallback: use cubic interpolation when the network never beats it on the held-out pairs.
+        settings: the network, profile, training budget and where it runs
+            (:class:`~mrsr.settings.SelfSRSettings`; ``None``: its defaults). ``steps=None`` trains
+            :data:`DEFAULT_STEPS` steps without a ``time_budget``, as many as fit in it with one.
 
     Returns:
         A :class:`SelfSRModel`; its ``report`` says what the training did.
@@ -425,44 +407,49 @@ def fit_selfsr(
         MrsrError: a 2D or nearly isotropic input, or one with too few samples to make pairs from.
     """
     start = time.perf_counter()
-    if steps is not None and steps < 1:  # 0 would keep the untrained network: it is never validated
-        raise MrsrError(f"steps must be a whole number >= 1, got {steps}.")
-    if steps is None and time_limit is None:
-        steps = DEFAULT_STEPS
-    if volume.ndim != 4 or volume.shape[0] != 1:
-        raise MrsrError(f"selfsr needs a (1, X, Y, Z) volume, got shape {tuple(volume.shape)}.")
-    if isinstance(volume, MetaTensor) and volume.meta.get(SLICE_GEOMETRY_KEY) is not None:
-        raise MrsrError("This series' slices are not parallel (a radial or localizer set): selfsr needs a stack "
-                        "of parallel slices.")  # fmt: skip
+    s = settings or SelfSRSettings()
+    if s.steps is not None and s.steps < 1:  # 0 would keep the untrained network: it is never validated
+        raise MrsrError(f"steps must be a whole number >= 1, got {s.steps}.")
+    if s.steps is None and s.time_budget is None:
+        s = s.replace(steps=DEFAULT_STEPS)
+    _check_volume(volume)
     tp = through_plane_factor(volume)
     axis, scale = tp.axis, int(round(tp.factor))
-    report = SelfSRReport(axis, tp.factor, scale, approach, network)
+    report = SelfSRReport(axis, tp.factor, scale, s.approach, s.network)
     if abs(tp.factor - scale) > 1e-3:
         report.notes.append(f"factor {tp.factor:.3g} rounded to {scale}: the output spacing is not isotropic")
-    degrade, box = _degrader(tp, scale, profile, thickness)
+    degrade, box = _degrader(tp, scale, s.profile, s.thickness)
     with torch.random.fork_rng(devices=[]):  # seeded weights without touching the caller's generator
-        torch.manual_seed(seed)
-        predictor = _build(network, preset, scale, approach)
-    dev = resolve_device(device)
+        torch.manual_seed(s.seed)
+        predictor = _build(s.network, s.preset, scale, s.approach)
+    dev = resolve_device(s.device)
     x = convert_to_tensor(volume[0], dtype=torch.float32, track_meta=False).movedim(axis, -1)
     lo, hi = float(x.min()), float(np.percentile(x.flatten()[:: max(1, x.numel() // 2**20)].numpy(), 99.5))
     hi = hi if hi > lo else lo + 1.0
     vol = (x - lo) / (hi - lo)  # networks expect about [0, 1]
     if min(vol.shape[0], vol.shape[1]) < 2 * scale:
         raise MrsrError(f"The in-plane size {tuple(vol.shape[:2])} is too small for x{scale} through-plane SR.")
-    pairs = _make_pairs(vol, scale, degrade)
-    symmetric = isinstance(profile, str) and profile in PROFILES  # flips along the thick axis are pairs too
+    symmetric = isinstance(s.profile, str) and s.profile in PROFILES  # flips along the thick axis are pairs too
+    pairs = ThickSlicePairs(vol, scale, degrade, dev, s.amp, s.slice_batch, symmetric)
     with torch.inference_mode(False), torch.enable_grad():
-        predictor = _train(predictor, pairs, report, dev, steps, time_limit, batch_size, patch_size, lr,
-                           validate_every, slice_batch, amp, seed, progress, symmetric, start)  # fmt: skip
-    if not fallback:
+        predictor = _train(predictor, pairs, report, s, start)
+    if not s.fallback:
         report.choice = "network"
     report.seconds = time.perf_counter() - start
-    return SelfSRModel(volume, predictor, report, box, vol, lo, hi, dev, amp, slice_batch)
+    return SelfSRModel(volume, predictor, report, box, vol, lo, hi, dev, s.amp, s.slice_batch)
+
+
+def _check_volume(volume: torch.Tensor) -> None:
+    """A (1, X, Y, Z) stack of parallel slices, or a one-line error."""
+    if volume.ndim != 4 or volume.shape[0] != 1:
+        raise MrsrError(f"selfsr needs a (1, X, Y, Z) volume, got shape {tuple(volume.shape)}.")
+    if isinstance(volume, MetaTensor) and volume.meta.get(SLICE_GEOMETRY_KEY) is not None:
+        raise MrsrError("This series' slices are not parallel (a radial or localizer set): selfsr needs a stack "
+                        "of parallel slices.")  # fmt: skip
 
 
 def selfsr(
-    volume: MetaTensor, combine: str = "average", slab_consistency: bool = False, **fit_options: Any
+    volume: MetaTensor, settings: SelfSRSettings | None = None, **changes: Any
 ) -> tuple[MetaTensor, SelfSRReport]:
     """Super-resolve the thick axis of ``volume`` with a network trained on the volume's own in-plane slices.
 
@@ -470,10 +457,8 @@ def selfsr(
 
     Args:
         volume: (1, X, Y, Z) MetaTensor with one thick axis.
-        combine: how the two orientations are combined (:meth:`SelfSRModel.predict`).
-        slab_consistency: make each output slab's mean its input slice (box profile only).
-        fit_options: :func:`fit_selfsr`'s keyword arguments (``network``, ``steps``, ``time_limit``, ``profile``,
-            ``approach``, ``device``, ``seed``, ``amp``, ``fallback``, ...).
+        settings: :class:`~mrsr.settings.SelfSRSettings` (``None``: its defaults).
+        changes: fields of ``settings`` to change, e.g. ``selfsr(volume, steps=100, combine="fba")``.
 
     Returns:
         ``(sr, report)``: ``sr`` (1, X, Y, Z) with the thick axis ``s`` times longer, on the HR grid
@@ -484,12 +469,22 @@ def selfsr(
             options that do not fit together.
     """
     start = time.perf_counter()
-    _check_output_options(combine, slab_consistency, fit_options.get("profile", "box"))  # before the training
-    model = fit_selfsr(volume, **fit_options)
-    sr = model.predict(combine, slab_consistency)
-    model.report.combine = combine + (" + slab consistency" if slab_consistency else "")
+    s = _settings(settings, changes)
+    _check_output_options(s.combine, s.slab_consistency, s.profile)  # before the training
+    model = fit_selfsr(volume, s)
+    sr = model.predict(s.combine, s.slab_consistency)
+    model.report.combine = s.combine + (" + slab consistency" if s.slab_consistency else "")
     model.report.seconds = time.perf_counter() - start
     return sr, model.report
+
+
+def _settings(settings: SelfSRSettings | None, changes: dict[str, Any]) -> SelfSRSettings:
+    """``settings`` (or the defaults) with ``changes``; an unknown name is a one-line error."""
+    settings = settings or SelfSRSettings()
+    try:
+        return settings.replace(**changes) if changes else settings
+    except TypeError as err:  # an unknown field
+        raise MrsrError(f"selfsr: {err}; the settings are those of mrsr.settings.SelfSRSettings.") from None
 
 
 class SelfSR(Transform):
@@ -498,20 +493,21 @@ class SelfSR(Transform):
 
     Args:
         summary: say the report's one line (:meth:`SelfSRReport.summary`) on stderr after each volume.
-        options: :func:`selfsr`'s keyword arguments (``network``, ``steps``, ``time_limit``, ``profile``, ...).
+        settings: :class:`~mrsr.settings.SelfSRSettings` (``None``: its defaults).
+        changes: fields of ``settings`` to change (``network``, ``steps``, ``time_budget``, ``profile``, ...), as a
+            bundle config gives them.
 
     Attributes:
         report: the :class:`SelfSRReport` of the last call.
     """
 
-    def __init__(self, summary: bool = True, **options: Any) -> None:
-        _check_output_options(options.get("combine", "average"), options.get("slab_consistency", False),
-                              options.get("profile", "box"))  # fmt: skip
-        self.summary, self.options = summary, options
+    def __init__(self, summary: bool = True, settings: SelfSRSettings | None = None, **changes: Any) -> None:
+        self.summary, self.settings = summary, _settings(settings, changes)
+        _check_output_options(self.settings.combine, self.settings.slab_consistency, self.settings.profile)
         self.report: SelfSRReport | None = None
 
     def __call__(self, img: MetaTensor) -> MetaTensor:
-        sr, self.report = selfsr(img, **self.options)
+        sr, self.report = selfsr(img, self.settings)
         if self.summary:
             say(self.report.summary())
         return sr
@@ -523,7 +519,7 @@ class SelfSRd(MapTransform):
     Args:
         keys: keys of the thick-slice volumes.
         allow_missing_keys: skip missing keys.
-        options: :class:`SelfSR`'s.
+        options: :class:`SelfSR`'s (``summary``, ``settings`` or the settings' fields).
     """
 
     def __init__(self, keys: KeysCollection, allow_missing_keys: bool = False, **options: Any) -> None:
@@ -547,29 +543,22 @@ def _degrader(tp, scale: int, profile, thickness: float | None) -> tuple[SlicePr
     return SliceProfileDegrade(scale, axis=1, profile=profile, thickness=width), box
 
 
-def _train(predictor: _ThickSR, pairs: _Pairs, report: SelfSRReport, dev: torch.device, steps: int | None,
-           time_limit: float | None, batch_size: int, patch_size: int, lr: float, validate_every: int,
-           slice_batch: int, amp: bool, seed: int, progress: bool, flip_h: bool, start: float):  # fmt: skip
+def _train(predictor: _ThickSR, pairs: ThickSlicePairs, report: SelfSRReport, s: SelfSRSettings, start: float):
     """Train ``predictor`` on ``pairs``; fill ``report`` (scores, steps, choice); return the best state."""
-    predictor = predictor.to(dev)
+    predictor = predictor.to(pairs.device)
     report.holdout = pairs.holdout
-    have_val = bool(pairs.val_lr)
-    if have_val:
-        report.scores["cubic"] = _score(_cubic("cubic", report.scale), pairs, dev, False, slice_batch)
-        report.scores["linear"] = _score(_cubic("linear", report.scale), pairs, dev, False, slice_batch)
+    if pairs.val_lr:
+        report.scores["cubic"] = pairs.score(_cubic("cubic", report.scale), amp=False)
+        report.scores["linear"] = pairs.score(_cubic("linear", report.scale), amp=False)
     else:
         report.notes.append("fewer than 4 slices: no held-out check, the network runs unchecked")
-    rng = np.random.default_rng(seed)
-    fit = fit_on_pairs(
-        predictor, lambda: _batch(pairs, report.scale, batch_size, patch_size, flip_h, rng),
-        (lambda model: _score(model, pairs, dev, amp, slice_batch)) if have_val else None, steps, lr,
-        validate_every, dev, time_limit, start, train_mode=True, amp=amp, progress=progress, desc="selfsr training",
-    )  # fmt: skip
-    report.steps = fit.steps
-    if fit.best_state is not None:
-        predictor.load_state_dict(fit.best_state)
-        report.scores["network"] = fit.best_score
-        if fit.best_score <= report.scores["cubic"]:
+    result = fit(predictor, pairs, s, pairs.device, start, train_mode=True, amp=s.amp, progress=s.progress,
+                 desc="selfsr training")  # fmt: skip
+    report.steps = result.steps
+    if result.best_state is not None:
+        predictor.load_state_dict(result.best_state)
+        report.scores["network"] = result.best_score
+        if result.best_score <= report.scores["cubic"]:
             report.choice = "cubic"
             report.notes.append("the network never beat cubic interpolation on the held-out slices")
     return predictor

@@ -306,13 +306,15 @@ def test_volume_inferer_names_the_method_and_lands_on_the_requested_size(t1_volu
     from monai.data import decollate_batch, list_data_collate
 
     from mrsr.inference import DESCRIPTION_KEY, VolumeInferer
+    from mrsr.settings import InferSettings
 
     batch = list_data_collate([RobustNormalize()(t1_volume[:, 50:74, 50:70, 30:33])])
-    sized = VolumeInferer(scale=2, out_size=(50, 44), method="zerofill")(batch, ZeroFill(scale=(50 / 24, 44 / 20)))
+    settings = InferSettings(scale=2, out_size=(50, 44), method="zerofill", data_consistency=False)
+    sized = VolumeInferer(settings)(batch, ZeroFill(scale=(50 / 24, 44 / 20)))
     sr = decollate_batch(sized)[0]
     assert sr.shape == (1, 50, 44, 3) and sr.meta[DESCRIPTION_KEY] == "mrsr zerofill x2; data consistency off"
     np.testing.assert_allclose(sr.pixdim.tolist(), [2 * 24 / 50, 2 * 20 / 44, 3.0])
-    plain = decollate_batch(VolumeInferer(scale=2, data_consistency=True)(batch, ZeroFill(scale=2)))[0]
+    plain = decollate_batch(VolumeInferer(scale=2)(batch, ZeroFill(scale=2)))[0]  # keywords change the defaults
     assert plain.meta[DESCRIPTION_KEY] == "mrsr ZeroFill x2; data consistency on"  # the bundles' default name
 
 

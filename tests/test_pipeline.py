@@ -18,6 +18,7 @@ from mrsr.bundle import find_bundle
 from mrsr.data import load_volume, sample_path, save_volume
 from mrsr.errors import MrsrError
 from mrsr.inference import DESCRIPTION_KEY
+from mrsr.networks import get_baseline
 from mrsr.pipeline import (
     InferOptions,
     Predictor,
@@ -25,12 +26,12 @@ from mrsr.pipeline import (
     build_predictor,
     degrade_file,
     evaluate_files,
-    get_predictor,
     inference_chain,
     selfsr_file,
     super_resolve_batch,
     super_resolve_file,
 )
+from mrsr.settings import AdaptSettings, InferSettings, SelfSRSettings
 
 
 def _crop(tmp_path, name: str = "crop.nii.gz", z: int = 25) -> str:
@@ -45,18 +46,22 @@ def _config() -> dict:
 
 
 def test_the_chain_is_the_bundles_with_the_same_defaults():
-    config, chain = _config(), inference_chain(scale=2)
+    config, chain = _config(), inference_chain(InferSettings(scale=2))
     targets = [t["_target_"].rsplit(".", 1)[-1] for t in config["preprocessing"]["transforms"]]
     assert [type(t).__name__ for t in chain.preprocessing.transforms] == targets == ["LoadVolumed", "RobustNormalized"]
     assert config["inferer"]["_target_"] == "mrsr.inference.VolumeInferer"
     post = [t["_target_"].rsplit(".", 1)[-1] for t in config["postprocessing"]["transforms"]]
     assert post == ["RestoreVolumed", "SaveVolumed"]  # the chain saves to each item's own path instead
     assert [type(t).__name__ for t in chain.postprocessing.transforms] == ["RestoreVolumed", "SaveOutputd"]
-    defaults = {k: p.default for k, p in inspect.signature(inference_chain).parameters.items()}
-    for key in ("slice_axis", "roi_size", "overlap", "slice_batch", "amp", "channels_last", "data_consistency",
-                "adapt", "adapt_time", "seed", "orientation", "overwrite"):  # fmt: skip
-        assert defaults[key] == config[key], key
-    assert config["inferer"]["detail"] == "@detail"  # the bundle's own per scale (test_weights), 1 in the chain
+    assert config["inferer"] == {"_target_": "mrsr.inference.VolumeInferer", "settings": "@settings"}
+    assert config["settings"]["_target_"] == "mrsr.settings.InferSettings"
+    defaults = InferSettings()
+    for key in ("slice_axis", "roi_size", "overlap", "slice_batch", "amp", "channels_last", "data_consistency"):
+        assert getattr(defaults, key) == config[key], key
+    assert (defaults.adapt, config["adapt"], config["adapt_time"], config["seed"]) == (None, None, None, 0)
+    chain_defaults = {k: p.default for k, p in inspect.signature(inference_chain).parameters.items()}
+    assert [chain_defaults[k] == config[k] for k in ("orientation", "overwrite")] == [True, True]
+    assert config["settings"]["detail"] == "@detail"  # the bundle's own per scale (test_weights), 1 in the chain
 
 
 def test_a_file_through_the_chain_equals_the_bundle_run(tmp_path):
@@ -66,7 +71,9 @@ def test_a_file_through_the_chain_equals_the_bundle_run(tmp_path):
     from mrsr.bundle import bundle_detail
 
     crop, out, lines = _crop(tmp_path), tmp_path / "cli.nii.gz", []
-    lr, sr, predictor = super_resolve_file(crop, out, InferOptions(bundle="msrn", device="cpu"), log=lines.append)
+    lr, sr, predictor = super_resolve_file(
+        crop, out, InferOptions(bundle="msrn", settings=InferSettings(device="cpu")), log=lines.append
+    )
     assert lines == ["bundle msrn: crop.nii.gz (32, 32, 3) at 4, 4, 3 mm, 3 slices across axis 2 (auto: the thickest "
                      "axis, else the last), x2 in-plane"]  # fmt: skip
     line = f"mrsr bundle msrn x2; data consistency on; detail {bundle_detail('msrn', 2):g}"  # the bundle's own
@@ -87,8 +94,8 @@ def test_a_band_limited_file_is_named_in_the_log(tmp_path):
     block = zero_filled_acquisition(load_volume(sample_path())[:, 40:72, 40:72, 25:28] / 255, 1, 2 / 3)[0]
     nib.save(nib.Nifti1Image(block.numpy(), np.diag([4.0, 4.0, 3.0, 1.0])), tmp_path / "zip.nii.gz")
     lines = []
-    _, sr, _ = super_resolve_file(tmp_path / "zip.nii.gz", tmp_path / "o.nii.gz",
-                                  InferOptions(bundle="msrn", device="cpu"), log=lines.append)  # fmt: skip
+    options = InferOptions(bundle="msrn", settings=InferSettings(device="cpu"))
+    _, sr, _ = super_resolve_file(tmp_path / "zip.nii.gz", tmp_path / "o.nii.gz", options, log=lines.append)
     assert lines[-1] == ("bundle msrn: zip.nii.gz is band-limited along axis 0 (zero-filled or interpolated when it "
                          "was made): nothing added beyond its band there")  # fmt: skip
     assert sr.meta[DESCRIPTION_KEY] == (f"mrsr bundle msrn x2; data consistency on; band-limited axis 0; detail "
@@ -96,8 +103,8 @@ def test_a_band_limited_file_is_named_in_the_log(tmp_path):
 
 
 def test_the_chain_keeps_a_result_in_memory_without_an_output(tmp_path):
-    chain = inference_chain(scale=2, data_consistency=False, method="zerofill", progress=False)
-    d = chain({"image": _crop(tmp_path)}, get_predictor("zerofill", 2))
+    chain = inference_chain(InferSettings(scale=2, data_consistency=False, method="zerofill"))
+    d = chain({"image": _crop(tmp_path)}, get_baseline("zerofill", 2))
     assert d["pred"].shape == (1, 64, 64, 3) and d["pred"].pixdim.tolist() == [2.0, 2.0, 3.0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.nii.gz"]
     lo, hi = d["image"].meta["mrsr_intensity_range"]
@@ -108,12 +115,12 @@ def test_the_chain_keeps_a_result_in_memory_without_an_output(tmp_path):
     "options, message",
     [
         (InferOptions(bundle="msrn", network="msrn"), "either --bundle"),
-        (InferOptions(bundle="msrn", scale=2.5), "integer factor"),
+        (InferOptions(bundle="msrn", settings=InferSettings(scale=2.5)), "integer factor"),
         (InferOptions(network="magic"), "Unknown network 'magic'; choose one of zerofill, bicubic, durn"),
         (InferOptions(network="durn"), "needs --weights"),
-        (InferOptions(network="msrn", weights="w.pt", scale=1.5), "integer factor"),
-        (InferOptions(detail=0.5), "--detail scales what a network adds; bicubic adds nothing"),
-        (InferOptions(bundle="msrn", detail=1.5), "detail must be a number from 0"),
+        (InferOptions(network="msrn", weights="w.pt", settings=InferSettings(scale=1.5)), "integer factor"),
+        (InferOptions(settings=InferSettings(detail=0.5)), "--detail scales what a network adds; bicubic adds nothing"),
+        (InferOptions(bundle="msrn", settings=InferSettings(detail=1.5)), "detail must be a number from 0"),
     ],
 )
 def test_bad_predictor_options(options, message):
@@ -125,17 +132,21 @@ def test_a_bundle_keeps_its_own_detail_unless_told():
     from mrsr.bundle import bundle_detail
 
     assert build_predictor(InferOptions(bundle="msrn")).detail == bundle_detail("msrn", 2)
-    assert build_predictor(InferOptions(bundle="msrn", scale=4)).detail == bundle_detail("msrn", 4)
-    assert build_predictor(InferOptions(bundle="msrn", detail=1)).detail == 1.0
+    assert build_predictor(InferOptions(bundle="msrn", settings=InferSettings(scale=4))).detail == bundle_detail(
+        "msrn", 4
+    )
+    assert build_predictor(InferOptions(bundle="msrn", settings=InferSettings(detail=1))).detail == 1.0
 
 
 def test_a_baseline_lands_on_the_requested_size_and_has_nothing_to_adapt(tmp_path):
-    predictor = build_predictor(InferOptions(network="Bicubic", scale=2.5))
+    predictor = build_predictor(InferOptions(network="Bicubic", settings=InferSettings(scale=2.5)))
     assert predictor == Predictor("bicubic", 2.5) and predictor.is_baseline
     module = predictor.module((128, 62, 128), slice_axis=1, size=(300, 310))
     assert module(torch.rand(1, 1, 128, 128)).shape == (1, 1, 300, 310)
     with pytest.raises(MrsrError, match="nothing to adapt"):
-        super_resolve_file(_crop(tmp_path), tmp_path / "o.nii.gz", InferOptions(adapt=5))
+        super_resolve_file(
+            _crop(tmp_path), tmp_path / "o.nii.gz", InferOptions(settings=InferSettings(adapt=AdaptSettings(steps=5)))
+        )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.nii.gz"]
 
 
@@ -161,7 +172,7 @@ def test_a_batch_goes_on_past_a_failure_and_resumes(tmp_path):
     _crop(folder, "a.nii.gz"), _crop(folder, "c.nii.gz", z=35)
     (folder / "b.nii.gz").write_bytes(sample_path().read_bytes()[:4000])  # truncated
     lines: list[str] = []
-    options = InferOptions(network="zerofill", device="cpu")
+    options = InferOptions(network="zerofill", settings=InferSettings(device="cpu"))
     with pytest.raises(MrsrError, match=r"1 volume\(s\) failed: b.nii.gz"):
         super_resolve_batch(tmp_path / "out", options, folder, log=lines.append)
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.nii.gz", "c.nii.gz"]
@@ -206,8 +217,9 @@ def test_selfsr_file_dicom_series_in_derived_series_out(tmp_path):
     affine = torch.tensor([[0.0, 1.5, 0.0, -20.0], [-1.5, 0.0, 0.0, 14.0], [0.0, 0.0, 1.5, -30.0], [0, 0, 0, 1.0]])
     hr = MetaTensor(crop.as_tensor(), affine=affine.double())
     save_volume(SliceProfileDegrade(3, axis=2)(hr), tmp_path / "thick")
-    sr, report = selfsr_file(tmp_path / "thick", tmp_path / "iso", steps=3, validate_every=3, progress=False,
-                             log=lambda line: None, approach="upsample", fallback=False)  # fmt: skip
+    sr, report = selfsr_file(tmp_path / "thick", tmp_path / "iso",
+                             SelfSRSettings(steps=3, validate_every=3, progress=False, approach="upsample",
+                                            fallback=False), log=lambda line: None)  # fmt: skip
     assert (report.axis, report.scale, report.choice) == (2, 3, "network")
     back = load_volume(tmp_path / "iso")
     assert back.shape == hr.shape
@@ -219,7 +231,7 @@ def test_selfsr_file_dicom_series_in_derived_series_out(tmp_path):
     assert list(first_out.ImageType)[:1] == ["DERIVED"] and float(first_out.SliceThickness) == pytest.approx(1.5)
     assert "selfsr x3" in first_out.DerivationDescription
     with pytest.raises(MrsrError, match="exists"):
-        selfsr_file(tmp_path / "thick", tmp_path / "iso", steps=10**9, log=lambda line: None)
+        selfsr_file(tmp_path / "thick", tmp_path / "iso", SelfSRSettings(steps=10**9), log=lambda line: None)
 
 
 def _mrsr(*args: str) -> list[str]:

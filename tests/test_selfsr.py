@@ -14,6 +14,7 @@ from mrsr.data import sample_path
 from mrsr.data.io import load_volume
 from mrsr.errors import MrsrError
 from mrsr.selfsr import COMBINES, SelfSRd, fit_selfsr, fourier_burst, selfsr
+from mrsr.settings import SelfSRSettings
 from mrsr.transforms.resample import thick_interp
 from mrsr.transforms.sliceprofile import SliceProfileDegrade
 
@@ -115,7 +116,7 @@ def test_predict_combines_and_keeps_slabs_consistent():
     of the output the input exactly; it refuses a Gaussian profile; an unknown combination fails before training."""
     hr = _blob(shape=(20, 20, 24))
     lr = SliceProfileDegrade(4, axis=2)(hr)
-    model = fit_selfsr(lr, steps=5, validate_every=5, progress=False, fallback=False)
+    model = fit_selfsr(lr, SelfSRSettings(steps=5, validate_every=5, progress=False, fallback=False))
     for combine in COMBINES:
         sr = model.predict(combine)
         assert sr.shape == hr.shape and torch.allclose(sr.affine.double(), hr.affine.double())
@@ -123,7 +124,7 @@ def test_predict_combines_and_keeps_slabs_consistent():
     torch.testing.assert_close(SliceProfileDegrade(4, axis=2)(consistent).as_tensor(), lr.as_tensor(), atol=1e-5,
                                rtol=0)  # fmt: skip
     assert not torch.allclose(SliceProfileDegrade(4, axis=2)(model.predict()).as_tensor(), lr.as_tensor(), atol=1e-5)
-    gaussian = fit_selfsr(lr, steps=1, profile="gaussian", progress=False)
+    gaussian = fit_selfsr(lr, SelfSRSettings(steps=1, profile="gaussian", progress=False))
     with pytest.raises(MrsrError, match="box profile"):
         gaussian.predict(slab_consistency=True)
     with pytest.raises(MrsrError, match="combine"):
@@ -161,7 +162,7 @@ def test_selfsr_bundle_config_runs_with_monai_bundle(tmp_path, capsys, monkeypat
 def test_steps_below_one_are_refused(steps):
     vol = MetaTensor(torch.rand(1, 16, 16, 6), affine=torch.diag(torch.tensor([1.0, 1.0, 4.0, 1.0])))
     with pytest.raises(MrsrError, match=f"steps must be a whole number >= 1, got {steps}"):
-        fit_selfsr(vol, steps=steps, progress=False)
+        fit_selfsr(vol, SelfSRSettings(steps=steps, progress=False))
 
 
 def test_selfsrd_replaces_each_key():
@@ -179,5 +180,5 @@ def test_a_time_limit_lifts_the_default_step_count(monkeypatch):
 
     monkeypatch.setattr(module, "DEFAULT_STEPS", 3)
     lr = SliceProfileDegrade(4, axis=2)(_blob(shape=(20, 20, 24)))
-    assert fit_selfsr(lr, progress=False, validate_every=100).report.steps == 3
-    assert fit_selfsr(lr, time_limit=1.5, progress=False, validate_every=100).report.steps > 3
+    assert fit_selfsr(lr, SelfSRSettings(progress=False, validate_every=100)).report.steps == 3
+    assert fit_selfsr(lr, SelfSRSettings(time_budget=1.5, progress=False, validate_every=100)).report.steps > 3

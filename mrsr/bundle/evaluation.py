@@ -23,6 +23,7 @@ from mrsr.bundle.discovery import SUFFIX, find_bundle
 from mrsr.bundle.weights import bundle_detail, load_bundle_network
 from mrsr.errors import MrsrError
 from mrsr.paths import write_text_atomic
+from mrsr.settings import InferSettings
 
 __all__ = [
     "ADAPT",
@@ -86,42 +87,53 @@ def score_methods(
         ``(label, scores, sr)``: scores are :meth:`mrsr.metrics.EvaluationResult.as_dict` plus
         ``seconds`` (and ``psnr_amp`` for a plain network when ``amp``).
     """
-    from mrsr.adapt import TooSmallToAdapt, adapt
-    from mrsr.inference import super_resolve
-    from mrsr.metrics import evaluate
+    from mrsr.adapt import TooSmallToAdapt
     from mrsr.networks.baselines import is_trained_network
+    from mrsr.settings import AdaptSettings
 
     for method, (predictor, channels) in methods.items():
         network = is_trained_network(predictor)
-        detail = (details or {}).get(method, 1.0)
-
-        def score(
-            run: Any, consistent: bool, channels: int = channels, detail: float = 1.0
-        ) -> tuple[dict[str, Any], torch.Tensor]:
-            start = time.perf_counter()
-            sr = super_resolve(pair["image"], run, scale, slice_axis=2, in_channels=channels, device=device,
-                               data_consistency=consistent, detail=detail)  # fmt: skip
-            return {**evaluate(sr, pair["label"], border=scale).as_dict(), "seconds": time.perf_counter() - start}, sr
-
-        scores, sr = score(predictor, False)
+        base = InferSettings(scale=scale, in_channels=channels, slice_axis=2, data_consistency=False)
+        scores, sr = _score(pair, predictor, base, device)
         if network and amp:  # what mixed precision costs
-            amp_sr = super_resolve(pair["image"], predictor, scale, slice_axis=2, in_channels=channels, device=device,
-                                   amp=True)  # fmt: skip
-            scores["psnr_amp"] = evaluate(amp_sr, pair["label"], border=scale).psnr
+            scores["psnr_amp"] = _score(pair, predictor, base.replace(amp=True), device)[0]["psnr"]
         yield method, scores, sr
         if not network:
             continue
-        default, default_sr = score(predictor, True, detail=detail)
-        yield method + DC, default, default_sr
+        default = base.replace(data_consistency=True, detail=(details or {}).get(method, 1.0))
+        default_scores, default_sr = _score(pair, predictor, default, device)
+        yield method + DC, default_scores, default_sr
         if adapt_steps:
             try:
-                result = adapt(predictor, pair["image"], scale, steps=adapt_steps, slice_axis=2,
-                               in_channels=channels, device=device)  # fmt: skip
+                scores, sr = _score(pair, predictor, default.replace(adapt=AdaptSettings(steps=adapt_steps)), device)
             except TooSmallToAdapt:  # `--adapt` refuses it: the user gets the default output
-                yield method + ADAPT, {**default, "adapt_choice": TOO_SMALL, "adapt_seconds": 0.0}, default_sr
+                yield method + ADAPT, {**default_scores, "adapt_choice": TOO_SMALL, "adapt_seconds": 0.0}, default_sr
                 continue
-            scores, sr = score(result.predictor, result.data_consistency_applies, detail=detail)
-            yield method + ADAPT, {**scores, "adapt_choice": result.choice, "adapt_seconds": result.seconds}, sr
+            yield method + ADAPT, scores, sr
+
+
+def _score(
+    pair: dict[str, torch.Tensor], predictor: Any, settings: InferSettings, device: str | torch.device
+) -> tuple[dict[str, Any], torch.Tensor]:
+    """Scores and SR volume of ``predictor`` on ``pair``, run by :class:`~mrsr.inference.VolumeInferer` as
+    ``mrsr infer`` and the bundles run it; an adaptation's choice and seconds join the scores."""
+    from monai.data import decollate_batch, list_data_collate
+
+    from mrsr.inference import VolumeInferer
+    from mrsr.metrics import evaluate
+    from mrsr.runtime import resolve_device
+
+    start = time.perf_counter()
+    inferer = VolumeInferer(settings)
+    batch = list_data_collate([pair["image"]]).to(resolve_device(device))  # as the bundles' DataLoader gives it
+    sr = decollate_batch(inferer(batch, predictor))[0].cpu()
+    scores = {**evaluate(sr, pair["label"], border=int(settings.scale)).as_dict(),
+              "seconds": time.perf_counter() - start}  # fmt: skip
+    adaptation = inferer.adaptations[0]
+    if adaptation is not None:  # the row's time is the SR's, as without adaptation; the adaptation's beside it
+        scores.update(seconds=scores["seconds"] - adaptation.seconds, adapt_choice=adaptation.choice,
+                      adapt_seconds=adaptation.seconds)  # fmt: skip
+    return scores, sr
 
 
 def evaluate_bundle(
@@ -157,8 +169,8 @@ def evaluate_bundle(
     Returns:
         ``{"scale", "section", "volumes": {name: {method: scores}}, "mean": {method: scores}}``.
     """
-    from mrsr.inference import resolve_device
     from mrsr.networks.baselines import Bicubic, ZeroFill
+    from mrsr.runtime import resolve_device
 
     path = find_bundle(bundle)
     network, in_channels = load_bundle_network(path, scale)

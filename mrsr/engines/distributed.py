@@ -9,7 +9,7 @@ import torch
 import torch.distributed as dist
 
 from mrsr.errors import MrsrError
-from mrsr.inference import resolve_device
+from mrsr.runtime import resolve_device
 
 __all__ = ["DistContext", "setup_distributed", "all_reduce_mean", "check_in_sync", "cleanup_distributed"]
 

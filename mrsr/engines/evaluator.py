@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader
 
 from mrsr.inference import VolumeInferer  # re-exported: bundles name it here
 from mrsr.metrics import evaluate
+from mrsr.settings import InferSettings
 
 __all__ = ["VolumeInferer", "VolumeQualityMetric", "build_evaluator", "VALIDATION_METRICS"]
 
@@ -83,8 +84,10 @@ def build_evaluator(
         device=device,
         val_data_loader=loader,
         network=network,
-        inferer=VolumeInferer(scale, in_channels, slice_axis, roi_size, amp=amp and device.type == "cuda",
-                              data_consistency=data_consistency),  # fmt: skip
+        inferer=VolumeInferer(
+            InferSettings(scale=scale, in_channels=in_channels, slice_axis=slice_axis, roi_size=roi_size,
+                          amp=amp and device.type == "cuda", data_consistency=data_consistency)
+        ),  # fmt: skip
         key_val_metric={"val_psnr": metric["val_psnr"]},
         additional_metrics={"val_ssim": metric["val_ssim"]},
         val_handlers=list(handlers or []),

@@ -65,6 +65,9 @@ __all__ = [
     "CasNet",
     "PatchDiscriminator",
     "DataConsistent",
+    "BASELINES",
+    "get_baseline",
+    "is_baseline",
 ]
 
 # the built-in network modules: each registers its NetworkSpec(s) when imported (on first use of the registry)
@@ -249,4 +252,8 @@ def __getattr__(attr: str) -> Any:
         from mrsr.networks.consistent import DataConsistent
 
         return DataConsistent
+    if attr in ("BASELINES", "get_baseline", "is_baseline"):  # the interpolation baselines' one table
+        from mrsr.networks import baselines
+
+        return getattr(baselines, attr)
     raise AttributeError(f"module 'mrsr.networks' has no attribute {attr!r}")

@@ -9,10 +9,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mrsr.errors import MrsrError
 from mrsr.transforms.kspace import fourier_resize
 from mrsr.transforms.resample import resize_axis
 
-__all__ = ["ZeroFill", "Bicubic", "is_trained_network"]
+__all__ = ["BASELINES", "ZeroFill", "Bicubic", "get_baseline", "is_baseline", "is_trained_network"]
 
 
 def is_trained_network(predictor: object) -> bool:
@@ -92,3 +93,26 @@ class Bicubic(_Interpolation):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out_h, out_w = self.output_size(x.shape[2], x.shape[3])
         return resize_axis(resize_axis(self.centre(x), out_h, 2), out_w, 3)
+
+
+#: the interpolation baselines by name, the one table mrsr reads: they need no weights and have nothing to adapt
+BASELINES: dict[str, type[_Interpolation]] = {"zerofill": ZeroFill, "bicubic": Bicubic}
+
+
+def is_baseline(name: str) -> bool:
+    """Whether ``name`` (any case) is an interpolation baseline of :data:`BASELINES`."""
+    return str(name).lower() in BASELINES
+
+
+def get_baseline(name: str, scale: float | tuple[float, float], in_channels: int = 1) -> nn.Module:
+    """An interpolation baseline by name (one of :data:`BASELINES`).
+
+    >>> get_baseline("zerofill", 2)(torch.rand(1, 1, 4, 5)).shape
+    torch.Size([1, 1, 8, 10])
+
+    Raises:
+        MrsrError: an unknown name.
+    """
+    if not is_baseline(name):
+        raise MrsrError(f"Unknown baseline {name!r}; choose one of {', '.join(BASELINES)}.")
+    return BASELINES[str(name).lower()](scale=scale, in_channels=in_channels)
