@@ -115,18 +115,27 @@ def score_methods(
 def _score(
     pair: dict[str, torch.Tensor], predictor: Any, settings: InferSettings, device: str | torch.device
 ) -> tuple[dict[str, Any], torch.Tensor]:
-    """Scores and SR volume of ``predictor`` on ``pair``, run by :class:`~mrsr.inference.VolumeInferer` as
-    ``mrsr infer`` and the bundles run it; an adaptation's choice and seconds join the scores."""
+    """Scores and SR volume of ``predictor`` on ``pair``, made as ``mrsr infer`` and the bundles make it.
+
+    The LR volume goes through the inference chain less its file reading and writing
+    (:func:`mrsr.pipeline.inference_chain`): normalised by its own intensities, super-resolved by
+    :class:`~mrsr.inference.VolumeInferer` as a batch of one, restored to its intensities. So a score
+    equals ``mrsr infer`` then ``mrsr evaluate`` on the LR and HR volumes saved as files. An
+    adaptation's choice and seconds join the scores (``seconds`` stays the SR's own).
+    """
     from monai.data import decollate_batch, list_data_collate
 
-    from mrsr.inference import VolumeInferer
+    from mrsr.inference import RestoreVolumed, VolumeInferer
     from mrsr.metrics import evaluate
     from mrsr.runtime import resolve_device
+    from mrsr.transforms import RobustNormalized
 
     start = time.perf_counter()
     inferer = VolumeInferer(settings)
-    batch = list_data_collate([pair["image"]]).to(resolve_device(device))  # as the bundles' DataLoader gives it
-    sr = decollate_batch(inferer(batch, predictor))[0].cpu()
+    d = RobustNormalized("image")({"image": pair["image"]})
+    batch = list_data_collate([d["image"]]).to(resolve_device(device))  # as the bundles' DataLoader gives it
+    d["pred"] = decollate_batch(inferer(batch, predictor))[0].cpu()
+    sr = RestoreVolumed("pred", ref_key="image")(d)["pred"]
     scores = {**evaluate(sr, pair["label"], border=int(settings.scale)).as_dict(),
               "seconds": time.perf_counter() - start}  # fmt: skip
     adaptation = inferer.adaptations[0]

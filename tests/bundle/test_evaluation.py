@@ -47,3 +47,27 @@ def test_store_eval_metrics_keeps_the_default_outputs_means_and_its_worst_margin
     assert entry["do_no_harm"] is True
     assert entry["speed"] == "2.00 output Mvoxel/s on cpu"
     assert set(entry["volumes"]["a"]["msrn +dc"]) == {"psnr", "ssim"}
+
+
+def test_a_stored_score_is_what_mrsr_infer_and_mrsr_evaluate_give(tmp_path):
+    """The model cards' numbers come from the path users run: a bundle's stored x2 score on one real test image
+    equals ``mrsr infer --bundle`` then ``mrsr evaluate`` on that image's LR and HR volumes saved as files."""
+    from mrsr.bundle import bundle_detail, held_out_pairs, load_bundle_network, read_metadata, score_methods
+    from mrsr.cli import main
+    from mrsr.data import save_volume
+    from mrsr.data.datasets.real_data import REAL_DATA_MANIFEST
+
+    name = "pydicom_data_emri_head"  # a 64 x 64 x 10 crop of a 3D T1 acquisition: seconds
+    pair = dict(held_out_pairs(REAL_DATA_MANIFEST, 2))[name]
+    save_volume(pair["image"], tmp_path / "lr.nii.gz")
+    save_volume(pair["label"], tmp_path / "hr.nii.gz")
+    assert main(["infer", str(tmp_path / "lr.nii.gz"), "--bundle", "msrn", "--device", "cpu",
+                 "-o", str(tmp_path / "sr.nii.gz")]) == 0  # fmt: skip
+    assert main(["evaluate", str(tmp_path / "sr.nii.gz"), str(tmp_path / "hr.nii.gz"), "--border", "2",
+                 "--json", str(tmp_path / "scores.json")]) == 0  # fmt: skip
+    by_command = json.loads((tmp_path / "scores.json").read_text())["psnr"]
+    methods = {"msrn": load_bundle_network("msrn", 2)}
+    rows = {label: s for label, s, _ in score_methods(pair, methods, 2, details={"msrn": bundle_detail("msrn", 2)})}
+    assert rows["msrn +dc"]["psnr"] == pytest.approx(by_command, abs=1e-4)
+    stored = read_metadata("msrn")["eval_metrics"]["x2"]["volumes"][name]["msrn +dc"]["psnr"]
+    assert stored == pytest.approx(by_command, abs=6e-4)  # stored to 3 decimals
