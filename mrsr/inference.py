@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.data import MetaTensor, list_data_collate
+from monai.data import MetaTensor
 from monai.inferers import Inferer, sliding_window_inference
 from monai.transforms import MapTransform
+from monai.utils import TraceKeys
 
 from mrsr.data.io import DESCRIPTION_KEY
 from mrsr.errors import MrsrError
@@ -51,6 +52,7 @@ __all__ = [
     "resolve_slice_batch",
     "resolve_device",
     "resolve_slice_axis",
+    "sr_shape",
     "super_resolve",
     "upsampled_affine",
     "VolumeInferer",
@@ -213,6 +215,21 @@ def core_weight_map(tiles: Sequence[int], fractions: Sequence[float], halo_weigh
     return weights
 
 
+def sr_shape(
+    shape: Sequence[int], slice_axis: int, scale: float, out_size: Sequence[int] | None = None
+) -> tuple[int, int, int]:
+    """The spatial shape of :func:`super_resolve`'s output for an input of spatial ``shape``: the in-plane axes
+    ``round(scale * n)`` (or ``out_size``), the slice axis as it is.
+
+    >>> sr_shape((64, 48, 20), 2, 2), sr_shape((64, 20, 48), 1, 2, (100, 90))
+    ((128, 96, 20), (100, 20, 90))
+    """
+    size = (
+        iter(out_size) if out_size is not None else (round(n * scale) for a, n in enumerate(shape) if a != slice_axis)
+    )
+    return tuple(int(n) if a == slice_axis else int(next(size)) for a, n in enumerate(shape))  # type: ignore[return-value]
+
+
 def super_resolve(
     volume: torch.Tensor,
     predictor: SliceSR,
@@ -231,6 +248,7 @@ def super_resolve(
     data_consistency: bool = False,
     band_limit: bool | None = None,
     detail: float = 1.0,
+    out: torch.Tensor | None = None,
 ) -> MetaTensor:
     """Super-resolve every slice of a volume in-plane.
 
@@ -270,6 +288,8 @@ def super_resolve(
             (:func:`~mrsr.transforms.bandlimit.scale_detail`). 1 keeps it all; 0 keeps nothing beyond the
             band. A network adding wrong detail costs ``detail²`` of its error; one adding right detail
             keeps ``detail (2 - detail)`` of its gain.
+        out: a float32 CPU tensor (1, X', Y', Z') of the output's shape (:func:`sr_shape`) to write the output
+            into, e.g. one volume of a preallocated batch (:class:`VolumeInferer`); ``None``: a new one.
 
     Returns:
         (1, X', Y', Z') float32 MetaTensor on the CPU with the upsampled affine; its meta records
@@ -296,7 +316,12 @@ def super_resolve(
     size = tuple(int(v) for v in out_size) if out_size is not None else (round(h * scale), round(w * scale))
     band_limit = data_consistency if band_limit is None else band_limit
     limited = band_limited_dims(vol, (1, 2)) if band_limit else ()  # judged on the whole volume
-    out = torch.empty((depth, *size), dtype=torch.float32)
+    shape = sr_shape(volume.shape[1:], axis, scale, out_size)
+    if out is None:
+        out = torch.empty((1, *shape), dtype=torch.float32)
+    elif tuple(out.shape) != (1, *shape) or out.dtype != torch.float32 or out.device.type != "cpu":
+        raise MrsrError(f"out must be a float32 CPU tensor of shape {(1, *shape)}, got {out.dtype} {tuple(out.shape)}.")
+    slices = out[0].movedim(axis, 0)  # (D, H, W): a view, written batch by batch
     fmt = _memory_format(predictor, channels_last)
     if isinstance(predictor, torch.nn.Module):
         predictor = predictor.to(dev).eval()
@@ -333,8 +358,7 @@ def super_resolve(
             if limited:
                 y = keep_band(y.float(), [vol.shape[d] for d in limited], [d + 1 for d in limited])
             y = scale_detail(y.float(), [h, w], [2, 3], detail)
-            out[start:stop] = y[:, 0].float().cpu()
-    out = out.movedim(0, axis).unsqueeze(0)
+            slices[start:stop] = y[:, 0].float().cpu()
     meta = dict(volume.meta) if isinstance(volume, MetaTensor) else {}
     affine = volume.affine if isinstance(volume, MetaTensor) else torch.eye(4, dtype=torch.float64)
     meta["affine"] = upsampled_affine(affine, volume.shape[1:], out.shape[1:])
@@ -401,19 +425,47 @@ class VolumeInferer(Inferer):
 
     def __call__(self, inputs: torch.Tensor, network: SliceSR, *args: Any, **kwargs: Any) -> MetaTensor:
         s = self.settings
-        outs, self.adaptations = [], []
-        for vol in inputs:  # a batched MetaTensor gives each volume its own meta
+        self.adaptations = []
+        # the outputs are written into one preallocated batch: stacking them after would hold every output twice
+        batch = torch.empty((len(inputs), *self._out_shape(inputs)), dtype=torch.float32)
+        outs = []
+        for vol, out in zip(inputs, batch):  # a batched MetaTensor gives each volume its own meta
             predictor, consistent, method = self._predictor(vol, network)
             sr = super_resolve(
                 vol, predictor, s.scale, slice_axis=s.slice_axis, in_channels=s.in_channels, roi_size=s.roi_size,
                 overlap=s.overlap, sw_batch_size=s.sw_batch_size, slice_batch=s.slice_batch, device=inputs.device,
                 amp=s.amp, channels_last=s.channels_last, out_size=s.out_size, progress=s.progress,
-                data_consistency=consistent, detail=self.detail,
+                data_consistency=consistent, detail=self.detail, out=out,
             )  # fmt: skip
             if method is not None:
                 sr.meta[DESCRIPTION_KEY] = describe(method, s.scale, consistent, sr.meta[BAND_LIMITED_KEY], self.detail)
-            outs.append(sr.to(inputs.device))
-        return list_data_collate(outs)
+            outs.append(sr)
+        return _collated(batch.to(inputs.device), outs)
+
+    def _out_shape(self, inputs: torch.Tensor) -> tuple[int, ...]:
+        """(1, X', Y', Z') of every volume's output (a batch's volumes share a shape)."""
+        axis = resolve_slice_axis(inputs[0], self.settings.slice_axis)
+        return (1, *sr_shape(inputs.shape[2:], axis, self.settings.scale, self.settings.out_size))
+
+
+def _collated(batch: torch.Tensor, items: Sequence[MetaTensor]) -> MetaTensor:
+    """``batch`` (B, ...) as the MetaTensor batch MONAI's ``list_data_collate(items)`` makes, without its stack.
+
+    ``items`` are views of ``batch``'s volumes: their meta and history are collated as MONAI does
+    (``monai.data.utils.collate_meta_tensor_fn``), the voxels are not copied again.
+    """
+    from monai.data.utils import default_collate
+
+    collated = MetaTensor(batch)
+    metas = [i.meta or TraceKeys.NONE for i in items]
+    common = set.intersection(*[set(m.keys()) for m in metas if isinstance(m, dict)])
+    if common:
+        metas = [{k: m[k] for k in common} if isinstance(m, dict) else TraceKeys.NONE for m in metas]
+    collated.meta = default_collate(metas)
+    collated.applied_operations = [i.applied_operations or TraceKeys.NONE for i in items]
+    collated.is_batch = True
+    collated.spatial_ndim = min(min(i.spatial_ndim for i in items), max(collated.ndim - 1, 1))
+    return collated
 
 
 #: meta keys an SR output carries over to the restored volume (how it was made)

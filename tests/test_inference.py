@@ -371,3 +371,31 @@ def test_detail_keeps_that_share_of_what_lies_beyond_the_input_band(t1_volume, d
     assert zero.meta[DESCRIPTION_KEY].endswith("; detail 0")
     with pytest.raises(MrsrError, match="detail must be a number from 0"):
         super_resolve(lr, Bicubic(scale=2), 2, slice_axis=2, detail=1.5)
+
+
+def test_volume_inferer_batches_without_a_second_copy_and_collates_as_monai(t1_volume):
+    """The inferer writes each output into one preallocated batch (no stack of the outputs at the end, which held
+    every output twice): the batch and its meta are what MONAI's list_data_collate of the outputs gives."""
+    from monai.data import list_data_collate
+
+    from mrsr.inference import VolumeInferer, sr_shape
+
+    vols = [RobustNormalize()(t1_volume[:, 40:64, 40:60, z : z + 3]) for z in (20, 30)]
+    batch = list_data_collate(vols)
+    inferer = VolumeInferer(scale=2, data_consistency=False)
+    out = inferer(batch, ZeroFill(scale=2))
+    singles = [super_resolve(v, ZeroFill(scale=2), 2) for v in vols]
+    expected = list_data_collate(singles)
+    assert torch.equal(out.as_tensor(), expected.as_tensor()) and out.is_batch
+    assert torch.equal(out.affine, expected.affine) and out.meta.keys() == expected.meta.keys()
+    assert out.applied_operations == expected.applied_operations
+    assert sr_shape(vols[0].shape[1:], 2, 2) == tuple(out.shape[2:]) == (48, 40, 3)
+
+
+def test_super_resolve_writes_into_a_given_output():
+    vol = torch.rand(1, 8, 6, 3)
+    dest = torch.full((1, 16, 12, 3), float("nan"))
+    sr = super_resolve(vol, ZeroFill(scale=2), 2, out=dest)
+    assert sr.data_ptr() == dest.data_ptr() and torch.equal(sr.as_tensor(), super_resolve(vol, ZeroFill(scale=2), 2))
+    with pytest.raises(MrsrError, match=r"out must be a float32 CPU tensor of shape \(1, 16, 12, 3\)"):
+        super_resolve(vol, ZeroFill(scale=2), 2, out=torch.empty(1, 16, 12, 4))

@@ -99,7 +99,9 @@ class RobustNormalize(InvertibleTransform):
                     raise ValueError("The image carries no intensity range: pass the (low, high) used to normalise it.")
                 intensity_range = meta[INTENSITY_KEY]
         lo, hi = (float(v) for v in intensity_range)
-        return img * (hi - lo) + lo
+        out = img * (hi - lo)
+        # in place on the new tensor: the same values as ``+ lo``, without a third volume-sized array at the peak
+        return out.add_(lo) if isinstance(out, torch.Tensor) else out + lo
 
     @classmethod
     def _pop_record(cls, img: torch.Tensor) -> dict | None:
