@@ -153,7 +153,6 @@ def build_panel_figure(
     slice_axis: int = 2,
     baselines: Mapping[str, torch.Tensor] | None = None,
     sr_name: str = "SR",
-    affine=None,
     index: int | None = None,
     psnr_border: int = 0,
 ):
@@ -174,7 +173,7 @@ def build_panel_figure(
     for name, a in arrays.items():
         if a.shape != hr_array.shape:
             raise MrsrError(f"{name} has shape {a.shape} but HR has {hr_array.shape}; they must share one grid.")
-    view = _view(_affine_of(hr) if affine is None else affine, slice_axis)
+    view = _view(_affine_of(hr), slice_axis)
     n = hr_array.shape[slice_axis]
     index = n // 2 if index is None else int(index)
     if not 0 <= index < n:
@@ -249,7 +248,6 @@ def save_panel(
     slice_axis: int = 2,
     baselines: Mapping[str, torch.Tensor] | None = None,
     sr_name: str = "SR",
-    affine=None,
     index: int | None = None,
     psnr_border: int = 0,
 ) -> Path:
@@ -273,7 +271,6 @@ def save_panel(
         baselines: name -> SR volume of a baseline (e.g. ``{"zerofill": ..., "bicubic": ...}``), same
             shape as ``sr``, drawn in this order between LR and ``sr``.
         sr_name: the title of ``sr``'s panel.
-        affine: HR's voxel-to-RAS affine, for plain tensors; default ``hr.affine``.
         index: the HR slice to show; default the middle one.
         psnr_border: in-plane voxels cropped before the PSNR in each title, as
             :func:`mrsr.metrics.evaluate`'s ``border`` (the PSNR is its whole-volume PSNR).
@@ -281,7 +278,7 @@ def save_panel(
     Returns:
         ``path``.
     """
-    fig = build_panel_figure(lr, sr, hr, title, slice_axis, baselines, sr_name, affine, index, psnr_border)
+    fig = build_panel_figure(lr, sr, hr, title, slice_axis, baselines, sr_name, index, psnr_border)
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

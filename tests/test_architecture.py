@@ -177,3 +177,26 @@ def test_the_name_check_sees_a_comparison():
     compared = [c.value for n in ast.walk(tree) if isinstance(n, ast.Compare) for c in ast.walk(n)
                 if isinstance(c, ast.Constant)]  # fmt: skip
     assert compared == ["iconet"] and get_spec(compared[0]).stages
+
+
+MAX_PARAMETERS = 10
+# the functional core keeps flat keywords, as MONAI's sliding_window_inference does; constructors of transforms,
+# networks, losses, datasets and engines take their hyperparameters one by one, as MONAI's own do
+MANY_PARAMETERS_ALLOWED = {"mrsr.inference.super_resolve"}
+
+
+def _long_signatures() -> list[str]:
+    found = []
+    for module, tree in SOURCES.items():
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name != "__init__":
+                a = node.args
+                names = [x.arg for x in a.posonlyargs + a.args + a.kwonlyargs if x.arg not in ("self", "cls")]
+                if len(names) > MAX_PARAMETERS and f"{module}.{node.name}" not in MANY_PARAMETERS_ALLOWED:
+                    found.append(f"{module}.{node.name} ({len(names)})")
+    return found
+
+
+def test_no_function_takes_more_than_ten_parameters():
+    """Settings travel as one object (mrsr.settings), not as the same keyword list at every layer."""
+    assert _long_signatures() == []

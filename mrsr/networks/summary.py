@@ -13,7 +13,7 @@ For each network (``durn``, ``wasa``, ``iconet``, ``msrn``, ``casnet``) and pres
   256x256 when a batch of two (or four) fits ``flop_budget`` GFLOPs per forward, otherwise
   128x128 or 64x64; the table says which.
 
->>> rows = main(networks=["msrn"], presets=["small"], repeats=1, warmup=0, print_table=False)  # doctest: +SKIP
+>>> rows = summarise(networks=["msrn"], presets=["small"], repeats=1, warmup=0)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -207,7 +207,6 @@ def main(
     repeats: int = 5,
     warmup: int = 1,
     time_it: bool = True,
-    print_table: bool = True,
     file: TextIO | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
@@ -217,6 +216,5 @@ def main(
     wrapper is ``benchmarks/networks.py`` (and ``mrsr networks``).
     """
     rows = summarise(networks, presets, scale, flop_size, flop_budget, repeats, warmup, time_it, progress)
-    if print_table:
-        print(format_table(rows, scale, flop_size), file=file or sys.stdout, end="")
+    print(format_table(rows, scale, flop_size), file=file or sys.stdout, end="")
     return rows

@@ -7,6 +7,7 @@ import torch
 
 from mrsr.networks.baselines import Bicubic, ZeroFill
 from mrsr.transforms import KSpaceTruncate, kspace_consistency
+from tests.transforms.test_kspace import ROUND_TRIP_CASES  # (factor, HR size): one even LR axis, one odd
 
 
 @pytest.mark.parametrize("cls", [ZeroFill, Bicubic])
@@ -35,20 +36,6 @@ def test_bad_arguments():
         Bicubic(spatial_dims=3)
     with pytest.raises(ValueError, match="scale"):
         ZeroFill(scale=0.5)
-
-
-# (factor, HR in-plane size of a crop of the real T1): one even LR axis (with a Nyquist bin) and one odd in
-# each case; the HR sizes are even in the first case of each factor and odd in the second
-ROUND_TRIP_CASES = [
-    (2, (128, 126)),  # LR 64 x 63
-    (2, (127, 125)),  # LR 64 x 63
-    (3, (126, 128)),  # LR 42 x 43
-    (3, (121, 123)),  # LR 40 x 41
-    (4, (128, 124)),  # LR 32 x 31
-    (4, (127, 125)),  # LR 32 x 31
-    (2.5, (126, 128)),  # LR 50 x 51
-    (2.5, (125, 127)),  # LR 50 x 51
-]
 
 
 def real_lr(t1_volume, factor, hr_size):
