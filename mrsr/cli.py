@@ -1,13 +1,18 @@
 """The ``mrsr`` command: degrade, infer, evaluate, demo, networks, train, bundles, benchmark.
 
-Bad input ends with a one-line ``mrsr: error: ...`` on stderr and exit code 2 (``--traceback``
-shows the Python traceback instead). Outputs are written atomically and never replace an input or,
-without ``--overwrite``, an existing file.
+Bad input (an :class:`~mrsr.errors.MrsrError`) and the user's environment (an ``OSError``: a missing
+file, a permission, a full disk) end with a one-line ``mrsr: error: ...`` on stderr and exit code 2;
+any other error is mrsr's own fault, one line that says so and exit code 1 (``--traceback`` shows the
+Python traceback instead). Outputs are written atomically and never replace an input or, without
+``--overwrite``, an existing file.
 
-This module parses options and checks paths before torch loads (``mrsr --help`` and a wrong path
-answer at once); each ``cmd_*`` then calls the library: :mod:`mrsr.pipeline` (degrade, infer,
-evaluate), :mod:`mrsr.demo`, :mod:`mrsr.bundle_table`, :mod:`mrsr.benchmark`, :mod:`mrsr.engines`
-and :mod:`mrsr.networks.summary`.
+This module parses options and checks paths and option values before torch loads (``mrsr --help``
+and a wrong path answer at once; the checks are :mod:`mrsr.validation`'s); each ``cmd_*`` then
+builds its settings once (:func:`infer_options`, :func:`selfsr_settings`) and calls the library:
+:mod:`mrsr.pipeline` (degrade, infer, selfsr, evaluate), :mod:`mrsr.demo`, :mod:`mrsr.bundle_table`,
+:mod:`mrsr.benchmark`, :mod:`mrsr.engines` and :mod:`mrsr.networks.summary`. Status, warning and
+error lines go through the ``mrsr`` logger (:func:`mrsr.progress.say`), which :func:`main` points at
+stderr at the level ``-q``/``-v`` ask for.
 """
 
 from __future__ import annotations
@@ -17,21 +22,52 @@ import dataclasses
 import json
 import logging
 import os
-import re
 import signal
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
+from mrsr.errors import MrsrError
 from mrsr.paths import write_text_atomic
-from mrsr.progress import say
+from mrsr.progress import LOGGER_NAME, StderrHandler, say
+from mrsr.settings import AdaptSettings, DegradeSettings, InferSettings, SelfSRSettings
+from mrsr.validation import (
+    check_degrade_options,
+    check_slice_profile,
+    device_type,
+    factor_type,
+    millimetres_type,
+    overlap,
+    positive_seconds,
+    slice_axis,
+    tile_side,
+    unit_interval,
+    whole_number_type,
+)
 
-EXIT_USAGE = 2
-DEFAULT_ADAPT_STEPS = 300  # mrsr.adapt.DEFAULT_STEPS (not imported: --help stays fast)
+if TYPE_CHECKING:  # the pipeline loads torch: imported where a command runs, not for --help
+    from mrsr.pipeline import InferOptions
+
+EXIT_USAGE = 2  # bad input: the user's to fix
+EXIT_INTERNAL = 1  # mrsr's own fault: a bug to report
+DEFAULT_ADAPT_STEPS = AdaptSettings().steps  # the library's default, for --adapt and the benchmark's rows
+
+_upsampling = factor_type("SR upsamples")  # mrsr infer, demo
+_degradation = factor_type("degradation coarsens the grid by this factor")
+_non_negative_int, _positive_int = whole_number_type(0), whole_number_type(1)
+_device = device_type(auto=True)
+_positive_mm, _non_negative_mm = millimetres_type(0.0, inclusive=False), millimetres_type(0.0, inclusive=True)
+
+DEVICE_HELP = "cpu, cuda, cuda:N or auto (CUDA when available)"
+SLICE_AXIS_HELP = "axis across slices: auto (the thickest axis, else the last), 0, 1 or 2"
+VOLUME_IN = "NIfTI file, DICOM file or DICOM series folder"
+VOLUME_OUT = "output .nii/.nii.gz file or DICOM folder"
+PROFILE = "box|gaussian|kspace|FILE.npy"
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -62,145 +98,57 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
-def _factor(purpose: str):
-    """An argparse type: a number >= 1, the factor of ``purpose``."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if not 1 <= value < float("inf"):
-            raise argparse.ArgumentTypeError(f"the factor must be a finite number >= 1 (got {text}): {purpose}")
-        return value
-
-    return parse
-
-
-_positive_float = _factor("SR upsamples")  # mrsr infer, demo
-_degradation_factor = _factor("degradation coarsens the grid by this factor")
-
-
-def _slice_axis(text: str) -> int | str:
-    if text not in ("auto", "0", "1", "2"):
-        raise argparse.ArgumentTypeError(f"expected auto, 0, 1 or 2, got {text!r}")
-    return text if text == "auto" else int(text)
-
-
-SLICE_AXIS_HELP = "axis across slices: auto (the thickest axis, else the last), 0, 1 or 2"
-
-
-def _whole_number(lowest: int):
-    """An argparse type: a whole number >= ``lowest`` (one message for every value below it)."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < lowest:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {lowest}, got {text}")
-        return value
-
-    return parse
-
-
-_non_negative_int = _whole_number(0)
-_positive_int = _whole_number(1)
-
-
-def _tile_side(text: str) -> int:
-    """``--roi``: a tile side in LR pixels; any side from 1 runs (one longer than the slice is one tile)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected a tile side in LR pixels >= 1, e.g. --roi 64 64 (leave --roi out for whole slices), got {text}"
-        )
-    return value
-
-
-def _overlap(text: str) -> float:
-    """``--overlap``: a fraction of the tile below 1 (near 1 the tiles advance a pixel at a time)."""
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction of the tile from 0 up to (not including) 1, got "
-                                         f"{text}; useful: 0 to 0.5 (default 0.25)")  # fmt: skip
-    return value
-
-
-def _device_type(auto: bool):
-    """An argparse type: ``cpu``, ``cuda``, ``cuda:N`` and, with ``auto``, ``auto`` (whether the GPU is
-    there is :func:`check_devices`'s question: it needs torch)."""
-    names = "cpu, cuda, cuda:N (N: a GPU index) or auto" if auto else "cpu, cuda or cuda:N (N: a GPU index)"
-
-    def parse(text: str) -> str:
-        if text in ("cpu", "cuda") or (auto and text == "auto") or re.fullmatch(r"cuda:\d+", text):
-            return text
-        raise argparse.ArgumentTypeError(f"expected {names}, got {text!r}")
-
-    return parse
-
-
-_device = _device_type(auto=True)
-DEVICE_HELP = "cpu, cuda, cuda:N or auto (CUDA when available)"
-
-
-def _unit_interval(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
-    return value
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text}")
-    return value
-
-
-def _millimetres(lowest: float, inclusive: bool):
-    """An argparse type: a length in mm above (or at, with ``inclusive``) ``lowest``."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a length in mm, got {text!r}") from None
-        bound = ">=" if inclusive else ">"
-        if not (value >= lowest if inclusive else value > lowest) or value == float("inf"):
-            raise argparse.ArgumentTypeError(f"expected a number {bound} {lowest:g} mm, got {text}")
-        return value
-
-    return parse
-
-
-_positive_mm = _millimetres(0.0, inclusive=False)
-_non_negative_mm = _millimetres(0.0, inclusive=True)
-
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output")
-    p.add_argument("--traceback", action="store_true", help="show the Python traceback on errors")
+Subparsers = argparse._SubParsersAction  # what add_subparsers returns
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``mrsr`` parser: the global options, then one subparser per command (:data:`COMMAND_PARSERS`)."""
     parser = _Parser(prog="mrsr", description="Medical image super-resolution on MONAI.")
     parser.add_argument("--version", action="version", version=f"mrsr {_version()}")
+    _add_loudness(parser, default=False)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMAND_PARSERS:
+        add(sub)
+    return parser
 
+
+def _add_loudness(p: argparse.ArgumentParser, default: object) -> None:
+    """``-q``/``-v``: how much goes to stderr. A command's own (``default`` SUPPRESS) take them after the
+    command too, without resetting what was given before it."""
+    loudness = p.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true", default=default,
+                          help="only warnings and errors on stderr (no progress)")  # fmt: skip
+    loudness.add_argument("-v", "--verbose", action="store_true", default=default,
+                          help="also debugging lines on stderr")  # fmt: skip
+
+
+def _add_common(p: argparse.ArgumentParser, overwrite: bool = True) -> None:
+    """``--overwrite`` (commands that write), ``--traceback`` and ``-q``/``-v`` (every command)."""
+    if overwrite:
+        p.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    p.add_argument("--traceback", action="store_true", help="show the Python traceback on errors")
+    _add_loudness(p, default=argparse.SUPPRESS)
+
+
+def _add_volume_io(p: argparse.ArgumentParser, input_help: str = VOLUME_IN) -> None:
+    p.add_argument("input", help=input_help)
+    p.add_argument("-o", "--output", required=True, help=VOLUME_OUT)
+
+
+def _add_seed(p: argparse.ArgumentParser, purpose: str) -> None:
+    p.add_argument("--seed", type=int, default=0, help=purpose)
+
+
+def _add_device_options(p: argparse.ArgumentParser, amp: str | None = None, seed: str | None = None) -> None:
+    """``--device`` and, given their help (what they do in this command), ``--amp`` and ``--seed``."""
+    p.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
+    if amp:
+        p.add_argument("--amp", action="store_true", help=amp)
+    if seed:
+        _add_seed(p, seed)
+
+
+def _add_degrade_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "degrade",
         help="simulate a low-resolution scan by k-space truncation or thick slices",
@@ -209,52 +157,37 @@ def build_parser() -> argparse.ArgumentParser:
         "thick slices along one axis instead: each LR slice is the profile-weighted mean of the HR slices "
         "it covers, and the LR affine moves the origin to the centre of the first slab.",
     )
-    p.add_argument("input", help="NIfTI file, DICOM file or DICOM series folder")
-    p.add_argument("-o", "--output", required=True, help="output .nii/.nii.gz file or DICOM folder")
-    p.add_argument(
-        "--scale", type=_degradation_factor, default=2.0, help="degradation factor (need not divide the matrix)"
-    )
-    p.add_argument(
-        "--axes",
-        type=int,
-        nargs="+",
-        choices=(0, 1, 2),
-        help="spatial axes to degrade, e.g. 0 1, 2 (thick slices) or 0 1 2 (3D) (default: the two in-plane axes, "
-        "those other than the thickest axis, else 0 1)",
-    )
-    p.add_argument(
-        "--grid",
-        choices=("reduced", "same"),
-        default="reduced",
-        help="true LR matrix, or zero-filled back to the input matrix",
-    )
-    p.add_argument(
-        "--window", choices=("none", "hamming", "tukey"), default="none", help="k-space taper (less ringing, more blur)"
-    )
+    _add_volume_io(p)
+    p.add_argument("--scale", type=_degradation, default=2.0, help="degradation factor (need not divide the matrix)")
+    p.add_argument("--axes", type=int, nargs="+", choices=(0, 1, 2),
+                   help="spatial axes to degrade, e.g. 0 1, 2 (thick slices) or 0 1 2 (3D) (default: the two in-plane "
+                   "axes, those other than the thickest axis, else 0 1)")  # fmt: skip
+    p.add_argument("--grid", choices=("reduced", "same"), default="reduced",
+                   help="true LR matrix, or zero-filled back to the input matrix")  # fmt: skip
+    p.add_argument("--window", choices=("none", "hamming", "tukey"), default="none",
+                   help="k-space taper (less ringing, more blur)")  # fmt: skip
     p.add_argument("--snr", type=float, default=None, help="add Rician noise at this SNR (mean foreground / sigma)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the noise")
-    p.add_argument(
-        "--slice-profile",
-        metavar="box|gaussian|kspace|FILE.npy",
-        help="thick slices along the one axis of --axes (default: the slice axis) instead of k-space truncation: "
-        "a box or Gaussian (FWHM = thickness) profile, or a 1D profile sampled on the HR grid; --scale must be "
-        "an integer",
-    )
-    p.add_argument(
-        "--thickness",
-        type=_positive_mm,
-        metavar="MM",
-        help="slice thickness in mm, with --slice-profile box or gaussian (default: the slice spacing, "
-        "scale x the HR spacing, less the gap)",
-    )
-    p.add_argument(
-        "--gap",
-        type=_non_negative_mm,
-        metavar="MM",
-        help="gap between slices in mm, with --slice-profile box or gaussian; thickness + gap = the slice spacing",
-    )
+    _add_seed(p, "seed of the noise")
+    _add_thick_slice_options(p)
     _add_common(p)
 
+
+def _add_thick_slice_options(p: argparse.ArgumentParser) -> None:
+    """``mrsr degrade``'s thick slices (:func:`mrsr.validation.check_slice_profile_options`)."""
+    p.add_argument("--slice-profile", metavar=PROFILE,
+                   help="thick slices along the one axis of --axes (default: the slice axis) instead of k-space "
+                   "truncation: a box or Gaussian (FWHM = thickness) profile, or a 1D profile sampled on the HR grid; "
+                   "--scale must be an integer")  # fmt: skip
+    p.add_argument("--thickness", type=_positive_mm, metavar="MM",
+                   help="slice thickness in mm, with --slice-profile box or gaussian (default: the slice spacing, "
+                   "scale x the HR spacing, less the gap)")  # fmt: skip
+    p.add_argument("--gap", type=_non_negative_mm, metavar="MM",
+                   help="gap between slices in mm, with --slice-profile box or gaussian; thickness + gap = the slice "
+                   "spacing")  # fmt: skip
+
+
+def _add_selfsr_parser(sub: Subparsers) -> None:
+    defaults = SelfSRSettings()
     p = sub.add_parser(
         "selfsr",
         help="thick slices to isotropic: self-supervised through-plane SR trained on the scan itself",
@@ -264,125 +197,98 @@ def build_parser() -> argparse.ArgumentParser:
         "validation on held-out in-plane slices decides: when the network never beats cubic interpolation "
         "there, cubic is written.",
     )
-    p.add_argument("input", help="NIfTI file, DICOM file or DICOM series folder with one thick axis")
-    p.add_argument("-o", "--output", required=True, help="output .nii/.nii.gz file or DICOM folder")
-    p.add_argument("--network", default="msrn", help="registry name of the 2D network (mrsr networks)")
-    p.add_argument("--preset", default="small", help="network preset")
-    p.add_argument(
-        "--slice-profile", default="box", metavar="box|gaussian|kspace|FILE.npy", help="the scan's slice profile"
-    )
+    _add_volume_io(p, VOLUME_IN + " with one thick axis")
+    p.add_argument("--network", default=defaults.network, help="registry name of the 2D network (mrsr networks)")
+    p.add_argument("--preset", default=defaults.preset, help="network preset")
+    p.add_argument("--slice-profile", default=defaults.profile, metavar=PROFILE, help="the scan's slice profile")
     p.add_argument("--thickness", type=_positive_mm, metavar="MM", help="slice thickness (default: the header's)")
     p.add_argument("--steps", type=_positive_int,
                    help="training steps (at most; default: 500, or as many as --time allows)")  # fmt: skip
-    p.add_argument("--time", type=_positive_seconds, metavar="SECONDS", help="stop training after this many seconds")
-    p.add_argument(
-        "--approach", choices=("refine", "upsample"), default="refine",
-        help="cubic interpolation + refinement network, or a one-axis upsampling network",
-    )  # fmt: skip
-    p.add_argument(
-        "--combine", choices=("average", "fba"), default="average",
-        help="how the two through-plane orientations are combined: their average, or Fourier burst accumulation",
-    )  # fmt: skip
-    p.add_argument(
-        "--slab-consistency", action="store_true",
-        help="make each output slab's mean equal its input slice (box profile one spacing wide only)",
-    )  # fmt: skip
-    p.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
-    p.add_argument("--amp", action="store_true", help="mixed precision (bf16 training)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the weights and the patches")
+    p.add_argument("--time", type=positive_seconds, metavar="SECONDS", help="stop training after this many seconds")
+    p.add_argument("--approach", choices=("refine", "upsample"), default=defaults.approach,
+                   help="cubic interpolation + refinement network, or a one-axis upsampling network")  # fmt: skip
+    p.add_argument("--combine", choices=("average", "fba"), default=defaults.combine,
+                   help="how the two through-plane orientations are combined: their average, or Fourier burst "
+                   "accumulation")  # fmt: skip
+    p.add_argument("--slab-consistency", action="store_true",
+                   help="make each output slab's mean equal its input slice (box profile one spacing wide "
+                   "only)")  # fmt: skip
+    _add_device_options(p, amp="mixed precision (bf16 training)", seed="seed of the weights and the patches")
     _add_common(p)
 
+
+def _add_infer_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "infer",
         help="super-resolve a volume in-plane, slice by slice",
         description="Normalise, super-resolve every slice (2D or 2.5D) through MONAI's sliding-window "
         "inference at bounded memory, de-normalise and save with the upsampled affine.",
     )
-    p.add_argument(
-        "input",
-        nargs="?",
-        help="NIfTI file, DICOM file or DICOM series folder (the LR volume); or a folder of NIfTI files (batch)",
-    )
-    p.add_argument(
-        "-o", "--output", required=True, help="output .nii/.nii.gz file or DICOM folder; a folder in batch mode"
-    )
+    p.add_argument("input", nargs="?", help=VOLUME_IN + " (the LR volume); or a folder of NIfTI files (batch)")
+    p.add_argument("-o", "--output", required=True, help=VOLUME_OUT + "; a folder in batch mode")
     p.add_argument("--manifest", help="batch: super-resolve every volume of this manifest section into --output")
     p.add_argument("--data-root", help="batch: folder the manifest's relative paths start from")
     p.add_argument("--section", default="test", help="batch: the manifest section to run")
-    p.add_argument(
-        "--bundle",
-        help="a trained mrsr bundle by name (durn, wasa, iconet, msrn, medgan: see `mrsr bundles`) or folder",
-    )
-    p.add_argument(
-        "--network",
-        help="zerofill or bicubic (interpolation baselines; default bicubic when no --bundle), or a network: durn, "
-        "wasa, iconet, msrn, casnet (needs --weights)",
-    )
+    _add_predictor_options(p)
+    _add_inferer_options(p)
+    _add_adapt_options(p)
+    _add_common(p)
+
+
+def _add_predictor_options(p: argparse.ArgumentParser) -> None:
+    """``mrsr infer``: what runs (:class:`mrsr.pipeline.InferOptions`)."""
+    p.add_argument("--bundle",
+                   help="a trained mrsr bundle by name (durn, wasa, iconet, msrn, medgan: see `mrsr bundles`) or "
+                   "folder")  # fmt: skip
+    p.add_argument("--network",
+                   help="zerofill or bicubic (interpolation baselines; default bicubic when no --bundle), or a "
+                   "network: durn, wasa, iconet, msrn, casnet (needs --weights)")  # fmt: skip
     p.add_argument("--weights", help="trained weights of the network (an mrsr weights file or a state_dict)")
     p.add_argument("--preset", help="network preset for a bare state_dict (default or small)")
     p.add_argument("--in-channels", type=int, help="network input channels for a bare state_dict (1, or 2k+1 for 2.5D)")
-    p.add_argument(
-        "--channels-last",
-        action=argparse.BooleanOptionalAction,
-        help="run the network in channels_last memory format (default: as the benchmark found faster for it)",
-    )
-    p.add_argument("--scale", type=_positive_float, default=2.0, help="in-plane upsampling factor")
-    p.add_argument(
-        "--slice-axis", type=_slice_axis, default="auto", help=SLICE_AXIS_HELP + "; the other two are upsampled"
-    )
-    p.add_argument(
-        "--size", type=int, nargs=2, metavar=("H", "W"), help="in-plane output size (default: scale x input)"
-    )
-    p.add_argument(
-        "--roi",
-        type=_tile_side,
-        nargs=2,
-        metavar=("H", "W"),
-        help="tile size for sliding-window inference (default: whole slices)",
-    )
-    p.add_argument(
-        "--overlap",
-        type=_overlap,
-        default=0.25,
-        help="tile overlap, a fraction of the tile from 0 to below 1 (half is context); useful: 0 to 0.5",
-    )
-    p.add_argument("--sw-batch-size", type=int, default=8, help="tiles per forward pass")
-    p.add_argument(
-        "--slice-batch",
-        type=int,
-        help="slices per forward pass (default: 8 on a GPU, the network's pixel budget on a CPU)",
-    )
-    p.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
-    p.add_argument("--amp", action="store_true", help="mixed precision (fp16 on CUDA, bf16 on CPU)")
-    p.add_argument(
-        "--no-data-consistency",
-        dest="data_consistency",
-        action="store_false",
-        help="keep the network's own k-space band instead of the input's (data consistency is on by default "
-        "for networks and bundles; the baselines run as they are)",
-    )
-    p.add_argument(
-        "--detail",
-        type=_unit_interval,
-        metavar="D",
-        help="keep this share (0-1) of the detail a network adds beyond the input's k-space band (default: the "
-        "bundle's own, which its model card explains; 1 for --network): wrong detail then costs D² of its error, "
-        "right detail keeps D(2-D) of its gain",
-    )
-    p.add_argument(
-        "--adapt",
-        type=_non_negative_int,
-        nargs="?",
-        const=DEFAULT_ADAPT_STEPS,
-        metavar="STEPS",
-        help=f"first fine-tune a copy of the network on the input's own pairs one scale down ({DEFAULT_ADAPT_STEPS} "
-        "steps without a number); use it only where held-out slices say it beats the network and zerofill, "
-        "else the better of those two; 0: only that check",
-    )
-    p.add_argument("--adapt-time", type=float, metavar="SECONDS", help="time budget of --adapt per volume")
-    p.add_argument("--seed", type=int, default=0, help="seed of --adapt")
-    _add_common(p)
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                   help="run the network in channels_last memory format (default: as the benchmark found faster for "
+                   "it)")  # fmt: skip
 
+
+def _add_inferer_options(p: argparse.ArgumentParser) -> None:
+    """``mrsr infer``: how it runs (:class:`mrsr.settings.InferSettings`)."""
+    defaults = InferSettings()
+    p.add_argument("--scale", type=_upsampling, default=defaults.scale, help="in-plane upsampling factor")
+    p.add_argument("--slice-axis", type=slice_axis, default=defaults.slice_axis,
+                   help=SLICE_AXIS_HELP + "; the other two are upsampled")  # fmt: skip
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                   help="in-plane output size (default: scale x input)")  # fmt: skip
+    p.add_argument("--roi", type=tile_side, nargs=2, metavar=("H", "W"),
+                   help="tile size for sliding-window inference (default: whole slices)")  # fmt: skip
+    p.add_argument("--overlap", type=overlap, default=defaults.overlap,
+                   help="tile overlap, a fraction of the tile from 0 to below 1 (half is context); useful: 0 to "
+                   "0.5")  # fmt: skip
+    p.add_argument("--sw-batch-size", type=int, default=defaults.sw_batch_size, help="tiles per forward pass")
+    p.add_argument("--slice-batch", type=int,
+                   help="slices per forward pass (default: 8 on a GPU, the network's pixel budget on a "
+                   "CPU)")  # fmt: skip
+    _add_device_options(p, amp="mixed precision (fp16 on CUDA, bf16 on CPU)")
+    p.add_argument("--no-data-consistency", dest="data_consistency", action="store_false",
+                   help="keep the network's own k-space band instead of the input's (data consistency is on by "
+                   "default for networks and bundles; the baselines run as they are)")  # fmt: skip
+    p.add_argument("--detail", type=unit_interval, metavar="D",
+                   help="keep this share (0-1) of the detail a network adds beyond the input's k-space band (default: "
+                   "the bundle's own, which its model card explains; 1 for --network): wrong detail then costs D² of "
+                   "its error, right detail keeps D(2-D) of its gain")  # fmt: skip
+
+
+def _add_adapt_options(p: argparse.ArgumentParser) -> None:
+    """``mrsr infer``: test-time adaptation (:class:`mrsr.settings.AdaptSettings`)."""
+    p.add_argument("--adapt", type=_non_negative_int, nargs="?", const=DEFAULT_ADAPT_STEPS, metavar="STEPS",
+                   help=f"first fine-tune a copy of the network on the input's own pairs one scale down "
+                   f"({DEFAULT_ADAPT_STEPS} steps without a number); use it only where held-out slices say it beats "
+                   "the network and zerofill, else the better of those two; 0: only that check")  # fmt: skip
+    p.add_argument("--adapt-time", type=float, metavar="SECONDS", help="time budget of --adapt per volume")
+    _add_seed(p, "seed of --adapt")
+
+
+def _add_synth_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "synth",
         help="write synthetic MR training images (and a PNG panel) to look at",
@@ -393,9 +299,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-n", "--num", type=_positive_int, default=8, help="number of images")
     p.add_argument("--size", type=_positive_int, nargs=3, default=(160, 160, 1), metavar=("H", "W", "S"),
                    help="slab size: H x W pixels, S slices")  # fmt: skip
-    p.add_argument("--seed", type=int, default=0, help="image i depends on (seed, i) only")
+    _add_seed(p, "image i depends on (seed, i) only")
     _add_common(p)
 
+
+def _add_evaluate_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "evaluate",
         help="PSNR and SSIM of an SR volume against the HR volume",
@@ -407,10 +315,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="also write the results to this JSON file")
     p.add_argument("--data-range", type=float, help="intensity range for PSNR/SSIM (default: HR max - min)")
     p.add_argument("--border", type=int, default=0, help="voxels cropped at each in-plane edge")
-    p.add_argument("--slice-axis", type=_slice_axis, default="auto", help=SLICE_AXIS_HELP + " (of the per-slice SSIM)")
+    p.add_argument("--slice-axis", type=slice_axis, default="auto", help=SLICE_AXIS_HELP + " (of the per-slice SSIM)")
     p.add_argument("--mask", default="auto", help="foreground mask: auto, none, or a mask volume file")
     _add_common(p)
 
+
+def _add_demo_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "demo",
         help="degrade the bundled real T1 scan, super-resolve it, score it, draw a panel",
@@ -418,15 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
         "from the affine: LR | the other methods | the best | HR | its error map).",
     )
     p.add_argument("-o", "--output", default="mrsr_demo", help="output folder")
-    p.add_argument("--scale", type=_positive_float, default=2.0, help="in-plane factor")
-    p.add_argument(
-        "--bundle",
-        default="best",
-        help="bundle to run beside the baselines: a name, 'best' (highest stored test PSNR at this scale) or 'none'",
-    )
-    p.add_argument("--device", type=_device, default="auto", help=DEVICE_HELP)
+    p.add_argument("--scale", type=_upsampling, default=2.0, help="in-plane factor")
+    p.add_argument("--bundle", default="best",
+                   help="bundle to run beside the baselines: a name, 'best' (highest stored test PSNR at this scale) "
+                   "or 'none'")  # fmt: skip
+    _add_device_options(p)
     _add_common(p)
 
+
+def _add_train_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "train",
         help="train a network on a manifest (MONAI engines; DDP under torchrun)",
@@ -438,14 +348,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in --out from its last finished epoch")
     _add_common(p)
 
+
+def _add_bundles_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "bundles",
         help="list the MONAI bundles with their measured scores",
         description="Bundles are searched in $MRSR_BUNDLES, then in the source tree's bundles/.",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.add_argument("--traceback", action="store_true", help="show the Python traceback on errors")
+    _add_common(p, overwrite=False)
 
+
+def _add_benchmark_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "benchmark",
         help="every bundle and both baselines under one protocol: quality, speed, cost",
@@ -458,26 +372,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", help="folder the manifest's relative paths start from")
     p.add_argument("--scales", type=int, nargs="+", default=[2, 4], help="SR factors")
     p.add_argument("--bundles", nargs="+", help="bundles to include (default: every bundle with weights)")
-    p.add_argument(
-        "--devices",
-        type=_device_type(auto=False),
-        nargs="+",
-        help="devices to time: cpu, cuda, cuda:N (default: cpu, and cuda when available)",
-    )
+    p.add_argument("--devices", type=device_type(auto=False), nargs="+",
+                   help="devices to time: cpu, cuda, cuda:N (default: cpu, and cuda when available)")  # fmt: skip
     p.add_argument("--no-amp", action="store_true", help="time float32 only")
     p.add_argument("--no-memory", action="store_true", help="skip the peak-memory runs")
     p.add_argument("--repeats", type=int, default=5, help="timed runs (median reported)")
-    p.add_argument(
-        "--adapt-steps",
-        type=_non_negative_int,
-        default=DEFAULT_ADAPT_STEPS,
-        help="test-time adaptation steps of the 'NAME +dc +adapt' rows (0: no such rows)",
-    )
+    p.add_argument("--adapt-steps", type=_non_negative_int, default=DEFAULT_ADAPT_STEPS,
+                   help="test-time adaptation steps of the 'NAME +dc +adapt' rows (0: no such rows)")  # fmt: skip
     p.add_argument("--adapt-scales", type=int, nargs="+", default=[2], help="scales with '+dc +adapt' rows")
     p.add_argument("-o", "--output", default="benchmark", help="output folder")
     p.add_argument("--docs", help="also write the Markdown here (e.g. docs/BENCHMARKS.md)")
     _add_common(p)
 
+
+def _add_networks_parser(sub: Subparsers) -> None:
     p = sub.add_parser(
         "networks",
         help="table of the SR networks: parameters, GFLOPs, CPU throughput",
@@ -490,8 +398,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=2, help="upsampling factor")
     p.add_argument("--repeats", type=int, default=5, help="timed runs (median reported)")
     p.add_argument("--no-timing", action="store_true", help="parameters and GFLOPs only (fast)")
-    p.add_argument("--traceback", action="store_true", help="show the Python traceback on errors")
-    return parser
+    _add_common(p, overwrite=False)
+
+
+# the commands in the order --help lists them
+COMMAND_PARSERS = (
+    _add_degrade_parser,
+    _add_selfsr_parser,
+    _add_infer_parser,
+    _add_synth_parser,
+    _add_evaluate_parser,
+    _add_demo_parser,
+    _add_train_parser,
+    _add_bundles_parser,
+    _add_benchmark_parser,
+    _add_networks_parser,
+)
 
 
 # mrsr train's options: (flag, TrainConfig field, argparse keywords); defaults come from TrainConfig
@@ -573,13 +495,13 @@ def train_config_from_args(args: argparse.Namespace):
     given = {n: getattr(args, n) for n in names if getattr(args, n) is not None}
     if args.resume:
         if "out" not in given and "network" not in given:
-            raise ValueError("--resume needs the run folder: give --out RUN_DIR.")
+            raise MrsrError("--resume needs the run folder: give --out RUN_DIR.")
         out = Path(given.get("out") or TrainConfig(given["network"], "", scale=given.get("scale", 2)).out)
         saved = TrainConfig.from_dict(load_checkpoint(out / CHECKPOINT)["config"])
         return saved.resumed_with(TrainConfig.from_dict({**saved.to_dict(), **given, "out": str(out)}))
     missing = [f"--{n}" for n in ("network", "manifest") if n not in given]
     if missing:
-        raise ValueError(f"mrsr train needs {' and '.join(missing)}.")
+        raise MrsrError(f"mrsr train needs {' and '.join(missing)}.")
     return TrainConfig.from_dict(given)
 
 
@@ -603,13 +525,19 @@ def _version() -> str:
     return __version__
 
 
+def selfsr_settings(args: argparse.Namespace) -> SelfSRSettings:
+    """``mrsr selfsr``'s options as the :class:`~mrsr.settings.SelfSRSettings` it runs with, field by field."""
+    return SelfSRSettings(
+        network=args.network, preset=args.preset, steps=args.steps, time_budget=args.time, profile=args.slice_profile,
+        thickness=args.thickness, device=args.device, seed=args.seed, approach=args.approach, combine=args.combine,
+        slab_consistency=args.slab_consistency, amp=args.amp,
+    )  # fmt: skip
+
+
 def cmd_selfsr(args: argparse.Namespace) -> int:
     from mrsr.pipeline import selfsr_file
 
-    selfsr_file(args.input, args.output, args.overwrite, network=args.network, preset=args.preset, steps=args.steps,
-                time_limit=args.time, profile=args.slice_profile, thickness=args.thickness, device=args.device,
-                seed=args.seed, approach=args.approach, combine=args.combine, slab_consistency=args.slab_consistency,
-                amp=args.amp)  # fmt: skip
+    selfsr_file(args.input, args.output, selfsr_settings(args), overwrite=args.overwrite)
     return 0
 
 
@@ -621,12 +549,17 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def degrade_settings(args: argparse.Namespace) -> DegradeSettings:
+    """``mrsr degrade``'s options as the settings object :func:`mrsr.pipeline.degrade_file` reads."""
+    return DegradeSettings(scale=args.scale, axes=args.axes, grid=args.grid, window=args.window, snr=args.snr,
+                           seed=args.seed, slice_profile=args.slice_profile, thickness=args.thickness,
+                           gap=args.gap)  # fmt: skip
+
+
 def cmd_degrade(args: argparse.Namespace) -> int:
     from mrsr.pipeline import degrade_file
 
-    hr, lr, axes = degrade_file(args.input, args.output, args.scale, args.axes, args.grid, args.window, args.snr,
-                                args.seed, args.overwrite, args.slice_profile, args.thickness,
-                                args.gap)  # fmt: skip
+    hr, lr, axes = degrade_file(args.input, args.output, degrade_settings(args), args.overwrite)
     if args.slice_profile:
         width = "".join(f", {name} {value:g} mm" for name, value in (("thickness", args.thickness),
                                                                   ("gap", args.gap)) if value is not None)  # fmt: skip
@@ -644,12 +577,28 @@ def cmd_degrade(args: argparse.Namespace) -> int:
     return 0
 
 
+def infer_options(args: argparse.Namespace) -> InferOptions:
+    """``mrsr infer``'s options as the :class:`~mrsr.pipeline.InferOptions` it runs, field by field: what runs
+    (a bundle, a network and its weights, or a baseline) and how (:class:`~mrsr.settings.InferSettings`)."""
+    from mrsr.pipeline import InferOptions
+
+    adapt = None if args.adapt is None else AdaptSettings(steps=args.adapt, time_budget=args.adapt_time, seed=args.seed)
+    settings = InferSettings(
+        scale=args.scale, slice_axis=args.slice_axis, out_size=args.size, roi_size=args.roi, overlap=args.overlap,
+        sw_batch_size=args.sw_batch_size, slice_batch=args.slice_batch, device=args.device, amp=args.amp,
+        channels_last=args.channels_last, data_consistency=args.data_consistency, detail=args.detail, adapt=adapt,
+        progress=True,
+    )  # fmt: skip
+    return InferOptions(bundle=args.bundle, network=args.network, weights=args.weights, preset=args.preset,
+                        in_channels=args.in_channels, settings=settings)  # fmt: skip
+
+
 def cmd_infer(args: argparse.Namespace) -> int:
     """One volume, or a batch (a folder of NIfTI files or a manifest section) into a folder."""
     from mrsr.inference import DESCRIPTION_KEY
-    from mrsr.pipeline import InferOptions, super_resolve_batch, super_resolve_file
+    from mrsr.pipeline import super_resolve_batch, super_resolve_file
 
-    options = InferOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(InferOptions)})
+    options = infer_options(args)
     if _is_batch(args):
         super_resolve_batch(args.output, options, args.input, args.manifest, args.data_root, args.section,
                             args.overwrite, say)  # fmt: skip
@@ -697,7 +646,7 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
     out = Path(args.output)
     if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise ValueError(f"{out} holds files; pass --overwrite to replace them or choose another folder with -o.")
+        raise MrsrError(f"{out} holds files; pass --overwrite to replace them or choose another folder with -o.")
     config = BenchmarkConfig(manifest=args.manifest, section=args.section, data_root=args.data_root,
                              scales=args.scales, bundles=args.bundles, amp=not args.no_amp, repeats=args.repeats,
                              memory=not args.no_memory, out=str(out), docs=args.docs,
@@ -733,24 +682,6 @@ def _is_batch(args: argparse.Namespace) -> bool:
     return bool(args.manifest) or bool(folder and folder.is_dir() and any(map(is_nifti_path, folder.iterdir())))
 
 
-def _check_degrade_options(args: argparse.Namespace) -> None:
-    """``mrsr degrade``'s combinations of thick-slice options, before torch loads."""
-    if not args.slice_profile:
-        if args.thickness is not None or args.gap is not None:
-            raise ValueError("--thickness and --gap describe thick slices: give them with --slice-profile.")
-        return
-    if args.axes is not None and len(args.axes) != 1:
-        raise ValueError(f"--slice-profile degrades one axis, got --axes {' '.join(map(str, args.axes))}; give one.")
-    if args.slice_profile == "kspace" and (args.thickness is not None or args.gap is not None):
-        raise ValueError("--slice-profile kspace is one slice spacing wide: drop --thickness and --gap.")
-    if args.slice_profile not in ("box", "gaussian", "kspace"):
-        from mrsr.paths import check_input_path
-
-        if not args.slice_profile.endswith(".npy"):
-            raise ValueError(f"--slice-profile is box, gaussian, kspace or a .npy file, got {args.slice_profile!r}.")
-        check_input_path(args.slice_profile)
-
-
 def check_paths(args: argparse.Namespace) -> None:
     """The checks of inputs and outputs that need neither torch nor MONAI, run before they load
     (seconds): a wrong path is reported at once. The commands check again where they write."""
@@ -762,16 +693,18 @@ def check_paths(args: argparse.Namespace) -> None:
     if args.command == "degrade":
         check_input_path(args.input)
         output(args.output, (args.input,))
-        _check_degrade_options(args)
+        check_degrade_options(args.scale, args.axes, args.grid, args.window, args.snr, args.slice_profile,
+                              args.thickness, args.gap)  # fmt: skip
     elif args.command == "selfsr":
         check_input_path(args.input)
         output(args.output, (args.input,))
+        check_slice_profile(args.slice_profile)
     elif args.command == "infer":
         for given in (args.input, args.manifest):
             if given:
                 check_input_path(given)
         if not (args.input or args.manifest):
-            raise ValueError("Give an input volume (or --manifest for a batch).")
+            raise MrsrError("Give an input volume (or --manifest for a batch).")
         if not _is_batch(args):
             output(args.output, (args.input,))
     elif args.command == "evaluate":
@@ -784,7 +717,7 @@ def check_paths(args: argparse.Namespace) -> None:
     elif args.command == "synth" and not args.overwrite:
         taken = [p for p in ("synth_0000.nii.gz", "panel.png") if (Path(args.output) / p).exists()]
         if taken:
-            raise ValueError(f"{Path(args.output) / taken[0]} exists; pass --overwrite to replace it or choose "
+            raise MrsrError(f"{Path(args.output) / taken[0]} exists; pass --overwrite to replace it or choose "
                              "another folder.")  # fmt: skip
     elif args.command == "benchmark" and args.manifest:
         check_input_path(args.manifest)
@@ -804,11 +737,11 @@ def check_devices(args: argparse.Namespace) -> None:
     for flag, device in asked:
         index = int(device.partition(":")[2] or 0)
         if count == 0:
-            raise ValueError(f"--{flag} {device}: CUDA is not available to PyTorch on this machine; use --{flag} "
+            raise MrsrError(f"--{flag} {device}: CUDA is not available to PyTorch on this machine; use --{flag} "
                              f"cpu{' (or auto)' if flag == 'device' else ''}.")  # fmt: skip
         if index >= count and not distributed:
             gpus = "1 GPU (cuda:0)" if count == 1 else f"{count} GPUs (cuda:0 to cuda:{count - 1})"
-            raise ValueError(f"--{flag} {device}: this machine has {gpus}.")
+            raise MrsrError(f"--{flag} {device}: this machine has {gpus}.")
 
 
 def _as_list(value: str | list[str] | None) -> list[str]:
@@ -831,7 +764,7 @@ COMMANDS = {
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001
     """``warnings.showwarning`` for the command line: the message alone, on one line (not the source line)."""
-    say(f"mrsr: warning: {' '.join(str(message).split())}")
+    say(f"mrsr: warning: {' '.join(str(message).split())}", logging.WARNING)
 
 
 def _interrupt_on_sigterm(signum: int, frame) -> None:  # noqa: ARG001
@@ -839,31 +772,70 @@ def _interrupt_on_sigterm(signum: int, frame) -> None:  # noqa: ARG001
     raise KeyboardInterrupt
 
 
+def _log_level(args: argparse.Namespace) -> int:
+    return logging.WARNING if args.quiet else logging.DEBUG if args.verbose else logging.INFO
+
+
+@contextmanager
+def _stderr_logging(level: int) -> Iterator[None]:
+    """The ``mrsr`` logger, for one command: its lines from ``level`` up on stderr, each once, nowhere else.
+
+    One handler whose format is the message alone (the lines carry their own ``mrsr: ...`` prefixes), and
+    no propagation: a bundle's logging config (MONAI's puts a timestamped stdout handler on the root
+    logger) would print every line again. What was there before comes back afterwards, since ``main`` is
+    also called in-process (tests, scripts) and a later library call should report as it did.
+    """
+    logger = logging.getLogger(LOGGER_NAME)
+    before = logger.handlers[:], logger.level, logger.propagate
+    ours = StderrHandler()
+    logger.handlers = [ours]
+    logger.setLevel(level)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.handlers = before[0]
+        logger.setLevel(before[1])
+        logger.propagate = before[2]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """``mrsr ARGS``: the command's exit code (0 done, 1 mrsr's own error, 2 bad input, 130 interrupted)."""
     args = build_parser().parse_args(argv)
+    with _stderr_logging(_log_level(args)):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the parsed command. Bad input (:class:`~mrsr.errors.MrsrError`) and the user's environment (an
+    ``OSError``: a missing file, a permission, a full disk) end in one line and exit 2; any other error is a
+    bug, said in one line that asks for a report, exit 1 (``--traceback`` raises both)."""
     logging.getLogger("monai").setLevel(logging.ERROR)
     warnings.filterwarnings("ignore", message=".*nvImageCodec.*")
     if not args.traceback:
         warnings.showwarning = _one_line_warning
     if threading.current_thread() is threading.main_thread():  # signals can only be set there
         signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
+    given = ", ".join(f"{k}={v!r}" for k, v in sorted(vars(args).items()))
+    say(f"mrsr: mrsr {_version()}, Python {sys.version.split()[0]}: {given}", logging.DEBUG)
     try:
         check_paths(args)
         check_devices(args)
         return COMMANDS[args.command](args)
-    except (ValueError, OSError) as err:  # MrsrError is a ValueError
+    except (MrsrError, OSError) as err:
         if args.traceback:
             raise
-        say(f"mrsr: error: {err}")
+        say(f"mrsr: error: {err}", logging.ERROR)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        say("mrsr: interrupted; nothing of the unfinished output was written")
+        say("mrsr: interrupted; nothing of the unfinished output was written", logging.WARNING)
         return 130
-    except Exception as err:  # an internal error: still one line unless asked
+    except Exception as err:  # a plain ValueError too: mrsr raises MrsrError for what the user can fix
         if args.traceback:
             raise
-        say(f"mrsr: internal error: {type(err).__name__}: {err} (run again with --traceback and report it)")
-        return 1
+        say(f"mrsr: internal error: {type(err).__name__}: {err} (run again with --traceback and report it)",
+            logging.ERROR)  # fmt: skip
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

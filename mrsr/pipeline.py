@@ -46,8 +46,9 @@ from mrsr.networks.baselines import get_baseline, is_baseline
 from mrsr.paths import check_output_path, is_nifti_path
 from mrsr.progress import say
 from mrsr.selfsr import SelfSRReport, selfsr
-from mrsr.settings import InferSettings, SelfSRSettings
+from mrsr.settings import DegradeSettings, InferSettings, SelfSRSettings
 from mrsr.transforms import KSpaceTruncate, RobustNormalized, SliceProfileDegrade
+from mrsr.validation import check_degrade_options, check_slice_widths
 
 __all__ = [
     "Predictor",
@@ -530,98 +531,51 @@ def selfsr_file(
 def degrade_file(
     path: str | os.PathLike,
     output: str | os.PathLike,
-    scale: float = 2.0,
-    axes: Sequence[int] | None = None,
-    grid: str = "reduced",
-    window: str = "none",
-    snr: float | None = None,
-    seed: int = 0,
+    settings: DegradeSettings | None = None,
     overwrite: bool = False,
-    slice_profile: str | os.PathLike | None = None,
-    thickness: float | None = None,
-    gap: float | None = None,
 ) -> tuple[MetaTensor, MetaTensor, tuple[int, ...]]:
     """Simulate a low-resolution scan of the volume at ``path`` into ``output``.
 
-    In-plane k-space truncation (:class:`~mrsr.transforms.KSpaceTruncate`) by default; with
+    In-plane k-space truncation (:class:`~mrsr.transforms.KSpaceTruncate`) by default; with a
     ``slice_profile``, thick slices along one axis (:class:`~mrsr.transforms.SliceProfileDegrade`).
 
     Args:
         path: the HR volume (NIfTI, DICOM file or series folder).
         output: a ``.nii``/``.nii.gz`` file or a DICOM folder.
-        scale, grid, window, snr, seed: as :class:`~mrsr.transforms.KSpaceTruncate`; with a slice
-            profile ``scale`` must be an integer and ``grid``, ``window`` and ``snr`` keep their defaults.
-        axes: the spatial axes to degrade; ``None``: in-plane, the two other than
-            :func:`~mrsr.inference.resolve_slice_axis`'s, as ``mrsr infer`` upsamples them (with a
-            slice profile: that slice axis).
+        settings: what degradation (:class:`~mrsr.settings.DegradeSettings`; ``None``: k-space x2 in-plane).
         overwrite: replace an existing ``output``.
-        slice_profile: ``"box"``, ``"gaussian"``, ``"kspace"`` or a ``.npy`` file of a 1D profile on the HR grid.
-        thickness, gap: slice thickness and gap in mm (converted with the axis's spacing), as
-            :class:`~mrsr.transforms.SliceProfileDegrade`'s; box and Gaussian profiles only.
 
     Returns:
         ``(hr, lr, axes)``: the input (1, X, Y, Z), the saved LR volume, the axes degraded.
 
     Raises:
-        MrsrError: a thickness or gap without a slice profile, several axes or a k-space option with
-            one, or a thickness and gap that do not add up to the slice spacing.
+        MrsrError: options that do not fit together (:func:`mrsr.validation.check_degrade_options`), or a
+            thickness and gap that do not add up to the slice spacing.
     """
-    if slice_profile is None and (thickness is not None or gap is not None):
-        raise MrsrError("--thickness and --gap describe thick slices: give them with --slice-profile.")
+    s = settings or DegradeSettings()
+    check_degrade_options(s.scale, s.axes, s.grid, s.window, s.snr, s.slice_profile, s.thickness, s.gap)
     img = load_volume(path)
     check_fits_output(img, output)
-    if slice_profile is not None:
-        lr, axes = _degrade_slices(img, scale, axes, grid, window, snr, slice_profile, thickness, gap)
-        save_volume(lr, output, overwrite)
-        return img, lr, tuple(axes)
-    if axes is None:
-        slice_axis = resolve_slice_axis(img)
-        axes = [a for a in (0, 1, 2) if a != slice_axis]
-    lr = KSpaceTruncate(scale, tuple(axes), grid, window, snr=snr, seed=seed)(img)
+    if s.slice_profile is not None:
+        lr, axes = _degrade_slices(img, s)
+    else:
+        axes = list(s.axes) if s.axes is not None else [a for a in (0, 1, 2) if a != resolve_slice_axis(img)]
+        lr = KSpaceTruncate(s.scale, tuple(axes), s.grid, s.window, snr=s.snr, seed=s.seed)(img)
     save_volume(lr, output, overwrite)
     return img, lr, tuple(axes)
 
 
-def _degrade_slices(
-    img: MetaTensor,
-    scale: float,
-    axes: Sequence[int] | None,
-    grid: str,
-    window: str,
-    snr: float | None,
-    profile: str | os.PathLike,
-    thickness: float | None,
-    gap: float | None,
-) -> tuple[MetaTensor, list[int]]:
-    """:func:`degrade_file`'s thick slices: options checked, mm converted to HR voxels of the axis."""
-    if axes is not None and len(axes) != 1:
-        raise MrsrError(f"A slice profile degrades one axis, got --axes {' '.join(map(str, axes))}; give one.")
-    unused = [name for name, given in (("--grid", grid != "reduced"), ("--window", window != "none"),
-                                       ("--snr", snr is not None)) if given]  # fmt: skip
-    if unused:
-        verb, them = ("belongs", "it") if len(unused) == 1 else ("belong", "them")
-        raise MrsrError(f"{' and '.join(unused)} {verb} to k-space truncation, not to --slice-profile; drop {them}.")
-    if float(scale) != int(scale):
-        raise MrsrError(f"--slice-profile needs an integer --scale (slices of whole HR voxels), got {scale:g}.")
-    axis = int(axes[0]) if axes is not None else resolve_slice_axis(img)
+def _degrade_slices(img: MetaTensor, s: DegradeSettings) -> tuple[MetaTensor, list[int]]:
+    """:func:`degrade_file`'s thick slices (options already checked): mm converted to HR voxels of the axis."""
+    axis = int(s.axes[0]) if s.axes is not None else resolve_slice_axis(img)
     step = float(torch.as_tensor(img.affine, dtype=torch.float64)[:3, axis].norm())
-    if thickness is not None and gap is not None and abs(thickness + gap - scale * step) > 1e-3 * step:
-        raise MrsrError(f"--thickness {thickness:g} + --gap {gap:g} mm must equal the slice spacing, {scale:g} x "
-                        f"{step:g} = {scale * step:g} mm; give one of them.")  # fmt: skip
-    if thickness is None and gap is not None and gap >= scale * step:  # said in mm, as given, not in HR voxels
-        raise MrsrError(f"--gap {gap:g} mm leaves no slice: the slice spacing is {scale:g} x {step:g} = "
-                        f"{scale * step:g} mm; give a gap below it.")  # fmt: skip
-    if str(profile) == "kspace":
-        if thickness is not None or gap is not None:
-            raise MrsrError("--slice-profile kspace is one slice spacing wide: drop --thickness and --gap.")
-        return SliceProfileDegrade(int(scale), axis, "kspace")(img), [axis]
-    if str(profile) in ("box", "gaussian"):
-        sizes = {"thickness": thickness, "gap": gap}
-        voxels = {name: (None if mm is None else mm / step) for name, mm in sizes.items()}
-        return SliceProfileDegrade(int(scale), axis, str(profile), **voxels)(img), [axis]
-    if thickness is not None or gap is not None:
-        raise MrsrError(f"The profile file {profile} sets the slice width: drop --thickness and --gap.")
-    return SliceProfileDegrade(int(scale), axis, Path(profile))(img), [axis]
+    check_slice_widths(s.scale, step, s.thickness, s.gap)
+    scale, profile = int(s.scale), s.slice_profile
+    if profile in ("box", "gaussian"):
+        sizes = (("thickness", s.thickness), ("gap", s.gap))
+        voxels = {name: (None if mm is None else mm / step) for name, mm in sizes}
+        return SliceProfileDegrade(scale, axis, profile, **voxels)(img), [axis]
+    return SliceProfileDegrade(scale, axis, profile if profile == "kspace" else Path(profile))(img), [axis]
 
 
 def evaluate_files(

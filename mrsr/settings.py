@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AdaptSettings", "InferSettings", "SelfSRSettings", "settings_hash"]
+__all__ = ["AdaptSettings", "DegradeSettings", "InferSettings", "SelfSRSettings", "settings_hash"]
 
 
 class _Settings:
@@ -169,6 +169,41 @@ class SelfSRSettings(_Settings):
     combine: str = "average"
     slab_consistency: bool = False
     progress: bool = True
+
+
+@dataclass(frozen=True)
+class DegradeSettings(_Settings):
+    """How ``mrsr degrade`` simulates a low-resolution scan (:func:`mrsr.pipeline.degrade_file`).
+
+    Attributes:
+        scale: the degradation factor (with a slice profile: a whole number).
+        axes: the spatial axes to degrade; ``None``: in-plane, the two other than the slice axis (with a
+            slice profile: that slice axis).
+        grid: ``"reduced"`` (the LR matrix), ``"same"`` or the factor of the output matrix
+            (:class:`~mrsr.transforms.KSpaceTruncate`).
+        window: k-space window of the truncation (``"none"``, ``"hamming"``, ``"tukey"``).
+        snr: complex Gaussian noise at this SNR; ``None``: none.
+        seed: seed of the noise.
+        slice_profile: ``"box"``, ``"gaussian"``, ``"kspace"`` or a ``.npy`` file of a 1D profile on the HR
+            grid: thick slices along one axis instead of in-plane truncation.
+        thickness: slice thickness in mm (box and Gaussian profiles).
+        gap: gap between slices in mm (box and Gaussian profiles).
+    """
+
+    scale: float = 2.0
+    axes: tuple[int, ...] | None = None
+    grid: str = "reduced"
+    window: str = "none"
+    snr: float | None = None
+    seed: int = 0
+    slice_profile: str | None = None
+    thickness: float | None = None
+    gap: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "axes", _tuple(self.axes))
+        if self.slice_profile is not None:
+            object.__setattr__(self, "slice_profile", str(self.slice_profile))
 
 
 def settings_hash(settings: _Settings) -> str:

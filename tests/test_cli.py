@@ -882,3 +882,108 @@ def test_a_warning_is_one_line(tmp_path, capsys):
     warned = [line for line in err.splitlines() if "complex values" in line]
     assert len(warned) == 1 and warned[0].startswith("mrsr: warning:") and "magnitude" in warned[0], err
     assert "warnings.warn" not in err and "UserWarning" not in err
+
+
+def _parse(*argv: str):
+    from mrsr.cli import build_parser
+
+    return build_parser().parse_args(list(argv))
+
+
+def test_infer_options_are_built_field_by_field():
+    from mrsr.cli import infer_options
+    from mrsr.pipeline import InferOptions
+    from mrsr.settings import AdaptSettings, InferSettings
+
+    args = _parse("infer", "in.nii.gz", "-o", "out.nii.gz", "--bundle", "wasa", "--scale", "4", "--slice-axis", "1",
+                  "--size", "10", "12", "--roi", "64", "48", "--overlap", "0.5", "--sw-batch-size", "2",
+                  "--slice-batch", "3", "--device", "cpu", "--amp", "--no-channels-last", "--no-data-consistency",
+                  "--detail", "0.5", "--adapt", "--adapt-time", "30", "--seed", "7", "--in-channels", "3")  # fmt: skip
+    settings = InferSettings(scale=4.0, slice_axis=1, out_size=(10, 12), roi_size=(64, 48), overlap=0.5,
+                             sw_batch_size=2, slice_batch=3, device="cpu", amp=True, channels_last=False,
+                             data_consistency=False, detail=0.5,
+                             adapt=AdaptSettings(steps=AdaptSettings().steps, time_budget=30.0, seed=7),
+                             progress=True)  # fmt: skip
+    assert infer_options(args) == InferOptions(bundle="wasa", in_channels=3, settings=settings)
+    plain = infer_options(_parse("infer", "in.nii.gz", "-o", "out.nii.gz"))
+    assert plain == InferOptions(settings=InferSettings(progress=True))  # the command's defaults are the library's
+    assert infer_options(_parse("infer", "x", "-o", "y", "--adapt", "0")).settings.adapt == AdaptSettings(steps=0)
+
+
+def test_selfsr_settings_are_built_field_by_field():
+    from mrsr.cli import selfsr_settings
+    from mrsr.settings import SelfSRSettings
+
+    args = _parse("selfsr", "in.nii.gz", "-o", "out.nii.gz", "--network", "wasa", "--preset", "default",
+                  "--slice-profile", "gaussian", "--thickness", "4", "--steps", "20", "--time", "60",
+                  "--approach", "upsample", "--combine", "fba", "--slab-consistency", "--device", "cpu", "--amp",
+                  "--seed", "5")  # fmt: skip
+    assert selfsr_settings(args) == SelfSRSettings(
+        network="wasa", preset="default", profile="gaussian", thickness=4.0, steps=20, time_budget=60.0,
+        approach="upsample", combine="fba", slab_consistency=True, device="cpu", amp=True, seed=5,
+    )  # fmt: skip
+    plain = selfsr_settings(_parse("selfsr", "in.nii.gz", "-o", "out.nii.gz"))
+    assert plain == SelfSRSettings(device="auto")  # the command picks CUDA when there is one
+
+
+def test_quiet_keeps_warnings_and_errors_only(tmp_path, capsys):
+    """-q (before or after the command) silences the progress and status lines, not a warning or an error."""
+    import nibabel as nib
+
+    block = load_volume(sample_path())[0, 40:72, 40:72, 25:28].numpy()
+    nib.save(nib.Nifti1Image((block * np.exp(0.3j)).astype(np.complex64), np.diag([4.0, 4.0, 3.0, 1.0])),
+             tmp_path / "complex.nii.gz")  # fmt: skip
+    assert main(["-q", "degrade", str(sample_path()), "-o", str(tmp_path / "a.nii.gz")]) == 0
+    assert main(["degrade", str(sample_path()), "-o", str(tmp_path / "b.nii.gz"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["degrade", str(tmp_path / "complex.nii.gz"), "-o", str(tmp_path / "c.nii.gz"), "-q"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("mrsr: warning:") and "magnitude" in err[0]
+    assert main(["-q", "degrade", str(tmp_path / "missing.nii.gz"), "-o", str(tmp_path / "d.nii.gz")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("mrsr: error:") and "No such file" in err[0]
+
+
+def test_verbose_adds_debugging_lines_and_the_logger_is_left_as_it_was(tmp_path, capsys):
+    import logging
+
+    from mrsr.progress import logger
+
+    before = logger().handlers[:], logger().level, logger().propagate
+    assert main(["-v", "degrade", str(sample_path()), "-o", str(tmp_path / "lr.nii.gz")]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("mrsr: mrsr ") and "command='degrade'" in err[0] and "verbose=True" in err[0]
+    assert err[-1].startswith("degraded (128, 128, 62) -> (64, 64, 62)") and len(err) == 2
+    assert (logger().handlers, logger().level, logger().propagate) == before  # a later library call reports as before
+    with pytest.raises(SystemExit) as stop:  # argparse's own error: not both
+        main(["-q", "-v", "bundles"])
+    assert stop.value.code == 2 and "not allowed with argument -q/--quiet" in capsys.readouterr().err
+    assert logging.getLogger("mrsr").level == before[1]
+
+
+@pytest.mark.parametrize(
+    "error, code, line",
+    [
+        (ValueError("a bug"), 1, "mrsr: internal error: ValueError: a bug (run again with --traceback and report it)"),
+        (KeyError("x"), 1, "mrsr: internal error: KeyError: 'x' (run again with --traceback and report it)"),
+        (OSError(28, "No space left on device"), 2, "mrsr: error: [Errno 28] No space left on device"),
+        (PermissionError(13, "Permission denied"), 2, "mrsr: error: [Errno 13] Permission denied"),
+    ],
+)
+def test_only_bad_input_and_the_users_environment_exit_2(monkeypatch, capsys, error, code, line):
+    """A plain ValueError is mrsr's own bug (exit 1, asks for a report); an MrsrError or an OSError is the user's
+    to fix (exit 2)."""
+    from mrsr import cli
+    from mrsr.errors import MrsrError
+
+    def fail(args):
+        raise error
+
+    monkeypatch.setitem(cli.COMMANDS, "bundles", fail)
+    assert main(["bundles"]) == code
+    assert capsys.readouterr().err == line + "\n"
+    monkeypatch.setitem(cli.COMMANDS, "bundles", lambda args: (_ for _ in ()).throw(MrsrError("Give a bundle.")))
+    assert main(["bundles"]) == 2 and capsys.readouterr().err == "mrsr: error: Give a bundle.\n"
+    with pytest.raises(type(error)):
+        monkeypatch.setitem(cli.COMMANDS, "bundles", fail)
+        main(["bundles", "--traceback"])

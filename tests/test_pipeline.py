@@ -31,7 +31,7 @@ from mrsr.pipeline import (
     super_resolve_batch,
     super_resolve_file,
 )
-from mrsr.settings import AdaptSettings, InferSettings, SelfSRSettings
+from mrsr.settings import AdaptSettings, DegradeSettings, InferSettings, SelfSRSettings
 
 
 def _crop(tmp_path, name: str = "crop.nii.gz", z: int = 25) -> str:
@@ -187,7 +187,7 @@ def test_a_batch_goes_on_past_a_failure_and_resumes(tmp_path):
 
 def test_degrade_then_evaluate_files(tmp_path):
     lr_path, lines = tmp_path / "lr.nii.gz", []
-    hr, lr, axes = degrade_file(_crop(tmp_path), lr_path, scale=2)
+    hr, lr, axes = degrade_file(_crop(tmp_path), lr_path, DegradeSettings(scale=2))
     assert axes == (0, 1) and lr.shape == (1, 16, 16, 3) and load_volume(lr_path).shape == lr.shape
     result = evaluate_files(tmp_path / "crop.nii.gz", tmp_path / "crop.nii.gz", log=lines.append)
     assert result.psnr == float("inf") and lines == []
@@ -199,7 +199,7 @@ def test_a_gap_that_leaves_no_slice_is_said_in_mm(tmp_path):
     """The user gave millimetres: the message says them, and the slice spacing they must stay below."""
     crop = _crop(tmp_path)  # 4 x 4 x 3 mm: the slices are 2 x 3 = 6 mm apart at x2
     with pytest.raises(MrsrError, match=r"--gap 7 mm leaves no slice: the slice spacing is 2 x 3 = 6 mm"):
-        degrade_file(crop, tmp_path / "lr.nii.gz", 2, slice_profile="gaussian", gap=7)
+        degrade_file(crop, tmp_path / "lr.nii.gz", DegradeSettings(2, slice_profile="gaussian", gap=7))
     assert not (tmp_path / "lr.nii.gz").exists()
 
 

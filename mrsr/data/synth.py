@@ -425,7 +425,7 @@ class RandSynthMR(Randomizable, Transform):
     ) -> None:
         self.spatial_size = tuple(int(s) for s in spatial_size)
         if len(self.spatial_size) != 3 or min(self.spatial_size[:2]) < 2 or self.spatial_size[2] < 1:
-            raise ValueError(f"spatial_size must be (H, W, S) with H, W >= 2 and S >= 1, got {spatial_size}.")
+            raise MrsrError(f"spatial_size must be (H, W, S) with H, W >= 2 and S >= 1, got {spatial_size}.")
         for name, pair in (("scale_range", scale_range), ("shape_radius_range", shape_radius_range),
                            ("sharpen_range", sharpen_range), ("edge_width_range", edge_width_range)):  # fmt: skip
             if not 0 < pair[0] <= pair[1]:

@@ -43,7 +43,15 @@ from typing import Any
 import torch  # noqa: F401  (used by the doctest)
 from torch import nn
 
+from mrsr.errors import MrsrError
 from mrsr.networks.spec import LOSS_KINDS, NetworkSpec
+
+
+class UnknownNetworkError(MrsrError, KeyError):
+    """A network name the registry does not know: a user's error (:class:`MrsrError`), and a ``KeyError`` as the
+    registry's lookups have always raised."""
+
+    __str__ = Exception.__str__  # the message as it is, not quoted as KeyError's
 
 __all__ = [
     "NetworkSpec",
@@ -160,7 +168,8 @@ def get_spec(name: str) -> NetworkSpec:
     key = _canonical(name)
     if key not in _SPECS:
         broken = "".join(f" (module {m} failed to import: {why})" for m, why in _BROKEN.items())
-        raise KeyError(f"Unknown network {name!r}; available: {', '.join(available(include_auxiliary=True))}.{broken}")
+        known = ", ".join(available(include_auxiliary=True))
+        raise UnknownNetworkError(f"Unknown network {name!r}; available: {known}.{broken}")
     return _SPECS[key]
 
 
@@ -230,7 +239,7 @@ def get_network(name: str, preset: str | None = None, **kwargs: Any) -> nn.Modul
     if preset is not None:
         table = getattr(cls, "PRESETS", {})
         if preset not in table:
-            raise ValueError(
+            raise MrsrError(
                 f"Network {_canonical(name)!r} has no preset {preset!r}; presets: {', '.join(table) or 'none'}."
             )
         params.update(table[preset])

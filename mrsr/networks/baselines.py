@@ -33,12 +33,12 @@ class _Interpolation(nn.Module):
     ) -> None:
         super().__init__()
         if spatial_dims != 2:
-            raise ValueError(f"{type(self).__name__} works on 2D slices (spatial_dims=2), got {spatial_dims}.")
+            raise MrsrError(f"{type(self).__name__} works on 2D slices (spatial_dims=2), got {spatial_dims}.")
         if out_channels != 1:
-            raise ValueError(f"{type(self).__name__} produces one channel, got out_channels={out_channels}.")
+            raise MrsrError(f"{type(self).__name__} produces one channel, got out_channels={out_channels}.")
         scales = (scale, scale) if isinstance(scale, (int, float)) else tuple(scale)
         if len(scales) != 2 or not all(s >= 1 for s in scales):
-            raise ValueError(f"scale must be >= 1 (one value or one per in-plane axis), got {scale}.")
+            raise MrsrError(f"scale must be >= 1 (one value or one per in-plane axis), got {scale}.")
         self.in_channels, self.scales = in_channels, (float(scales[0]), float(scales[1]))
 
     def output_size(self, h: int, w: int) -> tuple[int, int]:

@@ -11,6 +11,8 @@ from monai.transforms import InvertibleTransform, MapTransform
 from monai.transforms.utils_pytorch_numpy_unification import percentile
 from monai.utils import TraceKeys, TransformBackends, convert_to_tensor
 
+from mrsr.errors import MrsrError
+
 __all__ = ["RobustNormalize", "RobustNormalized", "RobustNormalizeD", "RobustNormalizeDict", "INTENSITY_KEY"]
 
 INTENSITY_KEY = "mrsr_intensity_range"
@@ -40,7 +42,7 @@ class RobustNormalize(InvertibleTransform):
 
     def __init__(self, lower: float = 0.5, upper: float = 99.5) -> None:
         if not 0 <= lower < upper <= 100:
-            raise ValueError(f"Percentiles must satisfy 0 <= lower < upper <= 100, got {lower}, {upper}.")
+            raise MrsrError(f"Percentiles must satisfy 0 <= lower < upper <= 100, got {lower}, {upper}.")
         self.lower, self.upper = lower, upper
 
     def intensity_range(self, x: torch.Tensor) -> tuple[float, float]:
@@ -50,7 +52,7 @@ class RobustNormalize(InvertibleTransform):
         if not hi > lo:
             hi = float(x.max())
             if not hi > lo:
-                raise ValueError("The image is constant: there is nothing to super-resolve.")
+                raise MrsrError("The image is constant: there is nothing to super-resolve.")
         return lo, hi
 
     def __call__(self, img: torch.Tensor) -> torch.Tensor:
@@ -87,7 +89,7 @@ class RobustNormalize(InvertibleTransform):
             ``img`` on the original intensity scale (a MetaTensor keeps its meta).
 
         Raises:
-            ValueError: no range given and ``img`` carries none.
+            MrsrError: no range given and ``img`` carries none.
         """
         record = cls._pop_record(img)
         if intensity_range is None:
@@ -96,7 +98,7 @@ class RobustNormalize(InvertibleTransform):
             else:
                 meta = img.meta if isinstance(img, MetaTensor) else {}
                 if INTENSITY_KEY not in meta:
-                    raise ValueError("The image carries no intensity range: pass the (low, high) used to normalise it.")
+                    raise MrsrError("The image carries no intensity range: pass the (low, high) used to normalise it.")
                 intensity_range = meta[INTENSITY_KEY]
         lo, hi = (float(v) for v in intensity_range)
         out = img * (hi - lo)

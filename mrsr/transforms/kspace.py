@@ -31,6 +31,8 @@ from monai.data import MetaTensor
 from monai.transforms import InvertibleTransform, MapTransform, RandomizableTransform
 from monai.utils import TraceKeys, TransformBackends, convert_to_dst_type, convert_to_numpy, convert_to_tensor
 
+from mrsr.errors import MrsrError
+
 __all__ = [
     "fourier_resize",
     "kspace_window",
@@ -58,7 +60,7 @@ def truncated_size(size: int, factor: float) -> int:
     (85, 16, 64)
     """
     if factor <= 0 or not math.isfinite(factor):
-        raise ValueError(f"Degradation factors must be positive and finite, got {factor}.")
+        raise MrsrError(f"Degradation factors must be positive and finite, got {factor}.")
     return max(1, int(math.floor(size / factor + 0.5)))
 
 
@@ -80,12 +82,12 @@ def kspace_window(n: int, kind: str = "none", alpha: float = 0.5, device=None, d
         w = 0.54 + 0.46 * torch.cos(math.pi * r)
     elif kind == "tukey":
         if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"Tukey alpha must lie in [0, 1], got {alpha}.")
+            raise MrsrError(f"Tukey alpha must lie in [0, 1], got {alpha}.")
         flat = 1.0 - alpha
         taper = 0.5 * (1.0 + torch.cos(math.pi * (r - flat) / max(alpha, 1e-12)))
         w = torch.where(r <= flat, torch.ones_like(r), taper)
     else:
-        raise ValueError(f"Unknown k-space window {kind!r}; choose one of {WINDOWS}.")
+        raise MrsrError(f"Unknown k-space window {kind!r}; choose one of {WINDOWS}.")
     return w.to(dtype)
 
 
@@ -173,13 +175,13 @@ def fourier_resize(
     (torch.Size([2, 3]), 1.0)
     """
     if len(sizes) != len(dims):
-        raise ValueError(f"fourier_resize needs one size per dim, got sizes={list(sizes)} dims={list(dims)}.")
+        raise MrsrError(f"fourier_resize needs one size per dim, got sizes={list(sizes)} dims={list(dims)}.")
     out = x if x.dtype in (torch.float32, torch.float64) else x.float()
     # shrink first: the axes that get smaller are done before those that grow
     for size, dim in sorted(zip(sizes, dims), key=lambda p: int(p[0]) / out.shape[p[1] % out.ndim]):
         size, dim = int(size), dim % out.ndim
         if size < 1:
-            raise ValueError(f"Output sizes must be at least 1, got {size}.")
+            raise MrsrError(f"Output sizes must be at least 1, got {size}.")
         if size == out.shape[dim] and window in ("none", None):
             continue
         out = _resize_dim(out, size, dim, window, alpha)
@@ -189,10 +191,10 @@ def fourier_resize(
 def _spatial_factors(factor: float | Sequence[float], axes: Sequence[int]) -> list[float]:
     factors = [float(factor)] * len(axes) if np.isscalar(factor) else [float(f) for f in factor]  # type: ignore[union-attr]
     if len(factors) != len(axes):
-        raise ValueError(f"Give one factor or one per axis: {len(factors)} factors for axes {list(axes)}.")
+        raise MrsrError(f"Give one factor or one per axis: {len(factors)} factors for axes {list(axes)}.")
     for f in factors:
         if not math.isfinite(f) or f < 1.0:
-            raise ValueError(f"Degradation factors must be >= 1 (got {f}): a factor below 1 would upsample.")
+            raise MrsrError(f"Degradation factors must be >= 1 (got {f}): a factor below 1 would upsample.")
     return factors
 
 
@@ -200,7 +202,7 @@ def _grid_factors(grid: float | Sequence[float], factors: Sequence[float], axes:
     """The output-grid factors of :class:`KSpaceTruncate`, checked against its degradation factors."""
     grids = _spatial_factors(grid, axes)
     if any(g > f for g, f in zip(grids, factors)):
-        raise ValueError(
+        raise MrsrError(
             f"grid factors {grids} must not exceed the degradation factors {list(factors)}: "
             "the output matrix cannot be smaller than the kept band."
         )
@@ -254,7 +256,7 @@ class KSpaceTruncate(InvertibleTransform):
             the noise. Exclusive with ``seed``.
 
     Raises:
-        ValueError: a bad factor, grid, window, snr or axis, or both ``seed`` and ``rng``.
+        MrsrError: a bad factor, grid, window, snr or axis, or both ``seed`` and ``rng``.
 
     >>> img = torch.rand(1, 32, 32, 8)
     >>> KSpaceTruncate(factor=2, axes=(0, 1))(img).shape
@@ -278,19 +280,19 @@ class KSpaceTruncate(InvertibleTransform):
         rng: np.random.Generator | None = None,
     ) -> None:
         if isinstance(grid, str) and grid not in GRIDS:
-            raise ValueError(f"grid must be 'reduced', 'same' or the factor of the output matrix, got {grid!r}.")
+            raise MrsrError(f"grid must be 'reduced', 'same' or the factor of the output matrix, got {grid!r}.")
         if window not in WINDOWS:
-            raise ValueError(f"Unknown k-space window {window!r}; choose one of {WINDOWS}.")
+            raise MrsrError(f"Unknown k-space window {window!r}; choose one of {WINDOWS}.")
         if snr is not None and not snr > 0:
-            raise ValueError(f"snr must be positive, got {snr}.")
+            raise MrsrError(f"snr must be positive, got {snr}.")
         self.axes = tuple(int(a) for a in axes)
         if len(set(self.axes)) != len(self.axes) or any(a < 0 for a in self.axes):
-            raise ValueError(f"axes must be distinct non-negative spatial axes, got {list(axes)}.")
+            raise MrsrError(f"axes must be distinct non-negative spatial axes, got {list(axes)}.")
         self.factors = _spatial_factors(factor, self.axes)
         self.grid = grid if isinstance(grid, str) else _grid_factors(grid, self.factors, self.axes)
         self.window, self.alpha, self.snr, self.magnitude = window, alpha, snr, magnitude
         if rng is not None and seed is not None:
-            raise ValueError("Give the noise a seed or a generator (rng), not both.")
+            raise MrsrError("Give the noise a seed or a generator (rng), not both.")
         self.rng = rng
         self.generator = torch.Generator()
         if rng is None:
@@ -313,12 +315,12 @@ class KSpaceTruncate(InvertibleTransform):
         shape = list(spatial_shape)
         for a, f in zip(self.axes, self.factors):
             if a >= len(shape):
-                raise ValueError(f"Axis {a} does not exist in an image with {len(shape)} spatial axes.")
+                raise MrsrError(f"Axis {a} does not exist in an image with {len(shape)} spatial axes.")
             n = truncated_size(shape[a], f)
             if n < 2 and shape[a] < 2:  # no factor leaves 2 samples: "at most 0.5" would be no advice
-                raise ValueError(f"Axis {a} has {shape[a]} sample: too small to degrade (it must keep at least 2).")
+                raise MrsrError(f"Axis {a} has {shape[a]} sample: too small to degrade (it must keep at least 2).")
             if n < 2:
-                raise ValueError(
+                raise MrsrError(
                     f"Axis {a} has {shape[a]} samples: a factor of {f:g} would leave {n}; "
                     f"use a factor of at most {shape[a] / 2:g}."
                 )
@@ -446,7 +448,7 @@ def _output_keys(keys: tuple[Hashable, ...], output_keys: KeysCollection | None)
         return keys
     out = (output_keys,) if isinstance(output_keys, (str, int)) else tuple(output_keys)
     if len(out) != len(keys):
-        raise ValueError(f"output_keys must match keys one to one, got {list(out)} for {list(keys)}.")
+        raise MrsrError(f"output_keys must match keys one to one, got {list(out)} for {list(keys)}.")
     return out
 
 
@@ -541,7 +543,7 @@ class RandKSpaceTruncate(RandomizableTransform, InvertibleTransform):
         magnitude: see :class:`KSpaceTruncate`.
 
     Raises:
-        ValueError: bad ranges, windows or grid, or a combination giving samples different shapes.
+        MrsrError: bad ranges, windows or grid, or a combination giving samples different shapes.
 
     >>> t = RandKSpaceTruncate((2.0, 2.0), windows=("hamming",), snr_range=(20, 40)).set_random_state(0)
     >>> t(torch.rand(1, 16, 16, 4)).shape
@@ -562,21 +564,21 @@ class RandKSpaceTruncate(RandomizableTransform, InvertibleTransform):
     ) -> None:
         RandomizableTransform.__init__(self, prob)
         if not 1.0 <= factor_range[0] <= factor_range[1]:
-            raise ValueError(f"factor_range must be (low, high) with 1 <= low <= high, got {factor_range}.")
+            raise MrsrError(f"factor_range must be (low, high) with 1 <= low <= high, got {factor_range}.")
         if snr_range is not None and not 0 < snr_range[0] <= snr_range[1]:
-            raise ValueError(f"snr_range must be (low, high) with 0 < low <= high, got {snr_range}.")
+            raise MrsrError(f"snr_range must be (low, high) with 0 < low <= high, got {snr_range}.")
         for w in windows:
             if w not in WINDOWS:
-                raise ValueError(f"Unknown k-space window {w!r}; choose from {WINDOWS}.")
+                raise MrsrError(f"Unknown k-space window {w!r}; choose from {WINDOWS}.")
         if grid not in GRIDS:
-            raise ValueError(f"grid must be 'reduced' or 'same', got {grid!r}.")
+            raise MrsrError(f"grid must be 'reduced' or 'same', got {grid!r}.")
         if grid == "reduced" and factor_range[0] != factor_range[1]:
-            raise ValueError(
+            raise MrsrError(
                 f"factor_range={tuple(factor_range)} with grid='reduced' gives each sample its own LR shape, "
                 "which a batch cannot stack: use grid='same' or a fixed factor (low == high)."
             )
         if grid == "reduced" and prob < 1:
-            raise ValueError(
+            raise MrsrError(
                 f"prob={prob:g} with grid='reduced' leaves the samples it skips at the input shape, which a batch "
                 "cannot stack with the LR ones: use prob=1 or grid='same'."
             )
@@ -643,7 +645,7 @@ class RandKSpaceTruncated(RandomizableTransform, MapTransform, InvertibleTransfo
         kwargs: the arguments of :class:`RandKSpaceTruncate`.
 
     Raises:
-        ValueError: ``prob < 1`` with ``output_keys``, or any argument :class:`RandKSpaceTruncate` refuses.
+        MrsrError: ``prob < 1`` with ``output_keys``, or any argument :class:`RandKSpaceTruncate` refuses.
 
     >>> t = RandKSpaceTruncated("image", output_keys="lr", windows=("none", "hamming")).set_random_state(0)
     >>> d = t({"image": torch.rand(1, 16, 16, 4)})
@@ -665,7 +667,7 @@ class RandKSpaceTruncated(RandomizableTransform, MapTransform, InvertibleTransfo
         RandomizableTransform.__init__(self, prob)
         self.output_keys = _output_keys(self.keys, output_keys)
         if prob < 1 and self.output_keys != self.keys:
-            raise ValueError(
+            raise MrsrError(
                 f"prob={prob:g} with output_keys={list(self.output_keys)} would store untouched HR images as LR "
                 "images of the skipped samples: use prob=1, or degrade in place (no output_keys) with grid='same'."
             )

@@ -62,7 +62,7 @@ def _integer_scale(scale: float) -> int:
     """``scale`` as an int >= 1, refusing fractions (a slab of a fraction of a sample is not defined here)."""
     value = float(scale)
     if not math.isfinite(value) or value < 1 or value != int(value):
-        raise ValueError(
+        raise MrsrError(
             f"The slice-profile degradation needs an integer factor >= 1, got {scale:g}; "
             "round it (non-integer factors are not supported yet)."
         )
@@ -120,11 +120,11 @@ def slice_profile_weights(
     s = _integer_scale(scale)
     centre = (s - 1) / 2
     if isinstance(profile, str) and profile == "kspace":
-        raise ValueError("The kspace profile is the periodic sinc of the whole axis, not a finite kernel.")
+        raise MrsrError("The kspace profile is the periodic sinc of the whole axis, not a finite kernel.")
     if isinstance(profile, str) and profile in WIDTH_PROFILES:
         width = float(s if thickness is None else thickness)
         if not width > 0 or not math.isfinite(width):
-            raise ValueError(f"The slice thickness must be positive, got {width:g} HR samples.")
+            raise MrsrError(f"The slice thickness must be positive, got {width:g} HR samples.")
         half = width / 2 if profile == "box" else GAUSS_SUPPORT * width / (2 * math.sqrt(2 * math.log(2)))
         t = np.arange(math.floor(centre - half) - 1, math.ceil(centre + half) + 2, dtype=np.float64)
         if profile == "box":
@@ -285,7 +285,7 @@ class SliceProfileDegrade(InvertibleTransform):
             box and Gaussian only. With both, ``thickness + gap`` must equal ``s``.
 
     Raises:
-        ValueError: a non-integer or too large factor, an unknown profile, a bad thickness or gap, or a
+        MrsrError: a non-integer or too large factor, an unknown profile, a bad thickness or gap, or a
             thickness or gap given with an array profile (:class:`~mrsr.errors.MrsrError` for a bad file).
 
     >>> t = SliceProfileDegrade(scale=4, axis=2)
@@ -306,33 +306,33 @@ class SliceProfileDegrade(InvertibleTransform):
     ) -> None:
         self.scale = _integer_scale(scale)
         if int(axis) < 0:
-            raise ValueError(f"axis must be a non-negative spatial axis, got {axis}.")
+            raise MrsrError(f"axis must be a non-negative spatial axis, got {axis}.")
         self.axis = int(axis)
         named = isinstance(profile, str) and profile in WIDTH_PROFILES
         kspace = isinstance(profile, str) and profile == "kspace"
         if kspace and (gap or (thickness is not None and abs(thickness - self.scale) > 1e-6 * self.scale)):
-            raise ValueError("The kspace profile is one slice spacing wide: give no other thickness and no gap.")
+            raise MrsrError("The kspace profile is one slice spacing wide: give no other thickness and no gap.")
         if not named and not kspace and (thickness is not None or gap is not None):
-            raise ValueError("A profile array sets its own width: give no thickness or gap with it.")
+            raise MrsrError("A profile array sets its own width: give no thickness or gap with it.")
         if isinstance(profile, str) and not (named or kspace) and not profile.endswith(".npy"):
-            raise ValueError(
+            raise MrsrError(
                 f"Unknown slice profile {profile!r}; choose box, gaussian, kspace or a .npy file of a 1D array."
             )
         for name, value in (("thickness", thickness), ("gap", gap)):
             if value is not None and not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"The slice {name} must be a number >= 0, got {value:g}.")
+                raise MrsrError(f"The slice {name} must be a number >= 0, got {value:g}.")
         if named:
             if thickness is None:
                 thickness = self.scale - (gap or 0.0)
             elif gap is not None and abs(thickness + gap - self.scale) > 1e-6 * self.scale:
-                raise ValueError(
+                raise MrsrError(
                     f"thickness {thickness:g} + gap {gap:g} must equal the slice spacing, the factor {self.scale} "
                     "(all in HR samples)."
                 )
             if not thickness > 0:
                 nothing = f"leaves nothing of the slice spacing, {self.scale} HR samples"
                 left = "" if gap is None else f": a gap of {gap:g} HR samples {nothing}"
-                raise ValueError(f"The slice thickness must be positive, got {thickness:g}{left}.")
+                raise MrsrError(f"The slice thickness must be positive, got {thickness:g}{left}.")
         self.profile = profile if named or kspace else _load_profile(profile)  # type: ignore[arg-type]
         self.thickness = float(self.scale) if kspace else None if not named else float(thickness)  # type: ignore
         self.gap = 0.0 if kspace else None if not named else self.scale - float(thickness)  # type: ignore[arg-type]
@@ -346,9 +346,9 @@ class SliceProfileDegrade(InvertibleTransform):
         """The number of LR slices of an axis of ``size`` HR samples: ``size // scale``, at least 2."""
         n = size // self.scale
         if n < 2 and size < 2:  # no factor leaves 2 slices: "at most 0" would be no advice
-            raise ValueError(f"Axis {self.axis} has {size} slice: too small to degrade (it must keep at least 2).")
+            raise MrsrError(f"Axis {self.axis} has {size} slice: too small to degrade (it must keep at least 2).")
         if n < 2:
-            raise ValueError(
+            raise MrsrError(
                 f"Axis {self.axis} has {size} samples: a factor of {self.scale} would leave {n} slice(s); "
                 f"use a factor of at most {size // 2}."
             )
@@ -369,7 +369,7 @@ class SliceProfileDegrade(InvertibleTransform):
             x = x.float()
         dim = self.axis + 1
         if dim >= x.ndim:
-            raise ValueError(f"Axis {self.axis} does not exist in an image with {x.ndim - 1} spatial axes.")
+            raise MrsrError(f"Axis {self.axis} does not exist in an image with {x.ndim - 1} spatial axes.")
         size = x.shape[dim]
         n = self.lr_size(size)
         lr = self._filter(x, dim, n)

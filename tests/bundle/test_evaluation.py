@@ -63,7 +63,7 @@ def test_a_stored_score_is_what_mrsr_infer_and_mrsr_evaluate_give(tmp_path):
     save_volume(pair["label"], tmp_path / "hr.nii.gz")
     assert main(["infer", str(tmp_path / "lr.nii.gz"), "--bundle", "msrn", "--device", "cpu",
                  "-o", str(tmp_path / "sr.nii.gz")]) == 0  # fmt: skip
-    assert main(["evaluate", str(tmp_path / "sr.nii.gz"), str(tmp_path / "hr.nii.gz"), "--border", "2",
+    assert main(["evaluate", "--sr", str(tmp_path / "sr.nii.gz"), "--hr", str(tmp_path / "hr.nii.gz"), "--border", "2",
                  "--json", str(tmp_path / "scores.json")]) == 0  # fmt: skip
     by_command = json.loads((tmp_path / "scores.json").read_text())["psnr"]
     methods = {"msrn": load_bundle_network("msrn", 2)}
