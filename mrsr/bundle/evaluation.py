@@ -23,6 +23,7 @@ from mrsr.bundle.discovery import SUFFIX, find_bundle
 from mrsr.bundle.weights import bundle_detail, load_bundle_network
 from mrsr.errors import MrsrError
 from mrsr.paths import write_text_atomic
+from mrsr.progress import say
 from mrsr.settings import InferSettings
 
 __all__ = [
@@ -196,8 +197,7 @@ def evaluate_bundle(
             label: {**scores, "voxels": voxels}
             for label, scores, _ in score_methods(pair, methods, scale, device, adapt_steps, details=details)
         }
-        print(f"{name} (x{scale}): " + ", ".join(f"{m} {v['psnr']:.2f} dB" for m, v in volumes[name].items()),
-              flush=True)  # fmt: skip
+        say(f"{name} (x{scale}): " + ", ".join(f"{m} {v['psnr']:.2f} dB" for m, v in volumes[name].items()))
     labels = list(next(iter(volumes.values())))
     mean = {m: {k: float(np.mean([v[m][k] for v in volumes.values()])) for k in ("psnr", "ssim")} for m in labels}
     report = {
