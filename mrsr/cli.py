@@ -257,15 +257,15 @@ def _add_inferer_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=_upsampling, default=defaults.scale, help="in-plane upsampling factor")
     p.add_argument("--slice-axis", type=slice_axis, default=defaults.slice_axis,
                    help=SLICE_AXIS_HELP + "; the other two are upsampled")  # fmt: skip
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+    p.add_argument("--size", type=_positive_int, nargs=2, metavar=("H", "W"),
                    help="in-plane output size (default: scale x input)")  # fmt: skip
     p.add_argument("--roi", type=tile_side, nargs=2, metavar=("H", "W"),
                    help="tile size for sliding-window inference (default: whole slices)")  # fmt: skip
     p.add_argument("--overlap", type=overlap, default=defaults.overlap,
                    help="tile overlap, a fraction of the tile from 0 to below 1 (half is context); useful: 0 to "
                    "0.5")  # fmt: skip
-    p.add_argument("--sw-batch-size", type=int, default=defaults.sw_batch_size, help="tiles per forward pass")
-    p.add_argument("--slice-batch", type=int,
+    p.add_argument("--sw-batch-size", type=_positive_int, default=defaults.sw_batch_size, help="tiles per forward pass")
+    p.add_argument("--slice-batch", type=_positive_int,
                    help="slices per forward pass (default: 8 on a GPU, the network's pixel budget on a "
                    "CPU)")  # fmt: skip
     _add_device_options(p, amp="mixed precision (fp16 on CUDA, bf16 on CPU)")
@@ -284,7 +284,7 @@ def _add_adapt_options(p: argparse.ArgumentParser) -> None:
                    help=f"first fine-tune a copy of the network on the input's own pairs one scale down "
                    f"({DEFAULT_ADAPT_STEPS} steps without a number); use it only where held-out slices say it beats "
                    "the network and zerofill, else the better of those two; 0: only that check")  # fmt: skip
-    p.add_argument("--adapt-time", type=float, metavar="SECONDS", help="time budget of --adapt per volume")
+    p.add_argument("--adapt-time", type=positive_seconds, metavar="SECONDS", help="time budget of --adapt per volume")
     _add_seed(p, "seed of --adapt")
 
 

@@ -673,6 +673,10 @@ BAD_ARGUMENTS = [
     ),
     ("overlap of a whole tile", lambda t: _infer(t, "--roi", "32", "32", "--overlap", "1"), "useful: 0 to 0.5"),
     ("negative overlap", lambda t: _infer(t, "--overlap", "-0.1"), "from 0 up to (not including) 1, got -0.1"),
+    ("no tiles per pass", lambda t: _infer(t, "--sw-batch-size", "0"), "--sw-batch-size: expected a whole number >= 1"),
+    ("no slices per pass", lambda t: _infer(t, "--slice-batch", "0"), "--slice-batch: expected a whole number >= 1"),
+    ("an empty output size", lambda t: _infer(t, "--size", "0", "64"), "--size: expected a whole number >= 1, got 0"),
+    ("a negative adaptation budget", lambda t: _infer(t, "--adapt", "--adapt-time", "-5"), "--adapt-time:"),
     (
         "weights in a text file",
         lambda t: _infer(t, "--network", "msrn", "--weights", str(_text_weights(t))),
