@@ -9,10 +9,10 @@ Python traceback instead). Outputs are written atomically and never replace an i
 This module parses options and checks paths and option values before torch loads (``mrsr --help``
 and a wrong path answer at once; the checks are :mod:`mrsr.validation`'s); each ``cmd_*`` then
 builds its settings once (:func:`infer_options`, :func:`selfsr_settings`) and calls the library:
-:mod:`mrsr.pipeline` (degrade, infer, selfsr, evaluate), :mod:`mrsr.demo`, :mod:`mrsr.bundle_table`,
-:mod:`mrsr.benchmark`, :mod:`mrsr.engines` and :mod:`mrsr.networks.summary`. Status, warning and
-error lines go through the ``mrsr`` logger (:func:`mrsr.progress.say`), which :func:`main` points at
-stderr at the level ``-q``/``-v`` ask for.
+:mod:`mrsr.pipeline` (degrade, infer, selfsr, evaluate), :mod:`mrsr.batch` (their batches over folders
+and lists), :mod:`mrsr.demo`, :mod:`mrsr.bundle_table`, :mod:`mrsr.benchmark`, :mod:`mrsr.engines` and
+:mod:`mrsr.networks.summary`. Status, warning and error lines go through the ``mrsr`` logger
+(:func:`mrsr.progress.say`), which :func:`main` points at stderr at the level ``-q``/``-v`` ask for.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import sys
 import threading
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -51,6 +51,7 @@ from mrsr.validation import (
 )
 
 if TYPE_CHECKING:  # the pipeline loads torch: imported where a command runs, not for --help
+    from mrsr.batch import Part
     from mrsr.pipeline import InferOptions
 
 EXIT_USAGE = 2  # bad input: the user's to fix
@@ -68,6 +69,10 @@ SLICE_AXIS_HELP = "axis across slices: auto (the thickest axis, else the last), 
 VOLUME_IN = "NIfTI file, DICOM file or DICOM series folder"
 VOLUME_OUT = "output .nii/.nii.gz file or DICOM folder"
 PROFILE = "box|gaussian|kspace|FILE.npy"
+BATCH_IN = (
+    "a folder (searched recursively: NIfTI files, DICOM series) or a .txt/.csv list of inputs; outputs mirror "
+    "their paths under --output, with a status file per part (docs/SCALE.md)"
+)
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -197,7 +202,8 @@ def _add_selfsr_parser(sub: Subparsers) -> None:
         "validation on held-out in-plane slices decides: when the network never beats cubic interpolation "
         "there, cubic is written.",
     )
-    _add_volume_io(p, VOLUME_IN + " with one thick axis")
+    p.add_argument("input", help=VOLUME_IN + " with one thick axis; or a batch: " + BATCH_IN)
+    p.add_argument("-o", "--output", required=True, help=VOLUME_OUT + "; a folder for a batch")
     p.add_argument("--network", default=defaults.network, help="registry name of the 2D network (mrsr networks)")
     p.add_argument("--preset", default=defaults.preset, help="network preset")
     p.add_argument("--slice-profile", default=defaults.profile, metavar=PROFILE, help="the scan's slice profile")
@@ -214,6 +220,7 @@ def _add_selfsr_parser(sub: Subparsers) -> None:
                    help="make each output slab's mean equal its input slice (box profile one spacing wide "
                    "only)")  # fmt: skip
     _add_device_options(p, amp="mixed precision (bf16 training)", seed="seed of the weights and the patches")
+    _add_batch_options(p)
     _add_common(p)
 
 
@@ -224,15 +231,26 @@ def _add_infer_parser(sub: Subparsers) -> None:
         description="Normalise, super-resolve every slice (2D or 2.5D) through MONAI's sliding-window "
         "inference at bounded memory, de-normalise and save with the upsampled affine.",
     )
-    p.add_argument("input", nargs="?", help=VOLUME_IN + " (the LR volume); or a folder of NIfTI files (batch)")
-    p.add_argument("-o", "--output", required=True, help=VOLUME_OUT + "; a folder in batch mode")
+    p.add_argument("input", nargs="?", help=VOLUME_IN + " (the LR volume); or a batch: " + BATCH_IN)
+    p.add_argument("-o", "--output", required=True, help=VOLUME_OUT + "; a folder for a batch")
     p.add_argument("--manifest", help="batch: super-resolve every volume of this manifest section into --output")
     p.add_argument("--data-root", help="batch: folder the manifest's relative paths start from")
     p.add_argument("--section", default="test", help="batch: the manifest section to run")
     _add_predictor_options(p)
     _add_inferer_options(p)
     _add_adapt_options(p)
+    _add_batch_options(p)
     _add_common(p)
+
+
+def _add_batch_options(p: argparse.ArgumentParser) -> None:
+    """A batch's share in this process (:func:`mrsr.batch.resolve_part`): nnU-Net's split, Slurm's array."""
+    p.add_argument("--num-parts", type=_positive_int, metavar="N",
+                   help="batch: split the sorted inputs into N parts (every N-th input) and run one of them (default: "
+                   "the Slurm array's task count, else torchrun's WORLD_SIZE, else 1)")  # fmt: skip
+    p.add_argument("--part-id", type=_non_negative_int, metavar="I",
+                   help="batch: the part to run, 0 to N-1 (default: the Slurm array's task, SLURM_ARRAY_TASK_ID, else "
+                   "torchrun's RANK)")  # fmt: skip
 
 
 def _add_predictor_options(p: argparse.ArgumentParser) -> None:
@@ -535,6 +553,12 @@ def selfsr_settings(args: argparse.Namespace) -> SelfSRSettings:
 
 
 def cmd_selfsr(args: argparse.Namespace) -> int:
+    """One volume, or a batch (a folder or a list file) into a folder."""
+    if _is_batch(args):
+        from mrsr.batch import selfsr_batch
+
+        selfsr_batch(args.output, selfsr_settings(args), args.input, _part(args), args.overwrite, say)
+        return 0
     from mrsr.pipeline import selfsr_file
 
     selfsr_file(args.input, args.output, selfsr_settings(args), overwrite=args.overwrite)
@@ -594,14 +618,16 @@ def infer_options(args: argparse.Namespace) -> InferOptions:
 
 
 def cmd_infer(args: argparse.Namespace) -> int:
-    """One volume, or a batch (a folder of NIfTI files or a manifest section) into a folder."""
+    """One volume, or a batch (a folder, a list file or a manifest section) into a folder."""
     from mrsr.inference import DESCRIPTION_KEY
-    from mrsr.pipeline import super_resolve_batch, super_resolve_file
+    from mrsr.pipeline import super_resolve_file
 
     options = infer_options(args)
     if _is_batch(args):
-        super_resolve_batch(args.output, options, args.input, args.manifest, args.data_root, args.section,
-                            args.overwrite, say)  # fmt: skip
+        from mrsr.batch import BatchSource, super_resolve_batch
+
+        source = BatchSource(args.input, args.manifest, args.data_root, args.section)
+        super_resolve_batch(args.output, options, source, _part(args), args.overwrite, say)
         return 0
     start = time.perf_counter()
     lr, sr, _ = super_resolve_file(args.input, args.output, options, overwrite=args.overwrite, log=say)
@@ -675,11 +701,37 @@ def cmd_networks(args: argparse.Namespace) -> int:
 
 
 def _is_batch(args: argparse.Namespace) -> bool:
-    """``mrsr infer`` on a manifest or on a folder of NIfTI files (not a DICOM series folder)."""
+    """``mrsr infer`` on a manifest, or ``mrsr infer``/``mrsr selfsr`` on a list file or a folder of NIfTI files or
+    several DICOM series (:func:`mrsr.batch.is_batch_input`; a folder of one series is one volume)."""
+    from mrsr.batch import is_batch_input
+
+    return bool(getattr(args, "manifest", None)) or bool(args.input and is_batch_input(args.input))
+
+
+def _part(args: argparse.Namespace) -> Part:
+    """The batch's part this process runs (:func:`mrsr.batch.resolve_part`): the options, else Slurm or torchrun."""
+    from mrsr.batch import resolve_part
+
+    return resolve_part(args.num_parts, args.part_id)
+
+
+def _check_batch(args: argparse.Namespace, output: Callable[[str, tuple], None]) -> None:
+    """A batch's part exists and its output is a folder; a single volume has no parts and its output is checked as
+    a volume's."""
+    from mrsr.batch import batch_kind
     from mrsr.paths import is_nifti_path
 
-    folder = Path(args.input) if args.input else None
-    return bool(args.manifest) or bool(folder and folder.is_dir() and any(map(is_nifti_path, folder.iterdir())))
+    if _is_batch(args):
+        _part(args)
+        if is_nifti_path(args.output):
+            what = f"{args.input} {batch_kind(args.input)}" if args.input else "--manifest"
+            raise MrsrError(f"{what}: a batch, whose outputs go into a folder; give -o a folder, not the file name "
+                            f"{args.output}.")  # fmt: skip
+        return
+    if args.num_parts is not None or args.part_id is not None:
+        raise MrsrError(f"--num-parts and --part-id split a batch (a folder, a .txt/.csv list or --manifest); "
+                        f"{args.input} is one volume.")  # fmt: skip
+    output(args.output, (args.input,))
 
 
 def check_paths(args: argparse.Namespace) -> None:
@@ -697,7 +749,7 @@ def check_paths(args: argparse.Namespace) -> None:
                               args.thickness, args.gap)  # fmt: skip
     elif args.command == "selfsr":
         check_input_path(args.input)
-        output(args.output, (args.input,))
+        _check_batch(args, output)
         check_slice_profile(args.slice_profile)
     elif args.command == "infer":
         for given in (args.input, args.manifest):
@@ -705,8 +757,7 @@ def check_paths(args: argparse.Namespace) -> None:
                 check_input_path(given)
         if not (args.input or args.manifest):
             raise MrsrError("Give an input volume (or --manifest for a batch).")
-        if not _is_batch(args):
-            output(args.output, (args.input,))
+        _check_batch(args, output)
     elif args.command == "evaluate":
         for given in (args.sr, args.hr) + ((args.mask,) if args.mask not in ("auto", "none") else ()):
             check_input_path(given)

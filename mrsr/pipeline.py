@@ -6,10 +6,10 @@ line)::
 
     LoadVolumed -> RobustNormalized -> VolumeInferer -> RestoreVolumed -> SaveOutputd
 
-:func:`super_resolve_file` runs it on one file with ``mrsr infer``'s checks and progress lines, and
-:func:`super_resolve_batch` on a folder of NIfTI files or a manifest section (resumable, sharded
-under torchrun). :func:`build_predictor` loads what runs: a bundle's network, a network from its
-weights file, or an interpolation baseline (:func:`mrsr.networks.get_baseline`).
+:func:`super_resolve_file` runs it on one file with ``mrsr infer``'s checks and progress lines
+(:mod:`mrsr.batch` runs it, and :func:`selfsr_file`, over folders, lists and manifest sections).
+:func:`build_predictor` loads what runs: a bundle's network, a network from its weights file, or an
+interpolation baseline (:func:`mrsr.networks.get_baseline`).
 
 This module sits above :mod:`mrsr.bundle` and below :mod:`mrsr.cli`.
 """
@@ -17,11 +17,10 @@ This module sits above :mod:`mrsr.bundle` and below :mod:`mrsr.cli`.
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
@@ -32,7 +31,7 @@ from torch import nn
 
 from mrsr.data import LoadVolumed, load_volume, save_volume
 from mrsr.data.io import check_fits_output
-from mrsr.errors import MrsrError, OutputExistsError
+from mrsr.errors import MrsrError
 from mrsr.inference import (
     BAND_LIMITED_KEY,
     RestoreVolumed,
@@ -43,7 +42,7 @@ from mrsr.inference import (
 )
 from mrsr.metrics import EvaluationResult, evaluate
 from mrsr.networks.baselines import get_baseline, is_baseline
-from mrsr.paths import check_output_path, is_nifti_path
+from mrsr.paths import check_output_path
 from mrsr.progress import say
 from mrsr.selfsr import SelfSRReport, selfsr
 from mrsr.settings import DegradeSettings, InferSettings, SelfSRSettings
@@ -60,10 +59,6 @@ __all__ = [
     "options_chain",
     "run_settings",
     "super_resolve_file",
-    "batch_inputs",
-    "batch_output",
-    "BatchResult",
-    "super_resolve_batch",
     "degrade_file",
     "evaluate_files",
 ]
@@ -375,120 +370,6 @@ def super_resolve_file(
         log(f"{predictor.method}: {name} is band-limited along axis {axes} (zero-filled or interpolated when it was "
             "made): nothing added beyond its band there")  # fmt: skip
     return image, d["pred"], predictor
-
-
-def batch_inputs(
-    folder: str | os.PathLike | None = None,
-    manifest: str | os.PathLike | None = None,
-    data_root: str | os.PathLike | None = None,
-    section: str = "test",
-) -> tuple[list[Path], dict[Path, dict]]:
-    """A batch's input files (a folder's NIfTI files, or a manifest section's images), and the
-    layouts of a manifest's headerless images (``image_layout``) by path.
-
-    Raises:
-        MrsrError: both or neither of ``folder`` and ``manifest``, an empty section or folder.
-    """
-    if manifest:
-        from mrsr.data.manifest import load_manifest
-
-        if folder:
-            raise MrsrError("Give either an input or --manifest, not both.")
-        entries = load_manifest(manifest, data_root, sections=(section,)).get(section) or []
-        if not entries:
-            raise MrsrError(f"The manifest {manifest} has no {section!r} entries; choose one with --section.")
-        layouts = {Path(e["image"]): e["image_layout"] for e in entries if "image_layout" in e}
-        return [Path(e["image"]) for e in entries], layouts
-    if folder is None:
-        raise MrsrError("Give an input volume (or --manifest for a batch).")
-    files = sorted(p for p in Path(folder).iterdir() if is_nifti_path(p))
-    if not files:
-        raise MrsrError(f"{folder} holds no .nii/.nii.gz files.")
-    return files, {}
-
-
-def batch_output(path: Path, out_dir: Path) -> Path:
-    """The output of ``path`` in a batch: its own name in ``out_dir`` (``.nii.gz`` added to a non-NIfTI name).
-
-    >>> batch_output(Path("in/a.nii.gz"), Path("out")).as_posix(), batch_output(Path("s1.ima"), Path("out")).as_posix()
-    ('out/a.nii.gz', 'out/s1.ima.nii.gz')
-    """
-    return out_dir / (path.name if is_nifti_path(path) else f"{path.name}.nii.gz")
-
-
-class BatchResult(NamedTuple):
-    """What :func:`super_resolve_batch` did: outputs written, outputs already there, inputs that failed."""
-
-    written: int
-    skipped: int
-    failed: list[str]
-
-
-def _shard(items: list, rank: int | None = None, world: int | None = None) -> tuple[list, int, int]:
-    """This process's share of ``items`` under torchrun (``RANK``/``WORLD_SIZE``): every WORLD_SIZE-th one."""
-    rank = int(os.environ.get("RANK", "0")) if rank is None else rank
-    world = int(os.environ.get("WORLD_SIZE", "1")) if world is None else world
-    return items[rank::world], rank, world
-
-
-def super_resolve_batch(
-    output_dir: str | os.PathLike,
-    options: InferOptions | None = None,
-    folder: str | os.PathLike | None = None,
-    manifest: str | os.PathLike | None = None,
-    data_root: str | os.PathLike | None = None,
-    section: str = "test",
-    overwrite: bool = False,
-    log: Log = say,
-) -> BatchResult:
-    """Super-resolve every volume of ``folder`` (its NIfTI files) or of a manifest section into ``output_dir``.
-
-    Outputs keep their input's name (:func:`batch_output`). Finished outputs are skipped (a run
-    again goes on where it stopped), and so is one that another run writes while this one works on
-    it (without ``overwrite`` the first to finish is kept whole); under torchrun each rank takes every
-    WORLD_SIZE-th volume. A volume that fails is logged and the others go on. One network serves every
-    volume.
-
-    Raises:
-        MrsrError: no inputs, two inputs with one output name, an output folder holding inputs, or
-            (after the others ran) any volume that failed.
-    """
-    inputs, layouts = batch_inputs(folder, manifest, data_root, section)
-    out_dir = Path(output_dir)
-    outputs = [batch_output(p, out_dir) for p in inputs]
-    clashes = sorted({o.name for o in outputs if outputs.count(o) > 1})
-    if clashes:
-        raise MrsrError(f"Several inputs would write the same output name: {', '.join(clashes[:5])}; rename them.")
-    if out_dir.resolve() in {p.resolve().parent for p in inputs}:
-        raise MrsrError(f"The output folder {out_dir} holds inputs; choose another folder with -o.")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    mine, rank, world = _shard(list(zip(inputs, outputs)))
-    done = skipped = 0
-    failed: list[str] = []
-    predictor = None
-    for i, (path, out) in enumerate(mine, 1):
-        if out.exists() and not overwrite:
-            skipped += 1
-            continue
-        start = time.perf_counter()
-        try:
-            lr, sr, predictor = super_resolve_file(path, out, options, predictor, layouts.get(path), overwrite, log)
-        except OutputExistsError:  # another run (a restarted batch, a second process) wrote it meanwhile
-            skipped += 1
-            log(f"[{i}/{len(mine)}] {path.name}: written by another run meanwhile; kept")
-            continue
-        except (ValueError, OSError) as err:  # MrsrError is a ValueError
-            failed.append(path.name)
-            log(f"[{i}/{len(mine)}] {path.name}: error: {err}")
-            continue
-        done += 1
-        log(f"[{i}/{len(mine)}] {path.name}: {tuple(lr.shape[1:])} -> {tuple(sr.shape[1:])} in "
-            f"{time.perf_counter() - start:.1f} s")  # fmt: skip
-    where = f" (rank {rank} of {world})" if world > 1 else ""
-    log(f"{done} written, {skipped} already done, {len(failed)} failed{where}; outputs in {out_dir}")
-    if failed:
-        raise MrsrError(f"{len(failed)} volume(s) failed: {', '.join(failed[:5])}{' ...' if len(failed) > 5 else ''}")
-    return BatchResult(done, skipped, failed)
 
 
 def selfsr_file(

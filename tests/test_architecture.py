@@ -32,7 +32,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         ),
     ),
     ("bundles", ("mrsr.bundle",)),
-    ("applications", ("mrsr.pipeline", "mrsr.demo", "mrsr.benchmark", "mrsr.bundle_table")),
+    ("applications", ("mrsr.pipeline", "mrsr.batch", "mrsr.demo", "mrsr.benchmark", "mrsr.bundle_table")),
     ("cli", ("mrsr.cli", "mrsr.__main__")),
 ]
 

@@ -1,13 +1,11 @@
-"""mrsr.pipeline: the bundles' inference chain with explicit outputs, the file and batch runs, predictors."""
+"""mrsr.pipeline: the bundles' inference chain with explicit outputs, file runs, predictors (batches: test_batch.py)."""
 
 from __future__ import annotations
 
 import inspect
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import nibabel as nib
 import numpy as np
@@ -22,13 +20,11 @@ from mrsr.networks import get_baseline
 from mrsr.pipeline import (
     InferOptions,
     Predictor,
-    batch_inputs,
     build_predictor,
     degrade_file,
     evaluate_files,
     inference_chain,
     selfsr_file,
-    super_resolve_batch,
     super_resolve_file,
 )
 from mrsr.settings import AdaptSettings, DegradeSettings, InferSettings, SelfSRSettings
@@ -150,41 +146,6 @@ def test_a_baseline_lands_on_the_requested_size_and_has_nothing_to_adapt(tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["crop.nii.gz"]
 
 
-def test_batch_inputs_are_a_folders_nifti_files_or_a_manifest_section(tmp_path):
-    with pytest.raises(MrsrError, match="holds no .nii/.nii.gz files"):
-        batch_inputs(tmp_path)
-    with pytest.raises(MrsrError, match="either an input or --manifest"):
-        batch_inputs(tmp_path, manifest="m.json")
-    crop = _crop(tmp_path)
-    (tmp_path / "notes.txt").write_text("not an image")
-    assert batch_inputs(tmp_path) == ([tmp_path / "crop.nii.gz"], {})
-    manifest = tmp_path / "m.json"
-    layout = {"shape": [8, 8], "dtype": "u1"}
-    (tmp_path / "raw.bin").write_bytes(bytes(64))
-    manifest.write_text(json.dumps({"test": [{"image": crop}, {"image": "raw.bin", "image_layout": layout}]}))
-    files, layouts = batch_inputs(manifest=manifest, data_root=tmp_path)
-    assert files == [tmp_path / "crop.nii.gz", tmp_path / "raw.bin"] and layouts == {tmp_path / "raw.bin": layout}
-
-
-def test_a_batch_goes_on_past_a_failure_and_resumes(tmp_path):
-    folder = tmp_path / "in"
-    folder.mkdir()
-    _crop(folder, "a.nii.gz"), _crop(folder, "c.nii.gz", z=35)
-    (folder / "b.nii.gz").write_bytes(sample_path().read_bytes()[:4000])  # truncated
-    lines: list[str] = []
-    options = InferOptions(network="zerofill", settings=InferSettings(device="cpu"))
-    with pytest.raises(MrsrError, match=r"1 volume\(s\) failed: b.nii.gz"):
-        super_resolve_batch(tmp_path / "out", options, folder, log=lines.append)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.nii.gz", "c.nii.gz"]
-    assert any(line.startswith("[2/3] b.nii.gz: error: Cannot read") for line in lines)
-    assert lines[-1] == f"2 written, 0 already done, 1 failed; outputs in {tmp_path / 'out'}"
-    (folder / "b.nii.gz").unlink()
-    result = super_resolve_batch(tmp_path / "out", options, folder, log=lines.append)
-    assert result == (0, 2, [])
-    with pytest.raises(MrsrError, match="holds inputs"):
-        super_resolve_batch(folder, options, folder, log=lines.append)
-
-
 def test_degrade_then_evaluate_files(tmp_path):
     lr_path, lines = tmp_path / "lr.nii.gz", []
     hr, lr, axes = degrade_file(_crop(tmp_path), lr_path, DegradeSettings(scale=2))
@@ -259,30 +220,3 @@ def test_two_runs_writing_one_output_leave_it_whole_from_one_run(tmp_path):
     out = nib.load(tmp_path / "sr.nii.gz")
     assert np.array_equal(np.asarray(out.dataobj), np.asarray(nib.load(tmp_path / "reference.nii.gz").dataobj))
     assert _no_temporaries(tmp_path)
-
-
-def test_a_batch_killed_and_restarted_beside_another_ends_with_every_output_whole(tmp_path):
-    """A batch stopped (SIGTERM) midway, then restarted while a second batch works the same folder: every
-    output is whole, written once by one of them, and no temporary file is left."""
-    src = load_volume(sample_path())[:, :, :, 20:44]
-    (tmp_path / "in").mkdir()
-    for k in range(6):
-        save_volume(src, tmp_path / "in" / f"scan{k}.nii.gz")
-    args = ["infer", str(tmp_path / "in"), "--network", "bicubic", "--scale", "2", "--device", "cpu"]
-    subprocess.run(_mrsr(*args, "-o", str(tmp_path / "reference")), check=True, capture_output=True)
-    first = subprocess.Popen(_mrsr(*args, "-o", str(tmp_path / "out")), stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 240
-    while not list((tmp_path / "out").glob("scan*.nii.gz")) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    first.send_signal(signal.SIGTERM)
-    assert first.wait(timeout=60) != 0
-    assert _no_temporaries(tmp_path / "out"), sorted(p.name for p in (tmp_path / "out").iterdir())
-    runs = [subprocess.Popen(_mrsr(*args, "-o", str(tmp_path / "out")), stderr=subprocess.PIPE, text=True)
-            for _ in range(2)]  # fmt: skip
-    results = [(run.wait(timeout=300), run.stderr.read()) for run in runs]
-    assert [code for code, _ in results] == [0, 0], results
-    names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == [f"scan{k}.nii.gz" for k in range(6)], names
-    for name in names:
-        got = np.asarray(nib.load(tmp_path / "out" / name).dataobj)
-        assert np.array_equal(got, np.asarray(nib.load(tmp_path / "reference" / name).dataobj)), name
