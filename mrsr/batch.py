@@ -24,6 +24,7 @@ torch loads); it sits beside :mod:`mrsr.pipeline`, whose file functions it runs.
 
 from __future__ import annotations
 
+import abc
 import csv
 import json
 import os
@@ -252,27 +253,17 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield Path(folder) / name
 
 
-def _looks_dicom(path: Path) -> bool:
-    """A ``.dcm`` name or the DICOM preamble (what :class:`mrsr.data.DicomReader` reads)."""
-    import pydicom
-
-    if path.suffix.lower() == ".dcm":
-        return True
-    try:
-        return pydicom.misc.is_dicom(str(path))
-    except OSError:
-        return False
-
-
 def _probe(path: Path) -> tuple[str, str]:
     """What ``path`` is: ``("nifti", "")``, ``("dicom", SeriesInstanceUID)`` for a DICOM image, ``("broken", "")``
     for a DICOM file whose header cannot be read or is cut short (an input that will fail, and be recorded),
     ``("other", "")`` for the rest (not a volume, or a DICOM object without an image: a DICOMDIR, a report)."""
     import pydicom
 
+    from mrsr.data.dicom import is_dicom_file
+
     if is_nifti_path(path):
         return "nifti", ""
-    if not _looks_dicom(path):
+    if not is_dicom_file(path):
         return "other", ""
     try:
         ds = pydicom.dcmread(str(path), stop_before_pixels=True, specific_tags=_DICOM_TAGS)
@@ -328,9 +319,11 @@ def _dicom_name(name: str) -> str:
 def _output_for(path: Path, relative: Path) -> Path:
     """The output of one volume at ``relative`` under the output folder: a NIfTI file keeps its name, a DICOM
     file or series folder becomes a series folder, anything else (``.npy``, raw) a ``.nii.gz`` file."""
+    from mrsr.data.dicom import is_dicom_file
+
     if is_nifti_path(path):
         return relative
-    if path.is_dir() or path.suffix.lower() == ".dcm" or (path.is_file() and _looks_dicom(path)):
+    if path.is_dir() or path.suffix.lower() == ".dcm" or (path.is_file() and is_dicom_file(path)):
         return relative.with_name(_dicom_name(relative.name))
     return relative.with_name(f"{relative.name}.nii.gz")
 
@@ -595,18 +588,19 @@ class BatchResult(NamedTuple):
     status: Path
 
 
-class _Job:
+class _Job(abc.ABC):
     """What runs on each volume: :meth:`prepare` once (its errors end the run: they concern every volume), then
     ``job(item, path, output, overwrite, log)`` per volume, which returns a short account of the volume."""
 
     name = "batch"
     settings_hash = ""
 
-    def prepare(self) -> None:
-        """Load what every volume needs."""
+    def prepare(self) -> None:  # noqa: B027 - an optional hook, not abstract
+        """Load what every volume needs (nothing by default)."""
 
+    @abc.abstractmethod
     def __call__(self, item: BatchItem, path: Path, out: Path, overwrite: bool, log: Log) -> str:
-        raise NotImplementedError
+        """Run on one volume; return a short account of it."""
 
 
 class _InferJob(_Job):
@@ -623,9 +617,6 @@ class _InferJob(_Job):
     def prepare(self) -> None:
         from mrsr.pipeline import build_predictor, run_settings
 
-        if self.options.settings.adapt is not None and self.options.is_baseline:  # as super_resolve_file says
-            raise MrsrError(f"--adapt fine-tunes a network; {self.options.method} has nothing to adapt: drop --adapt "
-                            "or give --bundle or --network with --weights.")  # fmt: skip
         self.predictor = build_predictor(self.options)
         # the settings the inferer runs with: the method, its scale, channels and detail included
         self.settings_hash = settings_hash(run_settings(self.options, self.predictor))

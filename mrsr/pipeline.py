@@ -149,6 +149,9 @@ def build_predictor(options: InferOptions) -> Predictor:
     from mrsr.networks import BASELINES, available
 
     scale, detail = options.settings.scale, options.settings.detail
+    if options.settings.adapt is not None and options.is_baseline:
+        raise MrsrError(f"--adapt fine-tunes a network; {options.method} has nothing to adapt: drop --adapt or give "
+                        "--bundle or --network with --weights.")  # fmt: skip
     if detail is not None and options.is_baseline:
         raise MrsrError(f"--detail scales what a network adds; {options.method} adds nothing: drop --detail or give "
                         "--bundle or --network with --weights.")  # fmt: skip
@@ -343,9 +346,6 @@ def super_resolve_file(
     """
     options = options or InferOptions()
     settings = options.settings
-    if settings.adapt is not None and options.is_baseline:
-        raise MrsrError(f"--adapt fine-tunes a network; {options.method} has nothing to adapt: drop --adapt or give "
-                        "--bundle or --network with --weights.")  # fmt: skip
     device = resolve_device(settings.device)
     predictor = predictor or build_predictor(options)
     chain = options_chain(options, predictor, overwrite=overwrite)
